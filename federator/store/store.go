@@ -1,0 +1,277 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ErrRangeExhausted is returned when a cluster has no free clusterset IP.
+var ErrRangeExhausted = errors.New("store: clusterset IP range exhausted")
+
+// Options configures a Store. The zero value is valid.
+type Options struct {
+	// Logger receives decode problems. If nil, slog.Default() is used.
+	Logger *slog.Logger
+	// Registerer receives the store's metrics. If nil, they are not registered.
+	Registerer prometheus.Registerer
+}
+
+// Store reads and writes Causeway records in etcd.
+type Store struct {
+	cli     *clientv3.Client
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns a Store over an etcd client the caller owns.
+func New(cli *clientv3.Client, o Options) *Store {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{cli: cli, log: log, metrics: newMetrics(o.Registerer)}
+}
+
+// Client returns the underlying etcd client.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+func (s *Store) put(ctx context.Context, key string, m proto.Message, opts ...clientv3.OpOption) error {
+	b, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cli.Put(ctx, key, string(b), opts...); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) delete(ctx context.Context, key string) error {
+	if _, err := s.cli.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// PutCluster writes a cluster's record.
+func (s *Store) PutCluster(ctx context.Context, r *causewayv1.ClusterRecord) error {
+	return s.put(ctx, ClusterKey(r.GetName()), r)
+}
+
+// PutBundle writes a cluster's trust bundle.
+func (s *Store) PutBundle(ctx context.Context, b *causewayv1.TrustBundle) error {
+	return s.put(ctx, BundleKey(b.GetCluster()), b)
+}
+
+// PutImport writes a cluster's import of a service.
+func (s *Store) PutImport(ctx context.Context, r *causewayv1.ImportRecord) error {
+	return s.put(ctx, ImportKey(r.GetCluster(), r.GetNamespace(), r.GetName()), r)
+}
+
+// DeleteImport removes a cluster's import of a service.
+func (s *Store) DeleteImport(ctx context.Context, cluster, ns, svc string) error {
+	return s.delete(ctx, ImportKey(cluster, ns, svc))
+}
+
+// PutDrain writes a drain record.
+func (s *Store) PutDrain(ctx context.Context, r *causewayv1.DrainRecord) error {
+	return s.put(ctx, DrainKey(r.GetCluster(), r.GetNamespace(), r.GetName()), r)
+}
+
+// DeleteDrain removes a drain record.
+func (s *Store) DeleteDrain(ctx context.Context, cluster, ns, svc string) error {
+	return s.delete(ctx, DrainKey(cluster, ns, svc))
+}
+
+// PutExport writes an export record. The creation time of an existing
+// record is kept (it decides conflicts), so a re-publish never makes an
+// export younger; a new record gets r.Created, or now when unset.
+func (s *Store) PutExport(ctx context.Context, r *causewayv1.ExportRecord) error {
+	key := ExportKey(r.GetNamespace(), r.GetName(), r.GetCluster())
+	for attempt := 0; attempt < 8; attempt++ {
+		resp, err := s.cli.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("publish export %s: %w", key, err)
+		}
+		rec := proto.Clone(r).(*causewayv1.ExportRecord)
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if len(resp.Kvs) == 1 {
+			kv := resp.Kvs[0]
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
+			old := &causewayv1.ExportRecord{}
+			if err := decodeInto(kv.Value, old); err == nil && old.GetCreated() != nil {
+				rec.Created = old.GetCreated()
+			}
+		}
+		if rec.Created == nil {
+			rec.Created = timestamppb.Now()
+		}
+		b, err := Encode(rec)
+		if err != nil {
+			return err
+		}
+		txn, err := s.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(b))).Commit()
+		if err != nil {
+			return fmt.Errorf("publish export %s: %w", key, err)
+		}
+		if txn.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("publish export %s: too many concurrent writers", key)
+}
+
+// DeleteExport removes one cluster's export of a service.
+func (s *Store) DeleteExport(ctx context.Context, ns, svc, cluster string) error {
+	return s.delete(ctx, ExportKey(ns, svc, cluster))
+}
+
+// ListExportsOf returns the export records written by one cluster.
+func (s *Store) ListExportsOf(ctx context.Context, cluster string) ([]*causewayv1.ExportRecord, error) {
+	entries, _, err := s.List(ctx, Prefix+KindExports+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []*causewayv1.ExportRecord
+	for _, e := range entries {
+		if x := e.GetExport(); x != nil && x.GetCluster() == cluster {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// RegisterGateway writes a gateway record attached to the session's lease:
+// it disappears when the session ends or its lease expires.
+func (s *Store) RegisterGateway(ctx context.Context, sess *concurrency.Session, r *causewayv1.GatewayRecord) error {
+	return s.put(ctx, GatewayKey(r.GetCluster(), r.GetInstance()), r, clientv3.WithLease(sess.Lease()))
+}
+
+// List returns every decodable entry under prefix (a full key prefix,
+// Prefix for everything) and the revision of the read.
+func (s *Store) List(ctx context.Context, prefix string) ([]*causewayv1.Entry, int64, error) {
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	out := make([]*causewayv1.Entry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if e := s.decode(string(kv.Key), kv.Value); e != nil {
+			out = append(out, e)
+		}
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// decode returns the entry of a key/value, or nil when it is not a catalog
+// entry or cannot be decoded (logged and counted).
+func (s *Store) decode(key string, value []byte) *causewayv1.Entry {
+	e, err := DecodeEntry(key, value)
+	if err != nil {
+		kind, _, _ := ParseKey(key)
+		if kind == "" {
+			kind = "unknown"
+		}
+		s.metrics.decodeErrors.WithLabelValues(kind).Inc()
+		s.log.Warn("skipping etcd value", "key", key, "err", err)
+		return nil
+	}
+	return e
+}
+
+// AllocateVIP returns the clusterset IP of ns/svc in cluster, reserving a
+// free address of prefix when it has none. Safe under concurrent callers
+// (in one or many processes): the reservation is a create-only transaction.
+func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
+	for attempt := 0; attempt < 64; attempt++ {
+		resp, err := s.cli.Get(ctx, vipPrefix(cluster), clientv3.WithPrefix())
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: %w", ns, svc, cluster, err)
+		}
+		used := make(map[netip.Addr]bool, len(resp.Kvs))
+		for _, kv := range resp.Kvs {
+			addr, err := netip.ParseAddr(string(kv.Key[len(vipPrefix(cluster)):]))
+			if err != nil {
+				continue
+			}
+			used[addr] = true
+			a := &causewayv1.VIPAllocation{}
+			if decodeInto(kv.Value, a) == nil && a.GetNamespace() == ns && a.GetName() == svc {
+				return addr, nil
+			}
+		}
+		addr, ok := firstFree(prefix, used)
+		if !ok {
+			return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s from %s: %w", ns, svc, cluster, prefix, ErrRangeExhausted)
+		}
+		b, err := Encode(&causewayv1.VIPAllocation{Namespace: ns, Name: svc})
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		key := VIPKey(cluster, addr.String())
+		txn, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, string(b))).Commit()
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("allocate vip %s for %s/%s: %w", addr, ns, svc, err)
+		}
+		if txn.Succeeded {
+			return addr, nil
+		}
+		// Someone took it first: re-read and try again.
+	}
+	return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: too much contention", ns, svc, cluster)
+}
+
+// ReleaseVIP frees the clusterset IP of ns/svc in cluster, if it is still
+// reserved by that service.
+func (s *Store) ReleaseVIP(ctx context.Context, cluster, ns, svc string, addr netip.Addr) error {
+	key := VIPKey(cluster, addr.String())
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("release vip %s: %w", addr, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	a := &causewayv1.VIPAllocation{}
+	if err := decodeInto(resp.Kvs[0].Value, a); err == nil && (a.GetNamespace() != ns || a.GetName() != svc) {
+		return nil
+	}
+	_, err = s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+		Then(clientv3.OpDelete(key)).Commit()
+	if err != nil {
+		return fmt.Errorf("release vip %s: %w", addr, err)
+	}
+	return nil
+}
+
+// firstFree returns the lowest address of p not in used, skipping the
+// network and broadcast addresses of IPv4 ranges.
+func firstFree(p netip.Prefix, used map[netip.Addr]bool) (netip.Addr, bool) {
+	p = p.Masked()
+	addr := p.Addr()
+	if addr.Is4() && p.Bits() < 31 {
+		addr = addr.Next()
+	}
+	for ; addr.IsValid() && p.Contains(addr); addr = addr.Next() {
+		if addr.Is4() && p.Bits() < 31 && !p.Contains(addr.Next()) {
+			break // broadcast
+		}
+		if !used[addr] {
+			return addr, true
+		}
+	}
+	return netip.Addr{}, false
+}

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ErrCompacted means the watch's start revision was compacted: re-list.
+var ErrCompacted = errors.New("store: watch revision compacted")
+
+// Change is one event of a watch: an upsert (Entry set) or a delete.
+type Change struct {
+	// Key is the full etcd key.
+	Key string
+	// Entry is the decoded record; nil for deletes, for undecodable values
+	// and for keys that are not catalog entries.
+	Entry *causewayv1.Entry
+	// Deleted is true when the key was removed (or its lease expired).
+	Deleted bool
+}
+
+// Batch is the changes of one etcd watch response, all at Revision.
+type Batch struct {
+	Changes  []Change
+	Revision int64
+}
+
+// Watch calls fn with every batch of changes under Prefix after revision
+// fromRev-1 (so pass the list revision + 1). It returns ErrCompacted when
+// the revision is gone, ctx.Err() when ctx ends, or fn's error.
+func (s *Store) Watch(ctx context.Context, fromRev int64, fn func(Batch) error) error {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := s.cli.Watch(ctx, Prefix, clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
+	for resp := range wch {
+		if resp.CompactRevision != 0 {
+			return fmt.Errorf("watch from %d (compacted at %d): %w", fromRev, resp.CompactRevision, ErrCompacted)
+		}
+		if err := resp.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return fmt.Errorf("watch from %d: %w", fromRev, ErrCompacted)
+			}
+			return fmt.Errorf("watch %s: %w", Prefix, err)
+		}
+		if len(resp.Events) == 0 {
+			continue
+		}
+		b := Batch{Revision: resp.Header.Revision, Changes: make([]Change, 0, len(resp.Events))}
+		for _, ev := range resp.Events {
+			key := string(ev.Kv.Key)
+			if kind, _, err := ParseKey(key); err != nil || kind == KindVIPs {
+				continue
+			}
+			if ev.Type == clientv3.EventTypeDelete {
+				b.Changes = append(b.Changes, Change{Key: key, Deleted: true})
+				continue
+			}
+			e := s.decode(key, ev.Kv.Value)
+			// An undecodable new value hides the key from readers: treat
+			// it as deleted rather than keep serving the stale value.
+			b.Changes = append(b.Changes, Change{Key: key, Entry: e, Deleted: e == nil})
+		}
+		fromRev = resp.Header.Revision + 1
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("watch %s: channel closed", Prefix)
+}

@@ -1,0 +1,25 @@
+package embedetcd
+
+import (
+	"context"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// StartForTest starts a member in t.TempDir() on 127.0.0.1 and returns it
+// with a client; both are closed by t.Cleanup.
+func StartForTest(t testing.TB) (*Server, *clientv3.Client) {
+	t.Helper()
+	s, err := Start(context.Background(), Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start embedded etcd: %v", err)
+	}
+	t.Cleanup(s.Close)
+	cli, err := s.Client()
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return s, cli
+}
