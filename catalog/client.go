@@ -1,0 +1,158 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures a Client. Zero fields take the documented defaults.
+type Options struct {
+	// Cluster is the caller's cluster, sent to the federator for its logs.
+	Cluster string
+	// Component labels the client's metrics ("gateway", "dnsshim").
+	Component string
+	// Logger; if nil, slog.Default().
+	Logger *slog.Logger
+	// Registerer for the client's metrics; if nil, not registered.
+	Registerer prometheus.Registerer
+	// MinBackoff is the first reconnect delay. If zero, 100ms.
+	MinBackoff time.Duration
+	// MaxBackoff caps the reconnect delay. If zero, 5s.
+	MaxBackoff time.Duration
+}
+
+// Client keeps a View current from a federator's Catalog.Watch stream.
+type Client struct {
+	rpc  causewayv1.CatalogClient
+	opts Options
+	log  *slog.Logger
+	m    *clientMetrics
+
+	*Feed
+	ready chan struct{}
+}
+
+// NewClient returns a client over a federator connection the caller owns.
+func NewClient(rpc causewayv1.CatalogClient, o Options) *Client {
+	if o.MinBackoff == 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Client{
+		rpc:   rpc,
+		opts:  o,
+		log:   log.With("component", "catalog"),
+		m:     newClientMetrics(o.Registerer, o.Component),
+		Feed:  NewFeed(),
+		ready: make(chan struct{}),
+	}
+	return c
+}
+
+// Ready is closed once the first full snapshot has arrived.
+func (c *Client) Ready() <-chan struct{} { return c.ready }
+
+// IsReady reports whether the first snapshot has arrived.
+func (c *Client) IsReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Client) publish(v *View) {
+	c.Publish(v)
+	if v.StaleSince.IsZero() {
+		c.m.staleSince.Set(0)
+	} else {
+		c.m.staleSince.Set(float64(v.StaleSince.Unix()))
+	}
+}
+
+// Run watches until ctx ends, reconnecting with exponential back-off.
+// It returns nil when ctx is done.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := c.opts.MinBackoff
+	for {
+		gotData, err := c.watchOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.m.reconnects.Inc()
+		if v := c.View(); c.IsReady() && v.StaleSince.IsZero() {
+			stale := *v
+			stale.StaleSince = time.Now()
+			c.publish(&stale)
+			c.log.Warn("lost the federator; serving the last catalog", "err", err)
+		} else {
+			c.log.Debug("catalog watch failed", "err", err)
+		}
+		if gotData {
+			backoff = c.opts.MinBackoff
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, c.opts.MaxBackoff)
+	}
+}
+
+// watchOnce runs one Watch stream; gotData reports whether a snapshot arrived.
+func (c *Client) watchOnce(ctx context.Context) (gotData bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rpc.Watch(ctx, &causewayv1.WatchRequest{Cluster: c.opts.Cluster})
+	if err != nil {
+		return false, fmt.Errorf("open catalog watch: %w", err)
+	}
+	var entries map[string]*causewayv1.Entry
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return gotData, fmt.Errorf("receive catalog: %w", err)
+		}
+		if resp.GetReset_() {
+			entries = make(map[string]*causewayv1.Entry, len(resp.GetUpserts()))
+			gotData = true
+		} else if entries == nil {
+			return false, errors.New("receive catalog: delta before snapshot")
+		} else {
+			// Copy on write: published views are immutable.
+			next := make(map[string]*causewayv1.Entry, len(entries)+len(resp.GetUpserts()))
+			for k, e := range entries {
+				next[k] = e
+			}
+			entries = next
+		}
+		for _, e := range resp.GetUpserts() {
+			entries[e.GetKey()] = e
+		}
+		for _, k := range resp.GetDeletes() {
+			delete(entries, k)
+		}
+		c.publish(NewView(entries, resp.GetRevision()))
+		c.m.updates.Inc()
+		if !c.IsReady() {
+			close(c.ready)
+			c.log.Info("catalog synced", "revision", resp.GetRevision(), "entries", len(entries))
+		}
+	}
+}

@@ -1,0 +1,34 @@
+package federator
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	exports         prometheus.Gauge
+	imports         prometheus.Gauge
+	relists         prometheus.Counter
+	sourceErrors    prometheus.Counter
+	reconcileErrors *prometheus.CounterVec
+	watchers        prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "causeway", "federator"
+	m := &metrics{
+		exports: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "exports", Help: "Services this cluster exports."}),
+		imports: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "imports", Help: "Services this cluster imports."}),
+		relists: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "etcd_relists_total", Help: "Full re-lists of etcd after a failed or compacted watch."}),
+		sourceErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "source_errors_total", Help: "Export source reloads rejected (the last good set stays)."}),
+		reconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "reconcile_errors_total", Help: "Failed reconcile passes, by side (export, import)."}, []string{"side"}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "catalog_watchers", Help: "Open Catalog.Watch streams."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers)
+	}
+	return m
+}
