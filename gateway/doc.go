@@ -1,0 +1,14 @@
+// Package gateway owns a cluster's east-west data plane: egress listeners
+// on imported services' addresses that carry each TCP flow as a stream of
+// a long-lived mutual-TLS QUIC connection to a peer gateway, and the
+// ingress side that accepts those streams and dials local backends.
+//
+// Rules:
+//   - One QUIC connection per peer cluster, shared by all flows to it.
+//   - A peer is accepted only with a certificate of a member cluster's
+//     gateway identity; a stream's source cluster must match that identity.
+//   - A bad stream gets a response code or a reset on that stream only.
+//   - A stream refused before any byte was delivered is retried on the
+//     next candidate cluster; the client never sees the refusal.
+//   - The gateway serves from the last catalog when the federator is gone.
+package gateway
