@@ -1,0 +1,321 @@
+package devenv
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/dnsshim"
+	"github.com/causeway-mesh/causeway/federator"
+	"github.com/causeway-mesh/causeway/federator/static"
+	"github.com/causeway-mesh/causeway/federator/store"
+	"github.com/causeway-mesh/causeway/gateway"
+	"github.com/causeway-mesh/causeway/internal/admin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"sigs.k8s.io/yaml"
+)
+
+// cluster is one dev cluster: its listeners, identity and components.
+type cluster struct {
+	spec ClusterSpec
+	idx  int
+	ip   netip.Addr
+	td   string
+	ca   *certs.CA
+
+	dnsUDP   net.PacketConn
+	dnsTCP   net.Listener
+	gwUDP    *net.UDPConn
+	fedLn    net.Listener
+	adminLn  net.Listener
+	backends map[string]net.Listener // by service name
+
+	gwCatalog  *catalog.Client
+	dnsCatalog *catalog.Client
+	gw         *gateway.Gateway
+}
+
+// listen binds every listener of the cluster, so that an address in use is
+// reported before anything starts.
+func (c *cluster) listen(cfg Config, svcs []demoService) (err error) {
+	ip := c.ip.String()
+	addr := func(port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
+	if c.dnsUDP, err = net.ListenPacket("udp", addr(cfg.DNSPort)); err != nil {
+		return bindError(addr(cfg.DNSPort), "DNS (udp)", err)
+	}
+	if c.dnsTCP, err = net.Listen("tcp", addr(cfg.DNSPort)); err != nil {
+		return bindError(addr(cfg.DNSPort), "DNS (tcp)", err)
+	}
+	udpAddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.ip, uint16(cfg.GatewayPort)))
+	if c.gwUDP, err = net.ListenUDP("udp", udpAddr); err != nil {
+		return bindError(udpAddr.String(), "gateway (udp)", err)
+	}
+	if c.fedLn, err = net.Listen("tcp", addr(cfg.FederatorPort)); err != nil {
+		return bindError(addr(cfg.FederatorPort), "federator", err)
+	}
+	if c.adminLn, err = net.Listen("tcp", addr(cfg.AdminPort)); err != nil {
+		return bindError(addr(cfg.AdminPort), "admin", err)
+	}
+	c.backends = map[string]net.Listener{}
+	for _, s := range svcs {
+		if !exportedBy(s, c.idx) {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr(0))
+		if err != nil {
+			return bindError(addr(0), "demo backend "+s.Name, err)
+		}
+		c.backends[s.Name] = ln
+	}
+	return nil
+}
+
+func bindError(addr, what string, err error) error {
+	return fmt.Errorf("listen on %s for %s: %w", addr, what, err)
+}
+
+func (c *cluster) closeListeners() {
+	if c.dnsUDP != nil {
+		_ = c.dnsUDP.Close()
+	}
+	if c.dnsTCP != nil {
+		_ = c.dnsTCP.Close()
+	}
+	if c.gwUDP != nil {
+		_ = c.gwUDP.Close()
+	}
+	if c.fedLn != nil {
+		_ = c.fedLn.Close()
+	}
+	if c.adminLn != nil {
+		_ = c.adminLn.Close()
+	}
+	for _, ln := range c.backends {
+		_ = ln.Close()
+	}
+}
+
+func exportedBy(s demoService, idx int) bool {
+	for _, i := range s.ExportedBy {
+		if i == idx {
+			return true
+		}
+	}
+	return false
+}
+
+// writeExports writes the cluster's static exports file and returns its path.
+func (c *cluster) writeExports(dir string, svcs []demoService) (string, error) {
+	f := static.File{Version: static.FormatVersion}
+	for _, s := range svcs {
+		ln, ok := c.backends[s.Name]
+		if !ok {
+			continue
+		}
+		port := uint32(ln.Addr().(*net.TCPAddr).Port)
+		f.Services = append(f.Services, static.Service{
+			Namespace: s.Namespace, Name: s.Name,
+			Ports: []static.Port{{Name: "http", Port: uint32(s.Port), Protocol: "TCP"}},
+			Endpoints: []static.Endpoint{{
+				Address: c.ip.String(), Hostname: s.Name + "-0", Zone: c.spec.Zone,
+				TargetPorts: map[string]uint32{"http": port},
+			}},
+		})
+	}
+	b, err := yaml.Marshal(f)
+	if err != nil {
+		return "", fmt.Errorf("encode exports of %s: %w", c.spec.Name, err)
+	}
+	path := filepath.Join(dir, c.spec.Name+"-exports.yaml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return "", fmt.Errorf("write exports of %s: %w", c.spec.Name, err)
+	}
+	return path, nil
+}
+
+// leaf issues a component certificate of the cluster.
+func (c *cluster) leaf(component string, lifetime time.Duration) (*certs.StaticSource, certs.ID, error) {
+	cert, err := c.ca.NewLeafKeyPair(component, lifetime, time.Now())
+	if err != nil {
+		return nil, certs.ID{}, fmt.Errorf("issue %s certificate of %s: %w", component, c.spec.Name, err)
+	}
+	id, err := certs.NewID(c.td, component)
+	if err != nil {
+		return nil, certs.ID{}, err
+	}
+	return certs.NewStaticSource(cert), id, nil
+}
+
+// start launches the cluster's components in g.
+func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []demoService) error {
+	log := cfg.Logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ownBundle := certs.NewBundleSet()
+	ownBundle.Set(c.td, []*x509.Certificate{c.ca.Cert})
+
+	// Federator, with its own etcd client as a separate process would have.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("connect %s federator to etcd: %w", c.spec.Name, err)
+	}
+	st := store.New(cli, store.Options{Logger: log, Registerer: reg})
+	fed, err := federator.New(federator.Config{
+		Cluster: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
+		VIPRanges: []netip.Prefix{cfg.vipRange(c.idx)}, TrustDomain: c.td,
+		Authorities: certs.AuthoritiesDER([]*x509.Certificate{c.ca.Cert}),
+		Logger:      log, Registerer: reg,
+	}, st)
+	if err != nil {
+		cli.Close()
+		return err
+	}
+	exportsPath, err := c.writeExports(dir, svcs)
+	if err != nil {
+		cli.Close()
+		return err
+	}
+	src := &static.Source{Path: exportsPath, Cluster: c.spec.Name, DefaultZone: c.spec.Zone, Logger: log}
+	g.Go(c.spec.Name+" federator", func(ctx context.Context) error {
+		defer cli.Close()
+		return fed.Run(ctx, src)
+	})
+
+	fedCert, fedID, err := c.leaf("federator", cfg.LeafLifetime)
+	if err != nil {
+		return err
+	}
+	grpcSrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
+		Source: fedCert, Bundles: ownBundle, Authorize: certs.AuthorizeTrustDomain(c.td), NextProtos: []string{"h2"},
+	}))))
+	causewayv1.RegisterCatalogServer(grpcSrv, fed.CatalogServer())
+	g.Go(c.spec.Name+" federator grpc", func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- grpcSrv.Serve(c.fedLn) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve federator grpc on %s: %w", c.fedLn.Addr(), err)
+		case <-ctx.Done():
+		}
+		stopped := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(time.Second):
+			grpcSrv.Stop()
+		}
+		<-errc
+		return nil
+	})
+
+	// Gateway: catalog from the federator, identity from the cluster CA.
+	gwCert, _, err := c.leaf("gateway", cfg.LeafLifetime)
+	if err != nil {
+		return err
+	}
+	gwConn, err := dialFederator(c.fedLn.Addr().String(), gwCert, ownBundle, fedID)
+	if err != nil {
+		return err
+	}
+	c.gwCatalog = catalog.NewClient(causewayv1.NewCatalogClient(gwConn), catalog.Options{
+		Cluster: c.spec.Name, Component: "gateway", Logger: log, Registerer: reg})
+	g.Go(c.spec.Name+" gateway catalog", func(ctx context.Context) error {
+		defer gwConn.Close()
+		return c.gwCatalog.Run(ctx)
+	})
+	c.gw, err = gateway.New(gateway.Config{Cluster: c.spec.Name, Logger: log, Registerer: reg}, c.gwCatalog, gwCert)
+	if err != nil {
+		return err
+	}
+	g.Go(c.spec.Name+" gateway", func(ctx context.Context) error {
+		select { // serve egress only from a synced catalog
+		case <-ctx.Done():
+			return nil
+		case <-c.gwCatalog.Ready():
+		}
+		return c.gw.Run(ctx, c.gwUDP, gateway.DefaultListen)
+	})
+	gwAddr := c.gwUDP.LocalAddr().String()
+	g.Go(c.spec.Name+" gateway announcement", func(ctx context.Context) error {
+		return fed.AnnounceGateway(ctx, "gw-0", []string{gwAddr}, 5*time.Second)
+	})
+
+	// DNS shim.
+	dnsCert, _, err := c.leaf("dnsshim", cfg.LeafLifetime)
+	if err != nil {
+		return err
+	}
+	dnsConn, err := dialFederator(c.fedLn.Addr().String(), dnsCert, ownBundle, fedID)
+	if err != nil {
+		return err
+	}
+	c.dnsCatalog = catalog.NewClient(causewayv1.NewCatalogClient(dnsConn), catalog.Options{
+		Cluster: c.spec.Name, Component: "dnsshim", Logger: log, Registerer: reg})
+	g.Go(c.spec.Name+" dnsshim catalog", func(ctx context.Context) error {
+		defer dnsConn.Close()
+		return c.dnsCatalog.Run(ctx)
+	})
+	shim, err := dnsshim.New(dnsshim.Config{Zone: cfg.Domain + ".", Cluster: c.spec.Name, Logger: log, Registerer: reg}, c.dnsCatalog)
+	if err != nil {
+		return err
+	}
+	g.Go(c.spec.Name+" dnsshim", func(ctx context.Context) error {
+		return shim.Serve(ctx, c.dnsUDP, c.dnsTCP)
+	})
+
+	// Demo backends.
+	for _, s := range svcs {
+		if ln, ok := c.backends[s.Name]; ok {
+			h := backendHandler(c.spec.Name, s)
+			g.Go(c.spec.Name+" backend "+s.Name, func(ctx context.Context) error {
+				return serveBackend(ctx, ln, h)
+			})
+		}
+	}
+
+	// Admin endpoints for the whole cluster.
+	adm := admin.New(reg, map[string]admin.Check{
+		"federator":       fed.Ready,
+		"gateway catalog": readyCheck(c.gwCatalog),
+		"dnsshim catalog": readyCheck(c.dnsCatalog),
+	})
+	g.Go(c.spec.Name+" admin", func(ctx context.Context) error { return adm.Serve(ctx, c.adminLn) })
+	return nil
+}
+
+func readyCheck(c *catalog.Client) admin.Check {
+	return func() error {
+		if !c.IsReady() {
+			return fmt.Errorf("no catalog snapshot yet")
+		}
+		return nil
+	}
+}
+
+// dialFederator opens a gRPC connection to the cluster's federator with a
+// component's identity, accepting only the federator's identity.
+func dialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
+	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
+		Source: cert, Bundles: bundles, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
+	}))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("connect to federator %s: %w", addr, err)
+	}
+	return conn, nil
+}

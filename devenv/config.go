@@ -1,0 +1,188 @@
+package devenv
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"regexp"
+	"time"
+)
+
+// ClusterSpec names and locates one dev cluster.
+type ClusterSpec struct {
+	Name   string `json:"name"`
+	Region string `json:"region"`
+	Zone   string `json:"zone"`
+}
+
+// DefaultClusters are east, west and north.
+var DefaultClusters = []ClusterSpec{
+	{Name: "east", Region: "us-east", Zone: "us-east-1a"},
+	{Name: "west", Region: "us-west", Zone: "us-west-1a"},
+	{Name: "north", Region: "eu-north", Zone: "eu-north-1a"},
+}
+
+// Config configures a dev clusterset. The zero value is valid.
+type Config struct {
+	// Clusters to start. If empty, DefaultClusters.
+	Clusters []ClusterSpec
+	// Net is the /16 inside 127.0.0.0/8 every address comes from: etcd on
+	// .0.1, cluster i (from 1) on .i.1 with VIPs in .i.128/25.
+	// If invalid (zero), 127.10.0.0/16.
+	Net netip.Prefix
+	// DataDir holds etcd's data and the generated files. If empty, a
+	// temporary directory removed on exit.
+	DataDir string
+	// StateFile, if set, receives the State JSON once everything is ready.
+	StateFile string
+	// Domain is the clusterset DNS zone. If empty, "clusterset.local".
+	Domain string
+	// Ports; zero means the default shown.
+	DNSPort       int // 1053
+	GatewayPort   int // 4443 (UDP)
+	FederatorPort int // 7443
+	AdminPort     int // 9090
+	EtcdPort      int // 2379 (peer port is EtcdPort+1)
+	// ReadyTimeout bounds start-up. If zero, 60s.
+	ReadyTimeout time.Duration
+	// LeafLifetime of component certificates. If zero, 1h.
+	LeafLifetime time.Duration
+	// Logger; if nil, slog.Default().
+	Logger *slog.Logger
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+var loopback = netip.MustParsePrefix("127.0.0.0/8")
+
+// ErrBadConfig wraps every configuration error.
+var ErrBadConfig = errors.New("invalid dev configuration")
+
+func (c Config) withDefaults() Config {
+	if len(c.Clusters) == 0 {
+		c.Clusters = DefaultClusters
+	}
+	if !c.Net.IsValid() {
+		c.Net = netip.MustParsePrefix("127.10.0.0/16")
+	}
+	if c.Domain == "" {
+		c.Domain = "clusterset.local"
+	}
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.DNSPort, 1053)
+	def(&c.GatewayPort, 4443)
+	def(&c.FederatorPort, 7443)
+	def(&c.AdminPort, 9090)
+	def(&c.EtcdPort, 2379)
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 60 * time.Second
+	}
+	if c.LeafLifetime == 0 {
+		c.LeafLifetime = time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first problem of c (after defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.Net.Bits() != 16 || !loopback.Contains(c.Net.Addr()) || c.Net.Masked() != c.Net {
+		return fmt.Errorf("%w: --net %s must be a /16 inside 127.0.0.0/8, like 127.10.0.0/16", ErrBadConfig, c.Net)
+	}
+	if len(c.Clusters) > 120 {
+		return fmt.Errorf("%w: %d clusters, at most 120", ErrBadConfig, len(c.Clusters))
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Clusters {
+		switch {
+		case s.Name == "":
+			return fmt.Errorf("%w: cluster %d has an empty name", ErrBadConfig, i+1)
+		case !dnsLabel.MatchString(s.Name):
+			return fmt.Errorf("%w: cluster name %q is not a DNS label (lowercase letters, digits, '-')", ErrBadConfig, s.Name)
+		case seen[s.Name]:
+			return fmt.Errorf("%w: cluster name %q given twice", ErrBadConfig, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	for _, p := range []int{c.DNSPort, c.GatewayPort, c.FederatorPort, c.AdminPort, c.EtcdPort, c.EtcdPort + 1} {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("%w: port %d out of range", ErrBadConfig, p)
+		}
+	}
+	return nil
+}
+
+// clusterIP is the address of cluster i (0-based).
+func (c Config) clusterIP(i int) netip.Addr {
+	b := c.Net.Addr().As4()
+	return netip.AddrFrom4([4]byte{b[0], b[1], byte(i + 1), 1})
+}
+
+// vipRange is the clusterset IP range of cluster i (0-based).
+func (c Config) vipRange(i int) netip.Prefix {
+	b := c.Net.Addr().As4()
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], byte(i + 1), 128}), 25)
+}
+
+// etcdIP is the address of the embedded etcd.
+func (c Config) etcdIP() netip.Addr {
+	b := c.Net.Addr().As4()
+	return netip.AddrFrom4([4]byte{b[0], b[1], 0, 1})
+}
+
+// ParseClusters parses "name[:region[:zone]],..." as given to --clusters.
+func ParseClusters(s string) ([]ClusterSpec, error) {
+	var out []ClusterSpec
+	for _, part := range splitNonEmpty(s, ',') {
+		fields := splitKeep(part, ':')
+		if len(fields) > 3 {
+			return nil, fmt.Errorf("%w: cluster %q: want name[:region[:zone]]", ErrBadConfig, part)
+		}
+		spec := ClusterSpec{Name: fields[0]}
+		if len(fields) > 1 {
+			spec.Region = fields[1]
+		}
+		if len(fields) > 2 {
+			spec.Zone = fields[2]
+		}
+		if spec.Region == "" {
+			spec.Region = "region-" + spec.Name
+		}
+		if spec.Zone == "" {
+			spec.Zone = spec.Region + "-a"
+		}
+		out = append(out, spec)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: --clusters is empty", ErrBadConfig)
+	}
+	return out, nil
+}
+
+func splitKeep(s string, sep byte) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func splitNonEmpty(s string, sep byte) []string {
+	parts := splitKeep(s, sep)
+	if len(parts) == 1 && parts[0] == "" {
+		return nil
+	}
+	return parts
+}

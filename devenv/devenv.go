@@ -1,0 +1,240 @@
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/embedetcd"
+)
+
+// Run starts the clusterset, calls onReady (if set) with its State once
+// every cluster serves every demo service, and runs until ctx ends. It
+// returns nil after a clean shutdown, or the first component's error.
+func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	if cfg.StateFile != "" {
+		if err := checkWritable(cfg.StateFile); err != nil {
+			return err
+		}
+	}
+
+	dir := cfg.DataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "causeway-dev-*")
+		if err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+
+	svcs := demoServices(len(cfg.Clusters))
+	clusters := make([]*cluster, len(cfg.Clusters))
+	defer func() {
+		for _, c := range clusters {
+			if c != nil {
+				c.closeListeners()
+			}
+		}
+	}()
+	for i, spec := range cfg.Clusters {
+		c := &cluster{spec: spec, idx: i, ip: cfg.clusterIP(i), td: certs.TrustDomainFor(spec.Name, cfg.Domain)}
+		clusters[i] = c
+		if err := c.listen(cfg, svcs); err != nil {
+			return err
+		}
+		ca, err := certs.NewCA(c.td, 24*time.Hour, time.Now())
+		if err != nil {
+			return fmt.Errorf("create CA of %s: %w", spec.Name, err)
+		}
+		c.ca = ca
+	}
+
+	etcdAddr := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort))
+	etcdPeer := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort+1))
+	for _, a := range []string{etcdAddr, etcdPeer} {
+		if err := probeFree(a); err != nil {
+			return bindError(a, "etcd", err)
+		}
+	}
+	etcd, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	log.Info("etcd started", "endpoint", etcd.Endpoint(), "data", dir)
+
+	g := newGroup(ctx)
+	for _, c := range clusters {
+		if err := c.start(g, cfg, etcd.Endpoint(), dir, svcs); err != nil {
+			_ = g.Stop()
+			return err
+		}
+	}
+
+	state, err := waitReady(g.ctx, cfg, clusters, svcs, etcd.Endpoint())
+	if err != nil {
+		if stopErr := g.Stop(); stopErr != nil {
+			return stopErr
+		}
+		if ctx.Err() != nil {
+			return nil // interrupted during start-up
+		}
+		return err
+	}
+	if cfg.StateFile != "" {
+		if err := writeState(cfg.StateFile, state); err != nil {
+			_ = g.Stop()
+			return err
+		}
+	}
+	if onReady != nil {
+		onReady(state)
+	}
+	<-g.ctx.Done()
+	err = g.Stop()
+	if cfg.StateFile != "" {
+		_ = os.Remove(cfg.StateFile)
+	}
+	return err
+}
+
+// probeFree fails when addr's TCP port is taken.
+func probeFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+// waitReady waits until every cluster's gateway and DNS shim can serve
+// every demo service, and returns the State.
+func waitReady(ctx context.Context, cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoint string) (*State, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		why := notReady(cfg, clusters, svcs)
+		if why == "" {
+			return buildState(cfg, clusters, svcs, etcdEndpoint), nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("clusterset not ready after %s: %s", cfg.ReadyTimeout, why)
+			}
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// notReady returns why the clusterset is not ready yet, or "".
+func notReady(cfg Config, clusters []*cluster, svcs []demoService) string {
+	for _, c := range clusters {
+		for _, cc := range []*catalog.Client{c.gwCatalog, c.dnsCatalog} {
+			if !cc.IsReady() {
+				return c.spec.Name + ": catalog not synced"
+			}
+		}
+		v := c.gwCatalog.View()
+		for _, peer := range clusters {
+			if len(v.Gateways(peer.spec.Name)) == 0 {
+				return c.spec.Name + ": no gateway of " + peer.spec.Name + " yet"
+			}
+			if _, ok := v.Bundles()[peer.spec.Name]; !ok {
+				return c.spec.Name + ": no trust bundle of " + peer.spec.Name + " yet"
+			}
+		}
+		for _, s := range svcs {
+			key := catalog.ServiceKey{Namespace: s.Namespace, Name: s.Name}
+			if len(v.Exports(key)) != len(s.ExportedBy) {
+				return c.spec.Name + ": exports of " + key.String() + " incomplete"
+			}
+			imp, ok := v.Import(c.spec.Name, key)
+			if !ok || len(imp.GetIps()) == 0 {
+				return c.spec.Name + ": no import of " + key.String() + " yet"
+			}
+			if !c.gw.Serving(net.JoinHostPort(imp.GetIps()[0], strconv.Itoa(s.Port))) {
+				return c.spec.Name + ": gateway not listening for " + key.String() + " yet"
+			}
+			if _, ok := c.dnsCatalog.View().Import(c.spec.Name, key); !ok {
+				return c.spec.Name + ": DNS shim has no import of " + key.String() + " yet"
+			}
+		}
+	}
+	return ""
+}
+
+func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoint string) *State {
+	st := &State{Etcd: etcdEndpoint, Domain: cfg.Domain}
+	for _, c := range clusters {
+		cs := ClusterState{
+			Name: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
+			DNS:       c.dnsUDP.LocalAddr().String(),
+			Gateway:   c.gwUDP.LocalAddr().String(),
+			Federator: c.fedLn.Addr().String(),
+			Admin:     c.adminLn.Addr().String(),
+			VIPs:      map[string]string{},
+		}
+		v := c.gwCatalog.View()
+		for key, imp := range v.Imports(c.spec.Name) {
+			if len(imp.GetIps()) > 0 {
+				cs.VIPs[key.String()] = imp.GetIps()[0]
+			}
+		}
+		st.Clusters = append(st.Clusters, cs)
+	}
+	for _, s := range svcs {
+		ss := ServiceState{Namespace: s.Namespace, Name: s.Name, Port: s.Port, Backends: map[string]string{}}
+		for _, i := range s.ExportedBy {
+			c := clusters[i]
+			ss.ExportedBy = append(ss.ExportedBy, c.spec.Name)
+			ss.Backends[c.spec.Name] = c.backends[s.Name].Addr().String()
+		}
+		st.Services = append(st.Services, ss)
+	}
+	return st
+}
+
+// PrintGuide writes a short tour of a running clusterset to w.
+func PrintGuide(w io.Writer, st *State) {
+	fmt.Fprintf(w, "\nCauseway dev clusterset is up: %d clusters, etcd at %s\n\n", len(st.Clusters), st.Etcd)
+	fmt.Fprintf(w, "  %-8s %-10s %-22s %-22s %-22s %s\n", "CLUSTER", "REGION", "DNS", "GATEWAY (udp)", "FEDERATOR", "ADMIN")
+	for _, c := range st.Clusters {
+		fmt.Fprintf(w, "  %-8s %-10s %-22s %-22s %-22s %s\n", c.Name, c.Region, c.DNS, c.Gateway, c.Federator, c.Admin)
+	}
+	fmt.Fprintln(w, "\nServices:")
+	for _, s := range st.Services {
+		fmt.Fprintf(w, "  %s.%s port %d, exported by %v\n", s.Name, s.Namespace, s.Port, s.ExportedBy)
+	}
+	if len(st.Clusters) == 0 || len(st.Services) == 0 {
+		return
+	}
+	c := st.Clusters[min(1, len(st.Clusters)-1)]
+	host, port, _ := net.SplitHostPort(c.DNS)
+	fmt.Fprintf(w, "\nTry it from cluster %s:\n", c.Name)
+	for _, s := range st.Services {
+		name := s.Name + "." + s.Namespace + ".svc." + st.Domain
+		fmt.Fprintf(w, "  dig @%s -p %s +short %s\n", host, port, name)
+		fmt.Fprintf(w, "  curl -s http://%s:%d/\n", c.VIPs[s.Namespace+"/"+s.Name], s.Port)
+	}
+	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep causeway_gateway_streams_total\n", c.Admin)
+	fmt.Fprintln(w, "\nCtrl-C stops everything.")
+}

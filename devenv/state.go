@@ -1,0 +1,79 @@
+package devenv
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// State tells users and tests where everything listens. It is the JSON of
+// --state-file.
+type State struct {
+	Etcd     string         `json:"etcd"`
+	Domain   string         `json:"domain"`
+	Clusters []ClusterState `json:"clusters"`
+	Services []ServiceState `json:"services"`
+}
+
+// ClusterState describes one dev cluster.
+type ClusterState struct {
+	Name      string `json:"name"`
+	Region    string `json:"region"`
+	Zone      string `json:"zone"`
+	DNS       string `json:"dns"`
+	Gateway   string `json:"gateway"`
+	Federator string `json:"federator"`
+	Admin     string `json:"admin"`
+	// VIPs maps "namespace/name" to this cluster's clusterset IP.
+	VIPs map[string]string `json:"vips"`
+}
+
+// ServiceState describes one demo service.
+type ServiceState struct {
+	Namespace  string   `json:"namespace"`
+	Name       string   `json:"name"`
+	Port       int      `json:"port"`
+	ExportedBy []string `json:"exportedBy"`
+	// Backends maps an exporting cluster to its backend's ip:port.
+	Backends map[string]string `json:"backends"`
+}
+
+// checkWritable fails early, with the path in the message, when path's
+// directory cannot take a file.
+func checkWritable(path string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".causeway-state-*")
+	if err != nil {
+		return fmt.Errorf("state file %s is not writable: %w", path, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// writeState writes s to path atomically (temp file + rename).
+func writeState(path string, s *State) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".causeway-state-*")
+	if err != nil {
+		return fmt.Errorf("write state file %s: %w", path, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("write state file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write state file %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write state file %s: %w", path, err)
+	}
+	return nil
+}

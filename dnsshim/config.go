@@ -1,0 +1,55 @@
+package dnsshim
+
+import (
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// Config configures a Server.
+type Config struct {
+	// Zone served. If empty, "clusterset.local.".
+	Zone string
+	// Cluster whose view of the clusterset is answered. Required.
+	Cluster string
+	// TTL of positive answers. If zero, 5s.
+	TTL time.Duration
+	// Logger; if nil, slog.Default().
+	Logger *slog.Logger
+	// Registerer for metrics; if nil, not registered.
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Zone == "" {
+		c.Zone = "clusterset.local."
+	}
+	c.Zone = dns.CanonicalName(c.Zone)
+	if c.TTL == 0 {
+		c.TTL = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first problem of c.
+func (c Config) Validate() error {
+	if !dnsLabel.MatchString(c.Cluster) {
+		return fmt.Errorf("dnsshim config: cluster name %q is not a DNS label", c.Cluster)
+	}
+	if _, ok := dns.IsDomainName(c.withDefaults().Zone); !ok {
+		return fmt.Errorf("dnsshim config: zone %q is not a domain name", c.Zone)
+	}
+	if c.TTL < 0 {
+		return fmt.Errorf("dnsshim config: negative TTL %s", c.TTL)
+	}
+	return nil
+}

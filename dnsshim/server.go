@@ -1,0 +1,142 @@
+package dnsshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/miekg/dns"
+)
+
+// ViewSource is the catalog the shim answers from.
+type ViewSource interface {
+	View() *catalog.View
+}
+
+// Server is an authoritative DNS server for the clusterset zone.
+type Server struct {
+	cfg     Config
+	src     ViewSource
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns a server answering for cfg.Cluster from src.
+func New(cfg Config, src ViewSource) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Server{cfg: cfg, src: src, log: cfg.Logger.With("component", "dnsshim", "cluster", cfg.Cluster),
+		metrics: newMetrics(cfg.Registerer)}, nil
+}
+
+// Serve answers on pc (UDP) and ln (TCP), either of which may be nil, until
+// ctx ends; then it shuts both down and returns nil.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
+	var servers []*dns.Server
+	if pc != nil {
+		servers = append(servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: 65535})
+	}
+	if ln != nil {
+		servers = append(servers, &dns.Server{Listener: ln, Handler: s,
+			ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
+	}
+	errc := make(chan error, len(servers))
+	var started sync.WaitGroup
+	for _, srv := range servers {
+		started.Add(1)
+		srv.NotifyStartedFunc = started.Done
+		go func() { errc <- srv.ActivateAndServe() }()
+	}
+	startedCh := make(chan struct{})
+	go func() { started.Wait(); close(startedCh) }()
+	select {
+	case <-startedCh:
+	case err := <-errc:
+		return fmt.Errorf("serve dns: %w", err)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serve dns: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.ShutdownContext(sctx)
+	}
+	return err
+}
+
+// ServeDNS answers one query.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
+	transport := "udp"
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		transport = "tcp"
+	}
+	m := s.answer(w, r)
+	qtype := "other"
+	if len(r.Question) == 1 {
+		qtype = qtypeLabel(r.Question[0].Qtype)
+	}
+	if transport == "udp" {
+		size := dns.MinMsgSize
+		if opt := r.IsEdns0(); opt != nil {
+			size = int(max(opt.UDPSize(), dns.MinMsgSize))
+		}
+		m.Truncate(size)
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.log.Debug("write dns answer", "err", err)
+	}
+	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
+	s.metrics.duration.WithLabelValues(transport).Observe(time.Since(start).Seconds())
+}
+
+var errNoName = errors.New("no such name")
+
+func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Compress = true
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(1232, false)
+	}
+	switch {
+	case r.Opcode != dns.OpcodeQuery:
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	case len(r.Question) != 1:
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
+	q := r.Question[0]
+	if q.Qclass != dns.ClassINET {
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	}
+	if !dns.IsSubDomain(s.cfg.Zone, dns.CanonicalName(q.Name)) {
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	m.Authoritative = true
+	res := s.resolve(s.src.View(), q, w.LocalAddr())
+	switch {
+	case res.nxdomain:
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{s.soa(s.src.View())}
+	case len(res.answer) == 0:
+		m.Ns = []dns.RR{s.soa(s.src.View())}
+	default:
+		m.Answer, m.Extra = res.answer, append(res.extra, m.Extra...)
+	}
+	return m
+}

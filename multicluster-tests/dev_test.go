@@ -1,0 +1,215 @@
+package multicluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+type backendReply struct {
+	Cluster string `json:"cluster"`
+	Service string `json:"service"`
+}
+
+func httpGet(t *testing.T, url string) backendReply {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
+	require.NoError(t, err, "GET %s", url)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, body)
+	var r backendReply
+	require.NoError(t, json.Unmarshal(body, &r), "GET %s: %s", url, body)
+	return r
+}
+
+func lookupA(t *testing.T, server, name, transport string) []string {
+	t.Helper()
+	c := &dns.Client{Net: transport, Timeout: 3 * time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	r, _, err := c.Exchange(m, server)
+	require.NoError(t, err, "query %s over %s at %s", name, transport, server)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode, "query %s over %s: %s", name, transport, dns.RcodeToString[r.Rcode])
+	require.True(t, r.Authoritative, "answer for %s is not authoritative", name)
+	var ips []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			ips = append(ips, a.A.String())
+		}
+	}
+	return ips
+}
+
+func clusterByName(t *testing.T, st *devenv.State, name string) devenv.ClusterState {
+	t.Helper()
+	for _, c := range st.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("cluster %s not in state", name)
+	return devenv.ClusterState{}
+}
+
+func TestDevClustersetEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	t.Parallel()
+	stateFile := filepath.Join(t.TempDir(), "state.json")
+	started := time.Now()
+	p := startDev(t, "--net", "127.77.0.0/16", "--state-file", stateFile)
+	st := p.waitState(t, stateFile, 60*time.Second)
+	t.Logf("clusterset ready %s after start", time.Since(started).Round(time.Millisecond))
+
+	require.Len(t, st.Clusters, 3)
+	require.NotEmpty(t, st.Etcd)
+	for _, c := range st.Clusters {
+		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.Admin} {
+			_, _, err := net.SplitHostPort(f)
+			require.NoError(t, err, "cluster %s address %q", c.Name, f)
+		}
+		require.Contains(t, c.VIPs, "demo/echo")
+		require.Contains(t, c.VIPs, "demo/clock")
+	}
+	services := map[string]devenv.ServiceState{}
+	for _, s := range st.Services {
+		services[s.Name] = s
+	}
+	require.ElementsMatch(t, []string{"east", "west"}, services["echo"].ExportedBy)
+	require.Equal(t, []string{"north"}, services["clock"].ExportedBy)
+	require.Equal(t, 8080, services["echo"].Port)
+
+	// The printed guide's commands name the real addresses.
+	west := clusterByName(t, st, "west")
+	require.Contains(t, p.stdout.String(), "curl -s http://"+west.VIPs["demo/clock"]+":8080/")
+
+	// DNS: every shim answers with its own cluster's VIP, over UDP and TCP.
+	for _, c := range st.Clusters {
+		for _, svc := range []string{"echo", "clock"} {
+			for _, transport := range []string{"udp", "tcp"} {
+				name := svc + ".demo.svc.clusterset.local"
+				ips := lookupA(t, c.DNS, name, transport)
+				require.Equal(t, []string{c.VIPs["demo/"+svc]}, ips, "%s from %s over %s", name, c.Name, transport)
+			}
+		}
+	}
+
+	// HTTP through the VIPs: clock always from north; echo local where
+	// exported, else from one of the exporters (through the tunnel).
+	for _, c := range st.Clusters {
+		r := httpGet(t, fmt.Sprintf("http://%s:8080/", c.VIPs["demo/clock"]))
+		require.Equal(t, backendReply{Cluster: "north", Service: "clock"}, r, "clock from %s", c.Name)
+		for i := 0; i < 5; i++ {
+			r = httpGet(t, fmt.Sprintf("http://%s:8080/", c.VIPs["demo/echo"]))
+			require.Equal(t, "echo", r.Service)
+			switch c.Name {
+			case "east", "west":
+				require.Equal(t, c.Name, r.Cluster, "echo from %s must stay local", c.Name)
+			default:
+				require.Contains(t, []string{"east", "west"}, r.Cluster)
+			}
+		}
+	}
+	// Direct calls to the backends answer too (the state file's backends).
+	for cluster, addr := range services["clock"].Backends {
+		require.Equal(t, cluster, httpGet(t, "http://"+addr+"/").Cluster)
+	}
+
+	// The tunnel was really used: north's gateway counted ingress streams.
+	north := clusterByName(t, st, "north")
+	metrics := httpText(t, "http://"+north.Admin+"/metrics")
+	require.Regexp(t, `causeway_gateway_streams_total\{direction="ingress",result="ok"\} [1-9]`, metrics)
+	require.Equal(t, "ok\n", httpText(t, "http://"+north.Admin+"/readyz"))
+
+	// SIGTERM: exit 0 within 5 s, nothing left listening.
+	code, took := p.stop(t, syscall.SIGTERM, 5*time.Second)
+	require.Equal(t, 0, code, "exit code after SIGTERM; stderr:\n%s", p.stderr)
+	t.Logf("stopped %s after SIGTERM", took.Round(time.Millisecond))
+	for _, c := range st.Clusters {
+		requireFree(t, "tcp", c.DNS)
+		requireFree(t, "udp", c.DNS)
+		requireFree(t, "udp", c.Gateway)
+		requireFree(t, "tcp", c.Federator)
+		requireFree(t, "tcp", c.Admin)
+		for _, vip := range c.VIPs {
+			requireFree(t, "tcp", vip+":8080")
+		}
+	}
+	requireFree(t, "tcp", st.Etcd)
+	_, err := os.Stat(stateFile)
+	require.True(t, os.IsNotExist(err), "state file left behind after shutdown")
+}
+
+func httpText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestDevSIGINT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	t.Parallel()
+	stateFile := filepath.Join(t.TempDir(), "state.json")
+	p := startDev(t, "--net", "127.78.0.0/16", "--clusters", "a,b", "--state-file", stateFile)
+	st := p.waitState(t, stateFile, 60*time.Second)
+	require.Len(t, st.Clusters, 2)
+	// With two clusters, clock lives in the last one.
+	require.Equal(t, "b", httpGet(t, fmt.Sprintf("http://%s:8080/", st.Clusters[0].VIPs["demo/clock"])).Cluster)
+	code, _ := p.stop(t, syscall.SIGINT, 5*time.Second)
+	require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
+}
+
+func TestDevBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	t.Parallel()
+	busy, err := net.ListenPacket("udp", "127.79.1.1:1053")
+	require.NoError(t, err)
+	defer busy.Close()
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"empty cluster name", []string{"--clusters", "east,,west"}, "empty name"},
+		{"duplicate cluster name", []string{"--clusters", "east,west,east"}, `"east" given twice`},
+		{"bad cluster name", []string{"--clusters", "East"}, "not a DNS label"},
+		{"address in use", []string{"--net", "127.79.0.0/16"}, "127.79.1.1:1053"},
+		{"unwritable state file", []string{"--net", "127.80.0.0/16", "--state-file", "/proc/causeway/state.json"}, "/proc/causeway/state.json"},
+		{"net outside loopback", []string{"--net", "10.0.0.0/16"}, "inside 127.0.0.0/8"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startDev(t, tc.args...)
+			code := p.waitExit(t, 30*time.Second)
+			require.NotEqual(t, 0, code, "exit code; stdout:\n%s", p.stdout)
+			require.Contains(t, p.stderr.String(), tc.want)
+			require.True(t, strings.HasPrefix(p.stderr.String(), "causeway: ") ||
+				strings.Contains(p.stderr.String(), "\ncauseway: "), "error not reported as 'causeway: ...':\n%s", p.stderr)
+		})
+	}
+}

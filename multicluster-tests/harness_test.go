@@ -1,0 +1,170 @@
+package multicluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/causeway-mesh/causeway/devenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// causewayBinary builds cmd/causeway once per test run.
+func causewayBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "causeway-e2e-bin-*")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "causeway")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(file))
+		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/causeway")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build causeway: %v", buildErr)
+	}
+	return binPath
+}
+
+// syncBuffer is a goroutine-safe bytes.Buffer for process output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// devProcess is a running `causeway dev`.
+type devProcess struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error // valid after exited is closed
+}
+
+func startDev(t *testing.T, args ...string) *devProcess {
+	t.Helper()
+	cmd := exec.Command(causewayBinary(t), append([]string{"dev"}, args...)...)
+	p := &devProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start causeway dev: %v", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("causeway dev stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+		}
+	})
+	return p
+}
+
+// waitState waits for the state file, failing if the process exits first.
+func (p *devProcess) waitState(t *testing.T, path string, timeout time.Duration) *devenv.State {
+	t.Helper()
+	deadline := time.After(timeout)
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			var st devenv.State
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatalf("state file %s is not valid JSON: %v\n%s", path, err, b)
+			}
+			return &st
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("causeway dev exited before writing the state file: %v\nstderr:\n%s", p.err, p.stderr)
+		case <-deadline:
+			t.Fatalf("no state file after %s", timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// stop sends sig and waits for exit within timeout; it returns the exit code.
+func (p *devProcess) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal causeway dev: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		t.Fatalf("causeway dev still running %s after %v", timeout, sig)
+	}
+	return p.cmd.ProcessState.ExitCode(), time.Since(start)
+}
+
+// waitExit waits for the process to exit by itself.
+func (p *devProcess) waitExit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		t.Fatalf("causeway dev did not exit within %s", timeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// requireFree asserts that nothing listens on a TCP address any more.
+func requireFree(t *testing.T, network, addr string) {
+	t.Helper()
+	switch network {
+	case "tcp":
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still taken after shutdown: %v", addr, err)
+			return
+		}
+		ln.Close()
+	case "udp":
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Errorf("udp %s still taken after shutdown: %v", addr, err)
+			return
+		}
+		pc.Close()
+	}
+}
