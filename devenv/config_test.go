@@ -1,0 +1,57 @@
+package devenv
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseClusters(t *testing.T) {
+	got, err := ParseClusters("east:us-east:us-east-1a,west,north:eu")
+	require.NoError(t, err)
+	require.Equal(t, []ClusterSpec{
+		{Name: "east", Region: "us-east", Zone: "us-east-1a"},
+		{Name: "west", Region: "region-west", Zone: "region-west-a"},
+		{Name: "north", Region: "eu", Zone: "eu-a"},
+	}, got)
+	_, err = ParseClusters("")
+	require.ErrorIs(t, err, ErrBadConfig)
+	_, err = ParseClusters("a:b:c:d")
+	require.ErrorIs(t, err, ErrBadConfig)
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"zero value is valid", Config{}, ""},
+		{"empty name", Config{Clusters: []ClusterSpec{{Name: "a"}, {Name: ""}}}, "cluster 2 has an empty name"},
+		{"duplicate", Config{Clusters: []ClusterSpec{{Name: "a"}, {Name: "a"}}}, `"a" given twice`},
+		{"not a label", Config{Clusters: []ClusterSpec{{Name: "A_b"}}}, "not a DNS label"},
+		{"net not loopback", Config{Net: netip.MustParsePrefix("10.1.0.0/16")}, "inside 127.0.0.0/8"},
+		{"net not /16", Config{Net: netip.MustParsePrefix("127.1.0.0/24")}, "must be a /16"},
+		{"bad port", Config{DNSPort: 70000}, "port 70000 out of range"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrBadConfig)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestAddressPlan(t *testing.T) {
+	c := Config{Net: netip.MustParsePrefix("127.20.0.0/16")}.withDefaults()
+	require.Equal(t, "127.20.0.1", c.etcdIP().String())
+	require.Equal(t, "127.20.1.1", c.clusterIP(0).String())
+	require.Equal(t, "127.20.3.128/25", c.vipRange(2).String())
+	require.False(t, c.vipRange(0).Contains(c.clusterIP(0)), "VIPs never collide with component addresses")
+}
