@@ -3,9 +3,9 @@ package devenv
 import (
 	"errors"
 	"fmt"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"net/netip"
-	"regexp"
 	"time"
 )
 
@@ -51,8 +51,6 @@ type Config struct {
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 }
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 var loopback = netip.MustParsePrefix("127.0.0.0/8")
 
@@ -105,7 +103,7 @@ func (c Config) Validate() error {
 		switch {
 		case s.Name == "":
 			return fmt.Errorf("%w: cluster %d has an empty name", ErrBadConfig, i+1)
-		case !dnsLabel.MatchString(s.Name):
+		case !names.IsDNSLabel(s.Name):
 			return fmt.Errorf("%w: cluster name %q is not a DNS label (lowercase letters, digits, '-')", ErrBadConfig, s.Name)
 		case seen[s.Name]:
 			return fmt.Errorf("%w: cluster name %q given twice", ErrBadConfig, s.Name)

@@ -2,15 +2,13 @@ package dnsshim
 
 import (
 	"fmt"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Config configures a Server.
 type Config struct {
@@ -42,7 +40,7 @@ func (c Config) withDefaults() Config {
 
 // Validate reports the first problem of c.
 func (c Config) Validate() error {
-	if !dnsLabel.MatchString(c.Cluster) {
+	if !names.IsDNSLabel(c.Cluster) {
 		return fmt.Errorf("dnsshim config: cluster name %q is not a DNS label", c.Cluster)
 	}
 	if _, ok := dns.IsDomainName(c.withDefaults().Zone); !ok {

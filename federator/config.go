@@ -3,14 +3,12 @@ package federator
 import (
 	"errors"
 	"fmt"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"net/netip"
-	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Config configures a Federator.
 type Config struct {
@@ -34,7 +32,7 @@ type Config struct {
 // Validate reports the first problem of c.
 func (c *Config) Validate() error {
 	switch {
-	case !dnsLabel.MatchString(c.Cluster):
+	case !names.IsDNSLabel(c.Cluster):
 		return fmt.Errorf("federator config: cluster name %q is not a DNS label", c.Cluster)
 	case len(c.VIPRanges) == 0:
 		return errors.New("federator config: no VIP range")

@@ -2,15 +2,13 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Config configures a Gateway. Zero fields take the documented defaults.
 type Config struct {
@@ -54,7 +52,7 @@ func (c Config) withDefaults() Config {
 
 // Validate reports the first problem of c.
 func (c Config) Validate() error {
-	if !dnsLabel.MatchString(c.Cluster) {
+	if !names.IsDNSLabel(c.Cluster) {
 		return fmt.Errorf("gateway config: cluster name %q is not a DNS label", c.Cluster)
 	}
 	if c.MaxHeaderSize < 0 || c.MaxHeaderSize > tunnel.MaxFrameSize {

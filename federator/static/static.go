@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"net/netip"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -61,8 +61,6 @@ type Endpoint struct {
 	TargetPorts map[string]uint32 `json:"targetPorts,omitempty"`
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-
 // Parse decodes and validates a file's bytes into the export records of
 // cluster. defaultZone is used for endpoints without a zone.
 func Parse(data []byte, cluster, defaultZone string) ([]*causewayv1.ExportRecord, error) {
@@ -91,10 +89,10 @@ func Parse(data []byte, cluster, defaultZone string) ([]*causewayv1.ExportRecord
 }
 
 func (s Service) record(cluster, defaultZone string) (*causewayv1.ExportRecord, error) {
-	if !dnsLabel.MatchString(s.Namespace) {
+	if !names.IsDNSLabel(s.Namespace) {
 		return nil, fmt.Errorf("namespace %q is not a DNS label", s.Namespace)
 	}
-	if !dnsLabel.MatchString(s.Name) {
+	if !names.IsDNSLabel(s.Name) {
 		return nil, fmt.Errorf("name %q is not a DNS label", s.Name)
 	}
 	rec := &causewayv1.ExportRecord{
@@ -144,7 +142,7 @@ func (s Service) record(cluster, defaultZone string) (*causewayv1.ExportRecord, 
 		if err != nil {
 			return nil, fmt.Errorf("endpoints[%d]: address %q: %w", j, e.Address, err)
 		}
-		if e.Hostname != "" && !dnsLabel.MatchString(e.Hostname) {
+		if e.Hostname != "" && !names.IsDNSLabel(e.Hostname) {
 			return nil, fmt.Errorf("endpoints[%d]: hostname %q is not a DNS label", j, e.Hostname)
 		}
 		for k, v := range e.TargetPorts {
@@ -187,7 +185,7 @@ func (p Port) record() (*causewayv1.ServicePort, error) {
 	if p.Port == 0 || p.Port > 65535 {
 		return nil, fmt.Errorf("port %d out of range", p.Port)
 	}
-	if p.Name != "" && !dnsLabel.MatchString(p.Name) {
+	if p.Name != "" && !names.IsDNSLabel(p.Name) {
 		return nil, fmt.Errorf("name %q is not a DNS label", p.Name)
 	}
 	sp := &causewayv1.ServicePort{Name: p.Name, Port: p.Port, AppProtocol: p.AppProtocol}

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"io"
-	"regexp"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"google.golang.org/protobuf/proto"
@@ -31,9 +31,6 @@ var (
 	ErrMalformedFrame = errors.New("tunnel: malformed frame")
 	ErrInvalidHeader  = errors.New("tunnel: invalid stream header")
 )
-
-// dnsLabel is an RFC 1123 label as Kubernetes uses for namespaces and services.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // WriteFrame writes m as one length-prefixed frame in a single Write call.
 func WriteFrame(w io.Writer, m proto.Message) error {
@@ -97,15 +94,15 @@ func ValidateHeader(h *causewayv1.StreamHeader) error {
 	switch {
 	case h.GetVersion() != HeaderVersion:
 		return fmt.Errorf("%w: version %d, want %d", ErrInvalidHeader, h.GetVersion(), HeaderVersion)
-	case !dnsLabel.MatchString(h.GetNamespace()):
+	case !names.IsDNSLabel(h.GetNamespace()):
 		return fmt.Errorf("%w: namespace %q is not a DNS label", ErrInvalidHeader, h.GetNamespace())
-	case !dnsLabel.MatchString(h.GetService()):
+	case !names.IsDNSLabel(h.GetService()):
 		return fmt.Errorf("%w: service %q is not a DNS label", ErrInvalidHeader, h.GetService())
 	case h.GetPort() == 0 || h.GetPort() > 65535:
 		return fmt.Errorf("%w: port %d out of range", ErrInvalidHeader, h.GetPort())
 	case h.GetProtocol() != causewayv1.Protocol_PROTOCOL_TCP:
 		return fmt.Errorf("%w: protocol %s not supported", ErrInvalidHeader, h.GetProtocol())
-	case !dnsLabel.MatchString(h.GetSourceCluster()):
+	case !names.IsDNSLabel(h.GetSourceCluster()):
 		return fmt.Errorf("%w: source cluster %q is not a DNS label", ErrInvalidHeader, h.GetSourceCluster())
 	}
 	return nil
