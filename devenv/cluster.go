@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -224,20 +225,11 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 	})
 
 	// Gateway: catalog from the federator, identity from the cluster CA.
-	gwCert, _, err := c.leaf("gateway", cfg.LeafLifetime)
+	gwCert, gwCatalog, err := c.component(g, "gateway", cfg, ownBundle, fedID, log, reg)
 	if err != nil {
 		return err
 	}
-	gwConn, err := dialFederator(c.fedLn.Addr().String(), gwCert, ownBundle, fedID)
-	if err != nil {
-		return err
-	}
-	c.gwCatalog = catalog.NewClient(causewayv1.NewCatalogClient(gwConn), catalog.Options{
-		Cluster: c.spec.Name, Component: "gateway", Logger: log, Registerer: reg})
-	g.Go(c.spec.Name+" gateway catalog", func(ctx context.Context) error {
-		defer gwConn.Close()
-		return c.gwCatalog.Run(ctx)
-	})
+	c.gwCatalog = gwCatalog
 	c.gw, err = gateway.New(gateway.Config{Cluster: c.spec.Name, Logger: log, Registerer: reg}, c.gwCatalog, gwCert)
 	if err != nil {
 		return err
@@ -256,20 +248,11 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 	})
 
 	// DNS shim.
-	dnsCert, _, err := c.leaf("dnsshim", cfg.LeafLifetime)
+	_, dnsCatalog, err := c.component(g, "dnsshim", cfg, ownBundle, fedID, log, reg)
 	if err != nil {
 		return err
 	}
-	dnsConn, err := dialFederator(c.fedLn.Addr().String(), dnsCert, ownBundle, fedID)
-	if err != nil {
-		return err
-	}
-	c.dnsCatalog = catalog.NewClient(causewayv1.NewCatalogClient(dnsConn), catalog.Options{
-		Cluster: c.spec.Name, Component: "dnsshim", Logger: log, Registerer: reg})
-	g.Go(c.spec.Name+" dnsshim catalog", func(ctx context.Context) error {
-		defer dnsConn.Close()
-		return c.dnsCatalog.Run(ctx)
-	})
+	c.dnsCatalog = dnsCatalog
 	shim, err := dnsshim.New(dnsshim.Config{Zone: cfg.Domain + ".", Cluster: c.spec.Name, Logger: log, Registerer: reg}, c.dnsCatalog)
 	if err != nil {
 		return err
@@ -296,6 +279,27 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 	})
 	g.Go(c.spec.Name+" admin", func(ctx context.Context) error { return adm.Serve(ctx, c.adminLn) })
 	return nil
+}
+
+// component issues a component's certificate and starts its catalog
+// client, connected to the cluster's federator with that identity.
+func (c *cluster) component(g *group, name string, cfg Config, bundle certs.BundleSource, fedID certs.ID,
+	log *slog.Logger, reg prometheus.Registerer) (*certs.StaticSource, *catalog.Client, error) {
+	cert, _, err := c.leaf(name, cfg.LeafLifetime)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := dialFederator(c.fedLn.Addr().String(), cert, bundle, fedID)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := catalog.NewClient(causewayv1.NewCatalogClient(conn), catalog.Options{
+		Cluster: c.spec.Name, Component: name, Logger: log, Registerer: reg})
+	g.Go(c.spec.Name+" "+name+" catalog", func(ctx context.Context) error {
+		defer conn.Close()
+		return client.Run(ctx)
+	})
+	return cert, client, nil
 }
 
 func readyCheck(c *catalog.Client) admin.Check {

@@ -110,9 +110,13 @@ func (g *Gateway) acceptEgress(ctx context.Context, l *egressListener) {
 			}
 			return
 		}
-		g.flows.Add(1)
+		fid, ok := g.flows.add(c)
+		if !ok {
+			_ = c.Close()
+			continue
+		}
 		go func() {
-			defer g.flows.Done()
+			defer g.flows.done(fid)
 			g.handleEgress(ctx, c.(*net.TCPConn), l.target)
 		}()
 	}

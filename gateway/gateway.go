@@ -35,7 +35,7 @@ type Gateway struct {
 	peersMu sync.Mutex // guards peers
 	peers   map[string]*peer
 
-	flows sync.WaitGroup // every flow handler, egress and ingress
+	flows flowTracker // every flow, egress and ingress
 
 	drainingMu sync.RWMutex // guards draining
 	draining   bool
@@ -109,22 +109,21 @@ func (g *Gateway) shutdown() {
 	g.drainingMu.Lock()
 	g.draining = true
 	g.drainingMu.Unlock()
-	done := make(chan struct{})
-	go func() { g.flows.Wait(); close(done) }()
 	t := time.NewTimer(g.cfg.ShutdownGrace)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-g.flows.idleCh():
 	case <-t.C:
 		g.log.Info("shutdown grace over; closing open flows")
 	}
+	g.flows.closeAll()
 	g.peersMu.Lock()
 	for _, p := range g.peers {
 		p.close()
 	}
 	g.peersMu.Unlock()
 	_ = g.transport.Close()
-	<-done
+	<-g.flows.idleCh()
 }
 
 func (g *Gateway) isDraining() bool {
@@ -182,9 +181,18 @@ func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn, id certs.ID) {
 			log.Debug("peer connection ended", "err", err)
 			return
 		}
-		g.flows.Add(1)
+		fid, ok := g.flows.add(closerFunc(func() error {
+			stream.CancelRead(tunnel.CodeShutdown)
+			stream.CancelWrite(tunnel.CodeShutdown)
+			return nil
+		}))
+		if !ok {
+			stream.CancelRead(tunnel.CodeShutdown)
+			stream.CancelWrite(tunnel.CodeShutdown)
+			continue
+		}
 		go func() {
-			defer g.flows.Done()
+			defer g.flows.done(fid)
 			g.handleIngress(ctx, stream, id)
 		}()
 	}
