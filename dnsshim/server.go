@@ -2,7 +2,6 @@ package dnsshim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -100,8 +99,6 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
 	s.metrics.duration.WithLabelValues(transport).Observe(time.Since(start).Seconds())
 }
-
-var errNoName = errors.New("no such name")
 
 func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
