@@ -28,6 +28,7 @@ build:
 
 ## dev: build, then run a whole 3-cluster clusterset on loopback.
 dev: build
+	@hack/ensure-apt.sh dig:bind9-dnsutils curl:curl || echo "note: install dig (bind9-dnsutils) and curl to follow the README's tour" >&2
 	./$(BIN) dev $(DEV_ARGS)
 
 ## test: vet + race tests of everything, end-to-end included.
