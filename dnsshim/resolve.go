@@ -74,14 +74,12 @@ func (s *Server) resolve(v *catalog.View, q dns.Question, local net.Addr) result
 	labels = labels[:len(labels)-1]
 	imports := v.Imports(s.cfg.Cluster)
 	switch len(labels) {
-	case 0: // svc.<zone>: exists while anything is imported
-		if len(imports) == 0 {
-			return nxdomain
-		}
-		return result{}
-	case 1: // <ns>.svc.<zone>
-		for k := range imports {
-			if k.Namespace == labels[0] {
+	case 0, 1: // svc.<zone>, <ns>.svc.<zone>: exist while a service below does
+		for k, imp := range imports {
+			if len(labels) == 1 && k.Namespace != labels[0] {
+				continue
+			}
+			if imp.GetType() != causewayv1.ServiceType_SERVICE_TYPE_HEADLESS || len(readyEndpoints(v, k)) > 0 {
 				return result{}
 			}
 		}
@@ -110,6 +108,9 @@ func (s *Server) resolve(v *catalog.View, q dns.Question, local net.Addr) result
 }
 
 func (s *Server) nameServer(name string, qtype uint16, local net.Addr) result {
+	if local == nil {
+		return result{}
+	}
 	ap, err := netip.ParseAddrPort(local.String())
 	if err != nil {
 		return result{}
@@ -201,7 +202,7 @@ func (s *Server) service(v *catalog.View, imp *causewayv1.ImportRecord, key cata
 
 func (s *Server) portSRV(v *catalog.View, imp *causewayv1.ImportRecord, key catalog.ServiceKey, name, svcName, port, proto string, qtype uint16, headless bool) result {
 	for _, p := range imp.GetPorts() {
-		if p.GetName() == "" || p.GetName() != port || !strings.EqualFold(strings.TrimPrefix(p.GetProtocol().String(), "PROTOCOL_"), proto) {
+		if p.GetName() == "" || !strings.EqualFold(p.GetName(), port) || protoName(p) != proto {
 			continue
 		}
 		if qtype != dns.TypeSRV {
@@ -248,4 +249,16 @@ func (s *Server) pod(v *catalog.View, key catalog.ServiceKey, name, cluster, hos
 		}
 	}
 	return nxdomain
+}
+
+// protoName is the SRV protocol label of a port; unspecified means TCP, as
+// in Kubernetes.
+func protoName(p *causewayv1.ServicePort) string {
+	switch p.GetProtocol() {
+	case causewayv1.Protocol_PROTOCOL_UDP:
+		return "udp"
+	case causewayv1.Protocol_PROTOCOL_SCTP:
+		return "sctp"
+	}
+	return "tcp"
 }

@@ -86,13 +86,16 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) == 1 {
 		qtype = qtypeLabel(r.Question[0].Qtype)
 	}
+	size := dns.MaxMsgSize
 	if transport == "udp" {
-		size := dns.MinMsgSize
+		// The client's EDNS0 size, but never more than the size we
+		// advertise: larger UDP replies risk fragmentation.
+		size = dns.MinMsgSize
 		if opt := r.IsEdns0(); opt != nil {
-			size = int(max(opt.UDPSize(), dns.MinMsgSize))
+			size = max(dns.MinMsgSize, min(int(opt.UDPSize()), ednsUDPSize))
 		}
-		m.Truncate(size)
 	}
+	fit(m, size)
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("write dns answer", "err", err)
 	}
@@ -100,12 +103,44 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	s.metrics.duration.WithLabelValues(transport).Observe(time.Since(start).Seconds())
 }
 
+// ednsUDPSize is the EDNS0 payload size the shim advertises and the most it
+// sends over UDP (the DNS flag day 2020 value).
+const ednsUDPSize = 1232
+
+// fit makes m at most size bytes. Additional records are optional and go
+// first, without TC (RFC 2181 section 9); then Truncate cuts answers and
+// sets TC.
+func fit(m *dns.Msg, size int) {
+	m.Compress = true
+	if m.Len() <= size {
+		return
+	}
+	var extra []dns.RR
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	m.Extra = extra
+	m.Truncate(size)
+}
+
 func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
-	if opt := r.IsEdns0(); opt != nil {
-		m.SetEdns0(1232, false)
+	var opt *dns.OPT
+	for _, rr := range r.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			if opt != nil { // several OPTs: RFC 6891 section 6.1.1
+				m.Rcode = dns.RcodeFormatError
+				return m
+			}
+			opt = o
+		}
+	}
+	if opt != nil {
+		m.SetEdns0(ednsUDPSize, opt.Do()) // DO is copied (RFC 3225 section 3)
 	}
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
@@ -113,6 +148,9 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 		return m
 	case len(r.Question) != 1:
 		m.Rcode = dns.RcodeFormatError
+		return m
+	case opt != nil && opt.Version() != 0:
+		m.Rcode = dns.RcodeBadVers
 		return m
 	}
 	q := r.Question[0]
@@ -125,13 +163,14 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 		return m
 	}
 	m.Authoritative = true
-	res := s.resolve(s.src.View(), q, w.LocalAddr())
+	v := s.src.View() // one view for the whole answer
+	res := s.resolve(v, q, w.LocalAddr())
 	switch {
 	case res.nxdomain:
 		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{s.soa(s.src.View())}
+		m.Ns = []dns.RR{s.soa(v)}
 	case len(res.answer) == 0:
-		m.Ns = []dns.RR{s.soa(s.src.View())}
+		m.Ns = []dns.RR{s.soa(v)}
 	default:
 		m.Answer, m.Extra = res.answer, append(res.extra, m.Extra...)
 	}

@@ -62,15 +62,31 @@ func startServer(t *testing.T, src ViewSource) (string, context.CancelFunc, chan
 	t.Helper()
 	s, err := New(Config{Cluster: "west"}, src)
 	require.NoError(t, err)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	require.NoError(t, err)
+	pc, ln := listenPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, pc, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return pc.LocalAddr().String(), cancel, done
+}
+
+// listenPair binds UDP and TCP on the same free loopback port; the UDP
+// port may be taken for TCP, so it tries a few.
+func listenPair(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+		lastErr = err
+	}
+	t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
+	return nil, nil
 }
 
 func query(t *testing.T, addr, transport, name string, qtype uint16, edns bool) *dns.Msg {
@@ -291,4 +307,83 @@ func FuzzServeDNS(f *testing.F) {
 			t.Fatalf("reply does not pack: %v", err)
 		}
 	})
+}
+
+func TestEDNS(t *testing.T) {
+	src := &source{}
+	src.v.Store(testView(100))
+	addr, _, _ := startServer(t, src)
+	exchange := func(m *dns.Msg) (*dns.Msg, int) {
+		t.Helper()
+		conn, err := net.Dial("udp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		b, err := m.Pack()
+		require.NoError(t, err)
+		_, err = conn.Write(b)
+		require.NoError(t, err)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(3*time.Second)))
+		buf := make([]byte, 65535)
+		n, err := conn.Read(buf)
+		require.NoError(t, err)
+		r := new(dns.Msg)
+		require.NoError(t, r.Unpack(buf[:n]))
+		return r, n
+	}
+
+	// The client offers 4096 bytes; the shim advertises and sends at most 1232.
+	m := new(dns.Msg)
+	m.SetQuestion("db.demo.svc.clusterset.local.", dns.TypeA)
+	m.SetEdns0(4096, true)
+	r, n := exchange(m)
+	require.LessOrEqual(t, n, 1232)
+	require.True(t, r.Truncated)
+	opt := r.IsEdns0()
+	require.NotNil(t, opt)
+	require.Equal(t, uint16(1232), opt.UDPSize())
+	require.True(t, opt.Do(), "DO is copied")
+
+	// An unknown EDNS version gets BADVERS with our OPT.
+	m = new(dns.Msg)
+	m.SetQuestion("echo.demo.svc.clusterset.local.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().SetVersion(1)
+	r, _ = exchange(m)
+	require.Equal(t, dns.RcodeBadVers, r.Rcode)
+	require.NotNil(t, r.IsEdns0())
+	require.Empty(t, r.Answer)
+}
+
+// nilAddrWriter is a writer without addresses.
+type nilAddrWriter struct{ fakeWriter }
+
+func (w *nilAddrWriter) LocalAddr() net.Addr  { return nil }
+func (w *nilAddrWriter) RemoteAddr() net.Addr { return nil }
+
+func TestEdgeCases(t *testing.T) {
+	es := map[string]*causewayv1.Entry{}
+	add := func(e *causewayv1.Entry) { es[e.GetKey()] = e }
+	add(entry("imports/west/demo/web", &causewayv1.ImportRecord{Namespace: "demo", Name: "web", Cluster: "west",
+		Ips: []string{"10.0.0.1"}, Ports: []*causewayv1.ServicePort{{Name: "http", Port: 80}}}))
+	add(entry("imports/west/other/h", &causewayv1.ImportRecord{Namespace: "other", Name: "h", Cluster: "west",
+		Type: causewayv1.ServiceType_SERVICE_TYPE_HEADLESS}))
+	src := &source{}
+	src.v.Store(catalog.NewView(es, 7))
+	s, err := New(Config{Cluster: "west"}, src)
+	require.NoError(t, err)
+	ask := func(name string, qtype uint16) *dns.Msg {
+		q := new(dns.Msg)
+		q.SetQuestion(name, qtype)
+		w := &nilAddrWriter{}
+		s.ServeDNS(w, q)
+		require.NotNil(t, w.msg)
+		return w.msg
+	}
+	r := ask("_http._tcp.web.demo.svc.clusterset.local.", dns.TypeSRV)
+	require.Equal(t, dns.RcodeSuccess, r.Rcode, "an unspecified protocol is TCP")
+	require.Len(t, r.Answer, 1)
+	require.Equal(t, dns.RcodeNameError, ask("h.other.svc.clusterset.local.", dns.TypeA).Rcode)
+	require.Equal(t, dns.RcodeNameError, ask("other.svc.clusterset.local.", dns.TypeA).Rcode,
+		"a namespace whose only service is not shown does not exist either")
+	require.Equal(t, dns.RcodeSuccess, ask("ns.dns.clusterset.local.", dns.TypeA).Rcode, "no address, no panic")
 }
