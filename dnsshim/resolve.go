@@ -170,6 +170,9 @@ func (s *Server) addrsOf(v *catalog.View, imp *causewayv1.ImportRecord, key cata
 		}
 		return addrs, eps
 	}
+	if a, ok := s.localDirect(v, key); ok {
+		return []netip.Addr{a}, nil
+	}
 	var addrs []netip.Addr
 	for _, ip := range imp.GetIps() {
 		if a, err := netip.ParseAddr(ip); err == nil {
@@ -261,4 +264,17 @@ func protoName(p *causewayv1.ServicePort) string {
 		return "sctp"
 	}
 	return "tcp"
+}
+
+// localDirect returns the local ClusterIP of a service whose local export
+// asks for local-direct routing, while that export has ready endpoints and
+// is not drained; otherwise clients go through the clusterset IP.
+func (s *Server) localDirect(v *catalog.View, key catalog.ServiceKey) (netip.Addr, bool) {
+	x, ok := v.Export(key, s.cfg.Cluster)
+	if !ok || x.GetRouting() != causewayv1.RoutingPolicy_ROUTING_POLICY_LOCAL_DIRECT ||
+		catalog.ReadyEndpoints(x) == 0 || v.Drained(s.cfg.Cluster, key) {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(x.GetClusterIp())
+	return a, err == nil
 }

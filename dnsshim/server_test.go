@@ -55,6 +55,22 @@ func testView(headlessEndpoints int) *catalog.View {
 	eps = append(eps, &causewayv1.Endpoint{Address: "10.9.99.99", Hostname: "db-unready", Ready: false})
 	add(entry("exports/demo/db/east", &causewayv1.ExportRecord{Namespace: "demo", Name: "db", Cluster: "east", Endpoints: eps}))
 	add(entry("gateways/east/0", &causewayv1.GatewayRecord{Cluster: "east", Instance: "0"}))
+	// local-direct: "near" is exported by west itself with ready endpoints
+	// (answer its ClusterIP); "idle" has none ready and "parked" is drained
+	// in west (answer the clusterset IP).
+	for i, name := range []string{"near", "idle", "parked"} {
+		ready := uint32(1)
+		if name == "idle" {
+			ready = 0
+		}
+		add(entry("imports/west/demo/"+name, &causewayv1.ImportRecord{Namespace: "demo", Name: name, Cluster: "west",
+			Type: causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP, Ips: []string{fmt.Sprintf("10.2.1.%d", i+1)}}))
+		add(entry("exports/demo/"+name+"/west", &causewayv1.ExportRecord{Namespace: "demo", Name: name, Cluster: "west",
+			Routing: causewayv1.RoutingPolicy_ROUTING_POLICY_LOCAL_DIRECT, ClusterIp: fmt.Sprintf("10.96.0.%d", i+1),
+			ReadyPerZone: map[string]uint32{"z": ready}}))
+	}
+	es["drain/west/demo/parked"] = &causewayv1.Entry{Key: "drain/west/demo/parked",
+		Record: &causewayv1.Entry_Drain{Drain: &causewayv1.DrainRecord{Cluster: "west", Namespace: "demo", Name: "parked"}}}
 	return catalog.NewView(es, 42)
 }
 
@@ -132,6 +148,12 @@ func TestConformance(t *testing.T) {
 			[]string{"echo.demo.svc.clusterset.local. 5 IN A 10.2.0.5"}, nil, false},
 		{"case-insensitive, case kept", "ECHO.Demo.SVC.ClusterSet.Local.", dns.TypeA, dns.RcodeSuccess,
 			[]string{"ECHO.Demo.SVC.ClusterSet.Local. 5 IN A 10.2.0.5"}, nil, false},
+		{"local-direct with ready local endpoints", "near.demo.svc." + z, dns.TypeA, dns.RcodeSuccess,
+			[]string{"near.demo.svc.clusterset.local. 5 IN A 10.96.0.1"}, nil, false},
+		{"local-direct without ready local endpoints", "idle.demo.svc." + z, dns.TypeA, dns.RcodeSuccess,
+			[]string{"idle.demo.svc.clusterset.local. 5 IN A 10.2.1.2"}, nil, false},
+		{"local-direct drained locally", "parked.demo.svc." + z, dns.TypeA, dns.RcodeSuccess,
+			[]string{"parked.demo.svc.clusterset.local. 5 IN A 10.2.1.3"}, nil, false},
 		{"AAAA without v6 is NODATA", "echo.demo.svc." + z, dns.TypeAAAA, dns.RcodeSuccess, nil, nil, true},
 		{"TXT at a service is NODATA", "echo.demo.svc." + z, dns.TypeTXT, dns.RcodeSuccess, nil, nil, true},
 		{"named port SRV", "_http._tcp.echo.demo.svc." + z, dns.TypeSRV, dns.RcodeSuccess,

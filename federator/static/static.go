@@ -35,7 +35,10 @@ type Service struct {
 	// Type is ClusterSetIP (default) or Headless.
 	Type string `json:"type,omitempty"`
 	// Routing is gateway (default) or local-direct.
-	Routing   string     `json:"routing,omitempty"`
+	Routing string `json:"routing,omitempty"`
+	// ClusterIP is the address local clients reach the service at without
+	// Causeway; DNS answers it under local-direct routing.
+	ClusterIP string     `json:"clusterIP,omitempty"`
 	Ports     []Port     `json:"ports"`
 	Endpoints []Endpoint `json:"endpoints"`
 }
@@ -117,6 +120,16 @@ func (s Service) record(cluster, defaultZone string) (*causewayv1.ExportRecord, 
 		rec.Routing = causewayv1.RoutingPolicy_ROUTING_POLICY_LOCAL_DIRECT
 	default:
 		return nil, fmt.Errorf("routing %q: want gateway or local-direct", s.Routing)
+	}
+	if s.ClusterIP != "" {
+		ip, err := netip.ParseAddr(s.ClusterIP)
+		if err != nil {
+			return nil, fmt.Errorf("clusterIP %q: %w", s.ClusterIP, err)
+		}
+		rec.ClusterIp = ip.String()
+	}
+	if rec.Routing == causewayv1.RoutingPolicy_ROUTING_POLICY_LOCAL_DIRECT && rec.ClusterIp == "" {
+		return nil, errors.New("routing local-direct needs a clusterIP")
 	}
 	if len(s.Ports) == 0 {
 		return nil, errors.New("no ports")

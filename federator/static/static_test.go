@@ -21,6 +21,7 @@ services:
   name: db
   type: Headless
   routing: local-direct
+  clusterIP: 10.96.0.7
   ports: [{name: pg, port: 5432, protocol: tcp}]
 `
 	recs, err := Parse([]byte(good), "east", "z1")
@@ -34,6 +35,7 @@ services:
 	require.False(t, echo.GetEndpoints()[1].GetReady())
 	require.Equal(t, causewayv1.ServiceType_SERVICE_TYPE_HEADLESS, recs[1].GetType())
 	require.Equal(t, causewayv1.RoutingPolicy_ROUTING_POLICY_LOCAL_DIRECT, recs[1].GetRouting())
+	require.Equal(t, "10.96.0.7", recs[1].GetClusterIp())
 
 	tests := []struct{ name, doc, want string }{
 		{"not yaml", "version: [", "parse static exports"},
@@ -47,6 +49,8 @@ services:
 		{"bad type", "version: 1\nservices:\n- {namespace: demo, name: a, type: ExternalName, ports: [{port: 1}]}", `type "ExternalName"`},
 		{"bad address", "version: 1\nservices:\n- {namespace: demo, name: a, ports: [{port: 1}], endpoints: [{address: host.example}]}", "endpoints[0]: address"},
 		{"target port names no port", "version: 1\nservices:\n- {namespace: demo, name: a, ports: [{name: http, port: 1}], endpoints: [{address: 10.0.0.1, targetPorts: {grpc: 2}}]}", `"grpc" names no port`},
+		{"local-direct without clusterIP", "version: 1\nservices:\n- {namespace: demo, name: a, routing: local-direct, ports: [{port: 1}]}", "needs a clusterIP"},
+		{"bad clusterIP", "version: 1\nservices:\n- {namespace: demo, name: a, clusterIP: nope, ports: [{port: 1}]}", `clusterIP "nope"`},
 		{"duplicate service", "version: 1\nservices:\n- {namespace: demo, name: a, ports: [{port: 1}]}\n- {namespace: demo, name: a, ports: [{port: 1}]}", "demo/a listed twice"},
 	}
 	for _, tc := range tests {
