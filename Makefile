@@ -57,9 +57,10 @@ lint: $(TOOLS_BIN)/staticcheck
 	$(GO) vet ./...
 	staticcheck ./...
 
-## bench: tunnel vs direct HTTP benchmarks; results appended to bench/RESULTS.md.
+## bench: HTTP through the tunnel vs direct, DNS shim vs CoreDNS (dnsperf); results appended to bench/RESULTS.md.
 bench: build
 	bench/run.sh
+	bench/dns.sh
 
 tools: $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-go-grpc $(TOOLS_BIN)/staticcheck
 
