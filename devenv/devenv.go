@@ -96,14 +96,16 @@ func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
 		}
 		return err
 	}
+	if onReady != nil {
+		onReady(state)
+	}
+	// The state file comes last: whoever waits for it finds everything,
+	// the printed guide included, already done.
 	if cfg.StateFile != "" {
 		if err := writeState(cfg.StateFile, state); err != nil {
 			_ = g.Stop()
 			return err
 		}
-	}
-	if onReady != nil {
-		onReady(state)
 	}
 	<-g.ctx.Done()
 	err = g.Stop()
