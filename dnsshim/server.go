@@ -39,8 +39,11 @@ func New(cfg Config, src ViewSource) (*Server, error) {
 // ctx ends; then it shuts both down and returns nil.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
 	var servers []*dns.Server
+	var udpDone chan struct{}
 	if pc != nil {
-		servers = append(servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: 65535})
+		udpDone = make(chan struct{})
+		go func() { defer close(udpDone); s.serveUDP(pc) }()
+		defer func() { _ = pc.Close(); <-udpDone }()
 	}
 	if ln != nil {
 		servers = append(servers, &dns.Server{Listener: ln, Handler: s,
@@ -52,6 +55,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		started.Add(1)
 		srv.NotifyStartedFunc = started.Done
 		go func() { errc <- srv.ActivateAndServe() }()
+	}
+	if len(servers) == 0 {
+		<-ctx.Done()
+		return nil
 	}
 	startedCh := make(chan struct{})
 	go func() { started.Wait(); close(startedCh) }()
@@ -74,33 +81,36 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	return err
 }
 
-// ServeDNS answers one query.
+// ServeDNS answers one query (the TCP path, tests and fuzzing).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	start := time.Now()
-	transport := "udp"
-	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-		transport = "tcp"
+	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
+	m := s.reply(r, w.LocalAddr(), !isTCP)
+	if err := w.WriteMsg(m); err != nil {
+		s.log.Debug("write dns answer", "err", err)
 	}
-	m := s.answer(w, r)
+}
+
+// reply builds the answer to r, sized for the transport, and counts it.
+func (s *Server) reply(r *dns.Msg, local net.Addr, udp bool) *dns.Msg {
+	start := time.Now()
+	m := s.answer(local, r)
 	qtype := "other"
 	if len(r.Question) == 1 {
 		qtype = qtypeLabel(r.Question[0].Qtype)
 	}
-	size := dns.MaxMsgSize
-	if transport == "udp" {
+	size, transport := dns.MaxMsgSize, "tcp"
+	if udp {
 		// The client's EDNS0 size, but never more than the size we
 		// advertise: larger UDP replies risk fragmentation.
-		size = dns.MinMsgSize
+		size, transport = dns.MinMsgSize, "udp"
 		if opt := r.IsEdns0(); opt != nil {
 			size = max(dns.MinMsgSize, min(int(opt.UDPSize()), ednsUDPSize))
 		}
 	}
 	fit(m, size)
-	if err := w.WriteMsg(m); err != nil {
-		s.log.Debug("write dns answer", "err", err)
-	}
 	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
 	s.metrics.duration.WithLabelValues(transport).Observe(time.Since(start).Seconds())
+	return m
 }
 
 // ednsUDPSize is the EDNS0 payload size the shim advertises and the most it
@@ -125,7 +135,7 @@ func fit(m *dns.Msg, size int) {
 	m.Truncate(size)
 }
 
-func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
+func (s *Server) answer(local net.Addr, r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
@@ -164,7 +174,7 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 	}
 	m.Authoritative = true
 	v := s.src.View() // one view for the whole answer
-	res := s.resolve(v, q, w.LocalAddr())
+	res := s.resolve(v, q, local)
 	switch {
 	case res.nxdomain:
 		m.Rcode = dns.RcodeNameError

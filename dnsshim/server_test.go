@@ -240,6 +240,21 @@ func TestBadQueries(t *testing.T) {
 	chaos.Question[0].Qclass = dns.ClassCHAOS
 	require.Equal(t, dns.RcodeNotImplemented, exchange(chaos).Rcode)
 
+	// A header followed by garbage gets FORMERR with the query's ID.
+	gc, err := net.Dial("udp", addr)
+	require.NoError(t, err)
+	_, err = gc.Write([]byte{0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff})
+	require.NoError(t, err)
+	require.NoError(t, gc.SetReadDeadline(time.Now().Add(3*time.Second)))
+	buf := make([]byte, 512)
+	n, err := gc.Read(buf)
+	require.NoError(t, err)
+	gc.Close()
+	reply := new(dns.Msg)
+	require.NoError(t, reply.Unpack(buf[:n]))
+	require.Equal(t, uint16(0xabcd), reply.Id)
+	require.Equal(t, dns.RcodeFormatError, reply.Rcode)
+
 	// Raw garbage over UDP must not stop the server.
 	c, err := net.Dial("udp", addr)
 	require.NoError(t, err)
