@@ -84,21 +84,25 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 // ServeDNS answers one query (the TCP path, tests and fuzzing).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
-	m := s.reply(r, w.LocalAddr(), !isTCP)
+	m, size := s.reply(r, w.LocalAddr(), !isTCP)
+	fit(m, size)
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("write dns answer", "err", err)
 	}
 }
 
-// reply builds the answer to r, sized for the transport, and counts it.
-func (s *Server) reply(r *dns.Msg, local net.Addr, udp bool) *dns.Msg {
+// reply builds the answer to r and counts it. size is the most the answer
+// may take on the wire; callers trim it with fit only when it is larger, so
+// the common small answer is packed exactly once.
+func (s *Server) reply(r *dns.Msg, local net.Addr, udp bool) (m *dns.Msg, size int) {
 	start := time.Now()
-	m := s.answer(local, r)
+	m = s.answer(local, r)
 	qtype := "other"
 	if len(r.Question) == 1 {
 		qtype = qtypeLabel(r.Question[0].Qtype)
 	}
 	size, transport := dns.MaxMsgSize, "tcp"
+	m.Compress = true
 	if udp {
 		// The client's EDNS0 size, but never more than the size we
 		// advertise: larger UDP replies risk fragmentation.
@@ -107,10 +111,9 @@ func (s *Server) reply(r *dns.Msg, local net.Addr, udp bool) *dns.Msg {
 			size = max(dns.MinMsgSize, min(int(opt.UDPSize()), ednsUDPSize))
 		}
 	}
-	fit(m, size)
 	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
 	s.metrics.duration.WithLabelValues(transport).Observe(time.Since(start).Seconds())
-	return m
+	return m, size
 }
 
 // ednsUDPSize is the EDNS0 payload size the shim advertises and the most it

@@ -43,20 +43,27 @@ func (s *Server) udpReader(pc net.PacketConn) {
 		}
 		r := new(dns.Msg)
 		if err := r.Unpack(in[:n]); err != nil {
-			s.writeUDP(pc, peer, formErr(in[:n]), out)
+			s.writeUDP(pc, peer, formErr(in[:n]), dns.MinMsgSize, out)
 			continue
 		}
-		s.writeUDP(pc, peer, s.reply(r, local, true), out)
+		m, size := s.reply(r, local, true)
+		s.writeUDP(pc, peer, m, size, out)
 	}
 }
 
 const dnsHeaderSize = 12
 
-func (s *Server) writeUDP(pc net.PacketConn, peer net.Addr, m *dns.Msg, buf []byte) {
+// writeUDP packs m into buf and sends it; an answer over size is trimmed
+// with fit and packed again (rare: most answers fit at the first pack).
+func (s *Server) writeUDP(pc net.PacketConn, peer net.Addr, m *dns.Msg, size int, buf []byte) {
 	if m == nil {
 		return
 	}
 	b, err := m.PackBuffer(buf[:cap(buf)])
+	if err == nil && len(b) > size {
+		fit(m, size)
+		b, err = m.PackBuffer(buf[:cap(buf)])
+	}
 	if err != nil {
 		s.log.Debug("pack dns answer", "err", err)
 		return

@@ -9,6 +9,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -46,6 +47,7 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 	for _, k := range v.ExportedServices() {
 		desired[k] = true
 		want := MergeImport(own, v.Exports(k))
+		want.SchemaVersion = store.SchemaVersion // as stored, so Equal compares content
 		have, ok := v.Import(own, k)
 		if ok {
 			want.Ips = have.GetIps()
@@ -57,7 +59,7 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 			}
 			want.Ips = []string{ip.String()}
 		}
-		if ok && proto.Equal(stamped(want), stamped(have)) {
+		if ok && proto.Equal(want, have) {
 			continue
 		}
 		if err := f.store.PutImport(ctx, want); err != nil {
@@ -83,13 +85,6 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 	}
 	f.metrics.imports.Set(float64(len(desired)))
 	return nil
-}
-
-// stamped returns r as stored: with the current schema version.
-func stamped(r *causewayv1.ImportRecord) *causewayv1.ImportRecord {
-	c := proto.Clone(r).(*causewayv1.ImportRecord)
-	c.SchemaVersion = 1
-	return c
 }
 
 // MergeImport merges the exports of one service into cluster's import by

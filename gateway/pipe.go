@@ -43,16 +43,20 @@ func copyCounted(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error
 // directions end. FIN maps to FIN; an error (RST) on one side resets the
 // other. It returns the bytes carried tcp→stream and stream→tcp.
 func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
+	// reset ends the flow both ways: a TCP RST becomes a stream reset and
+	// a stream reset (or a peer that stopped reading) becomes a TCP RST.
+	reset := func() {
+		stream.CancelWrite(tunnel.CodeFlowReset)
+		stream.CancelRead(tunnel.CodeFlowReset)
+		_ = tcp.SetLinger(0)
+		_ = tcp.Close()
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var rerr, werr error
 		up, rerr, werr = copyCounted(stream, tcp)
 		if rerr != nil || werr != nil {
-			// The client reset, or the peer stopped reading: reset both ways.
-			stream.CancelWrite(tunnel.CodeFlowReset)
-			stream.CancelRead(tunnel.CodeFlowReset)
-			_ = tcp.SetLinger(0)
-			_ = tcp.Close()
+			reset()
 			return
 		}
 		_ = stream.Close() // FIN
@@ -60,10 +64,7 @@ func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 	var rerr, werr error
 	down, rerr, werr = copyCounted(tcp, stream)
 	if rerr != nil || werr != nil {
-		stream.CancelRead(tunnel.CodeFlowReset)
-		stream.CancelWrite(tunnel.CodeFlowReset)
-		_ = tcp.SetLinger(0)
-		_ = tcp.Close()
+		reset()
 	} else {
 		_ = tcp.CloseWrite()
 	}

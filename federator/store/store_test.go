@@ -160,7 +160,6 @@ func TestAllocateVIPConcurrent(t *testing.T) {
 	reused, err := s.AllocateVIP(ctx, "east", "demo", "newcomer", prefix)
 	require.NoError(t, err)
 	require.Equal(t, again, reused)
-	_ = s
 }
 
 func TestAllocateVIPExhausted(t *testing.T) {
