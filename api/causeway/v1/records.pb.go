@@ -647,7 +647,12 @@ type ImportRecord struct {
 	Ips             []string               `protobuf:"bytes,7,rep,name=ips,proto3" json:"ips,omitempty"`
 	SessionAffinity string                 `protobuf:"bytes,8,opt,name=session_affinity,json=sessionAffinity,proto3" json:"session_affinity,omitempty"`
 	// clusters are the exporting clusters, sorted.
-	Clusters      []string `protobuf:"bytes,9,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	Clusters                      []string `protobuf:"bytes,9,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	SessionAffinityTimeoutSeconds uint32   `protobuf:"varint,10,opt,name=session_affinity_timeout_seconds,json=sessionAffinityTimeoutSeconds,proto3" json:"session_affinity_timeout_seconds,omitempty"`
+	// egress_ports map each port to the local gateway's listening port for it
+	// (Kubernetes: the derived Service's EndpointSlices point there). Empty
+	// where the gateway listens on the import's IPs directly (causeway dev).
+	EgressPorts   []*EgressPort `protobuf:"bytes,11,rep,name=egress_ports,json=egressPorts,proto3" json:"egress_ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -745,6 +750,81 @@ func (x *ImportRecord) GetClusters() []string {
 	return nil
 }
 
+func (x *ImportRecord) GetSessionAffinityTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.SessionAffinityTimeoutSeconds
+	}
+	return 0
+}
+
+func (x *ImportRecord) GetEgressPorts() []*EgressPort {
+	if x != nil {
+		return x.EgressPorts
+	}
+	return nil
+}
+
+// EgressPort is the gateway port that carries one service port of an import.
+type EgressPort struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Protocol      Protocol               `protobuf:"varint,1,opt,name=protocol,proto3,enum=causeway.v1.Protocol" json:"protocol,omitempty"`
+	Port          uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	EgressPort    uint32                 `protobuf:"varint,3,opt,name=egress_port,json=egressPort,proto3" json:"egress_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EgressPort) Reset() {
+	*x = EgressPort{}
+	mi := &file_api_causeway_v1_records_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EgressPort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EgressPort) ProtoMessage() {}
+
+func (x *EgressPort) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_records_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EgressPort.ProtoReflect.Descriptor instead.
+func (*EgressPort) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EgressPort) GetProtocol() Protocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return Protocol_PROTOCOL_UNSPECIFIED
+}
+
+func (x *EgressPort) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *EgressPort) GetEgressPort() uint32 {
+	if x != nil {
+		return x.EgressPort
+	}
+	return 0
+}
+
 // VIPAllocation reserves one clusterset IP in one cluster.
 // Key: /causeway/v1/vips/<cluster>/<ip>.
 type VIPAllocation struct {
@@ -758,7 +838,7 @@ type VIPAllocation struct {
 
 func (x *VIPAllocation) Reset() {
 	*x = VIPAllocation{}
-	mi := &file_api_causeway_v1_records_proto_msgTypes[6]
+	mi := &file_api_causeway_v1_records_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +850,7 @@ func (x *VIPAllocation) String() string {
 func (*VIPAllocation) ProtoMessage() {}
 
 func (x *VIPAllocation) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_records_proto_msgTypes[6]
+	mi := &file_api_causeway_v1_records_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +863,7 @@ func (x *VIPAllocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VIPAllocation.ProtoReflect.Descriptor instead.
 func (*VIPAllocation) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{6}
+	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VIPAllocation) GetSchemaVersion() uint32 {
@@ -823,7 +903,7 @@ type DrainRecord struct {
 
 func (x *DrainRecord) Reset() {
 	*x = DrainRecord{}
-	mi := &file_api_causeway_v1_records_proto_msgTypes[7]
+	mi := &file_api_causeway_v1_records_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +915,7 @@ func (x *DrainRecord) String() string {
 func (*DrainRecord) ProtoMessage() {}
 
 func (x *DrainRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_records_proto_msgTypes[7]
+	mi := &file_api_causeway_v1_records_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +928,7 @@ func (x *DrainRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRecord.ProtoReflect.Descriptor instead.
 func (*DrainRecord) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{7}
+	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DrainRecord) GetSchemaVersion() uint32 {
@@ -910,7 +990,7 @@ type TrustBundle struct {
 
 func (x *TrustBundle) Reset() {
 	*x = TrustBundle{}
-	mi := &file_api_causeway_v1_records_proto_msgTypes[8]
+	mi := &file_api_causeway_v1_records_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1002,7 @@ func (x *TrustBundle) String() string {
 func (*TrustBundle) ProtoMessage() {}
 
 func (x *TrustBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_records_proto_msgTypes[8]
+	mi := &file_api_causeway_v1_records_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1015,7 @@ func (x *TrustBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustBundle.ProtoReflect.Descriptor instead.
 func (*TrustBundle) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{8}
+	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TrustBundle) GetSchemaVersion() uint32 {
@@ -1023,7 +1103,7 @@ const file_api_causeway_v1_records_proto_rawDesc = "" +
 	"cluster_ip\x18\r \x01(\tR\tclusterIp\x1a?\n" +
 	"\x11ReadyPerZoneEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xb8\x02\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xbd\x03\n" +
 	"\fImportRecord\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -1033,7 +1113,16 @@ const file_api_causeway_v1_records_proto_rawDesc = "" +
 	"\x05ports\x18\x06 \x03(\v2\x18.causeway.v1.ServicePortR\x05ports\x12\x10\n" +
 	"\x03ips\x18\a \x03(\tR\x03ips\x12)\n" +
 	"\x10session_affinity\x18\b \x01(\tR\x0fsessionAffinity\x12\x1a\n" +
-	"\bclusters\x18\t \x03(\tR\bclusters\"h\n" +
+	"\bclusters\x18\t \x03(\tR\bclusters\x12G\n" +
+	" session_affinity_timeout_seconds\x18\n" +
+	" \x01(\rR\x1dsessionAffinityTimeoutSeconds\x12:\n" +
+	"\fegress_ports\x18\v \x03(\v2\x17.causeway.v1.EgressPortR\vegressPorts\"t\n" +
+	"\n" +
+	"EgressPort\x121\n" +
+	"\bprotocol\x18\x01 \x01(\x0e2\x15.causeway.v1.ProtocolR\bprotocol\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1f\n" +
+	"\vegress_port\x18\x03 \x01(\rR\n" +
+	"egressPort\"h\n" +
 	"\rVIPAllocation\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -1078,7 +1167,7 @@ func file_api_causeway_v1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_api_causeway_v1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_causeway_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_api_causeway_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_api_causeway_v1_records_proto_goTypes = []any{
 	(ServiceType)(0),              // 0: causeway.v1.ServiceType
 	(Protocol)(0),                 // 1: causeway.v1.Protocol
@@ -1089,30 +1178,33 @@ var file_api_causeway_v1_records_proto_goTypes = []any{
 	(*Endpoint)(nil),              // 6: causeway.v1.Endpoint
 	(*ExportRecord)(nil),          // 7: causeway.v1.ExportRecord
 	(*ImportRecord)(nil),          // 8: causeway.v1.ImportRecord
-	(*VIPAllocation)(nil),         // 9: causeway.v1.VIPAllocation
-	(*DrainRecord)(nil),           // 10: causeway.v1.DrainRecord
-	(*TrustBundle)(nil),           // 11: causeway.v1.TrustBundle
-	nil,                           // 12: causeway.v1.Endpoint.TargetPortsEntry
-	nil,                           // 13: causeway.v1.ExportRecord.ReadyPerZoneEntry
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*EgressPort)(nil),            // 9: causeway.v1.EgressPort
+	(*VIPAllocation)(nil),         // 10: causeway.v1.VIPAllocation
+	(*DrainRecord)(nil),           // 11: causeway.v1.DrainRecord
+	(*TrustBundle)(nil),           // 12: causeway.v1.TrustBundle
+	nil,                           // 13: causeway.v1.Endpoint.TargetPortsEntry
+	nil,                           // 14: causeway.v1.ExportRecord.ReadyPerZoneEntry
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_api_causeway_v1_records_proto_depIdxs = []int32{
 	1,  // 0: causeway.v1.ServicePort.protocol:type_name -> causeway.v1.Protocol
-	12, // 1: causeway.v1.Endpoint.target_ports:type_name -> causeway.v1.Endpoint.TargetPortsEntry
+	13, // 1: causeway.v1.Endpoint.target_ports:type_name -> causeway.v1.Endpoint.TargetPortsEntry
 	0,  // 2: causeway.v1.ExportRecord.type:type_name -> causeway.v1.ServiceType
 	5,  // 3: causeway.v1.ExportRecord.ports:type_name -> causeway.v1.ServicePort
-	14, // 4: causeway.v1.ExportRecord.created:type_name -> google.protobuf.Timestamp
-	13, // 5: causeway.v1.ExportRecord.ready_per_zone:type_name -> causeway.v1.ExportRecord.ReadyPerZoneEntry
+	15, // 4: causeway.v1.ExportRecord.created:type_name -> google.protobuf.Timestamp
+	14, // 5: causeway.v1.ExportRecord.ready_per_zone:type_name -> causeway.v1.ExportRecord.ReadyPerZoneEntry
 	6,  // 6: causeway.v1.ExportRecord.endpoints:type_name -> causeway.v1.Endpoint
 	2,  // 7: causeway.v1.ExportRecord.routing:type_name -> causeway.v1.RoutingPolicy
 	0,  // 8: causeway.v1.ImportRecord.type:type_name -> causeway.v1.ServiceType
 	5,  // 9: causeway.v1.ImportRecord.ports:type_name -> causeway.v1.ServicePort
-	14, // 10: causeway.v1.DrainRecord.since:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 10: causeway.v1.ImportRecord.egress_ports:type_name -> causeway.v1.EgressPort
+	1,  // 11: causeway.v1.EgressPort.protocol:type_name -> causeway.v1.Protocol
+	15, // 12: causeway.v1.DrainRecord.since:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_api_causeway_v1_records_proto_init() }
@@ -1126,7 +1218,7 @@ func file_api_causeway_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_causeway_v1_records_proto_rawDesc), len(file_api_causeway_v1_records_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
