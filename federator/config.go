@@ -1,11 +1,16 @@
 package federator
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"net/netip"
+	"os"
+	"time"
+
+	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/internal/names"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,6 +32,55 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, metrics are not registered.
 	Registerer prometheus.Registerer
+
+	// Instance names this replica in the leader election; default
+	// hostname-pid.
+	Instance string
+	// LeaderTTL is the lease of the leader election: a killed leader is
+	// replaced within it. Default 10s; whole seconds, at least 2s.
+	LeaderTTL time.Duration
+	// Sink, when set, writes this cluster's imports into the cluster
+	// (Kubernetes: ServiceImport, derived Service, EndpointSlices) and
+	// supplies their addresses; clusterset IPs are then not allocated
+	// from VIPRanges.
+	Sink ImportSink
+	// EgressPorts, when set, is the range of gateway ports given to
+	// imported service ports (Kubernetes: where the derived Service's
+	// EndpointSlices point). Zero: no egress ports (dev: the gateway listens
+	// on the clusterset IPs).
+	EgressPorts PortRange
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct{ Min, Max uint16 }
+
+// IsZero reports whether r is unset.
+func (r PortRange) IsZero() bool { return r.Min == 0 && r.Max == 0 }
+
+// ImportSink writes a cluster's imports into the cluster itself.
+type ImportSink interface {
+	// Run keeps the cluster's objects equal to the imports of this
+	// cluster in every view feed publishes, until ctx ends. It calls kick
+	// when an address it supplies changed.
+	Run(ctx context.Context, feed *catalog.Feed, kick func()) error
+	// Addresses returns the addresses the cluster gave the import of k
+	// (the derived Service's ClusterIP), nil when it has none yet.
+	Addresses(k catalog.ServiceKey) []string
+}
+
+func (c *Config) leaderTTL() time.Duration {
+	if c.LeaderTTL == 0 {
+		return 10 * time.Second
+	}
+	return c.LeaderTTL
+}
+
+func (c *Config) instance() string {
+	if c.Instance != "" {
+		return c.Instance
+	}
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
 }
 
 // Validate reports the first problem of c.
@@ -40,6 +94,10 @@ func (c *Config) Validate() error {
 		return errors.New("federator config: no trust domain")
 	case len(c.Authorities) == 0:
 		return errors.New("federator config: no CA certificates for the trust bundle")
+	case c.LeaderTTL != 0 && (c.LeaderTTL < 2*time.Second || c.LeaderTTL%time.Second != 0):
+		return fmt.Errorf("federator config: leader TTL %s: want whole seconds, at least 2s", c.LeaderTTL)
+	case !c.EgressPorts.IsZero() && (c.EgressPorts.Min == 0 || c.EgressPorts.Min > c.EgressPorts.Max):
+		return fmt.Errorf("federator config: egress port range %d-%d is empty", c.EgressPorts.Min, c.EgressPorts.Max)
 	}
 	return nil
 }

@@ -6,15 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrNotSynced is returned by readiness checks before the first etcd list.
 var ErrNotSynced = errors.New("federator: catalog not synced with etcd")
+
+// ErrEtcdUnreachable is returned by readiness checks while the federation
+// etcd does not answer: the federator serves its last catalog (fail static)
+// and deletes nothing.
+var ErrEtcdUnreachable = errors.New("federator: federation etcd unreachable; serving the last catalog")
 
 // ExportSource produces this cluster's exports: it calls publish with the
 // complete set now and whenever it changes, until ctx ends.
@@ -36,6 +43,10 @@ type Federator struct {
 	exportsMu      sync.Mutex // guards desiredExports
 	desiredExports []*causewayv1.ExportRecord
 	exportsChanged chan struct{} // cap 1: a pending export reconcile
+	importsKicked  chan struct{} // cap 1: a pending import reconcile
+
+	leader   atomic.Bool
+	etcdDown atomic.Int64 // unix nanos since the probe failed; 0 while healthy
 }
 
 // New returns a federator for cfg over st.
@@ -55,6 +66,7 @@ func New(cfg Config, st *store.Store) (*Federator, error) {
 		feed:           catalog.NewFeed(),
 		synced:         make(chan struct{}),
 		exportsChanged: make(chan struct{}, 1),
+		importsKicked:  make(chan struct{}, 1),
 	}, nil
 }
 
@@ -63,39 +75,123 @@ func (f *Federator) Feed() *catalog.Feed { return f.feed }
 
 func (f *Federator) markSynced() { f.syncedOnce.Do(func() { close(f.synced) }) }
 
-// Ready reports nil once the mirror has listed etcd.
+// Ready reports nil once the mirror has listed etcd and while etcd answers.
 func (f *Federator) Ready() error {
 	select {
 	case <-f.synced:
-		return nil
 	default:
 		return ErrNotSynced
 	}
+	if since := f.EtcdDownSince(); !since.IsZero() {
+		return fmt.Errorf("%w (since %s)", ErrEtcdUnreachable, since.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
-// Run registers the cluster, then runs the mirror, the export side fed by
-// src, and the import side until ctx ends. It returns an error only when
-// the cluster cannot be registered or src fails to start.
+// EtcdDownSince is when the etcd health probe started failing; zero while
+// etcd answers.
+func (f *Federator) EtcdDownSince() time.Time {
+	if n := f.etcdDown.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// runHealth probes etcd every second and records when it stops answering.
+func (f *Federator) runHealth(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := f.store.Client().Get(pctx, store.ClusterKey(f.cfg.Cluster))
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			if f.etcdDown.Swap(0) != 0 {
+				f.log.Info("federation etcd reachable again")
+			}
+			f.metrics.etcdUp.Set(1)
+		} else {
+			if f.etcdDown.CompareAndSwap(0, time.Now().UnixNano()) {
+				f.log.Warn("federation etcd unreachable; serving the last catalog", "err", err)
+			}
+			f.metrics.etcdUp.Set(0)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// kickImports schedules an import reconcile (the sink's addresses changed).
+func (f *Federator) kickImports() {
+	select {
+	case f.importsKicked <- struct{}{}:
+	default:
+	}
+}
+
+// Run registers the cluster, then runs the mirror of etcd (and so the
+// catalog every replica serves) and an etcd health probe; the replica that
+// wins the cluster's leader election also runs the export side fed by src,
+// the import side and the import sink. Leadership lost (etcd unreachable
+// past the lease TTL, or another replica took over) stops the writers and
+// the replica campaigns again; nothing is deleted on the way. Run returns
+// when ctx ends, or with an error when src fails to start.
 func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	if err := f.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
 	wg.Go(func() { f.runMirror(ctx) })
-	wg.Go(func() { f.runExports(ctx) })
-	wg.Go(func() { f.runImports(ctx) })
-	err := src.Run(ctx, f.setExports, func(err error) { f.metrics.sourceErrors.Inc() })
-	if err != nil {
-		err = fmt.Errorf("run export source of %s: %w", f.cfg.Cluster, err)
+	wg.Go(func() { f.runHealth(ctx) })
+	backoff := 100 * time.Millisecond
+	for {
+		err := f.lead(ctx, src)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, errNotLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
-	cancel()
-	wg.Wait()
-	return err
 }
 
+// register writes the cluster and bundle records, retrying with back-off
+// while etcd fails, until ctx ends.
 func (f *Federator) register(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := f.registerOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		f.log.Warn("register cluster failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (f *Federator) registerOnce(ctx context.Context) error {
 	ranges := make([]string, len(f.cfg.VIPRanges))
 	for i, r := range f.cfg.VIPRanges {
 		ranges[i] = r.String()
@@ -138,6 +234,11 @@ func (f *Federator) runExports(ctx context.Context) {
 		}
 		backoff := 100 * time.Millisecond
 		for {
+			select { // diff against a synced mirror only
+			case <-ctx.Done():
+				return
+			case <-f.synced:
+			}
 			f.exportsMu.Lock()
 			desired := f.desiredExports
 			f.exportsMu.Unlock()
@@ -157,26 +258,47 @@ func (f *Federator) runExports(ctx context.Context) {
 	}
 }
 
+// reconcileExports makes etcd hold exactly desired as this cluster's
+// exports. It diffs against the mirrored view, so unchanged exports are
+// not rewritten (no etcd churn, no watch events for peers).
 func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.ExportRecord) error {
-	want := make(map[string]bool, len(desired))
+	v := f.feed.View()
+	want := make(map[catalog.ServiceKey]bool, len(desired))
+	written := 0
 	for _, x := range desired {
-		want[x.GetNamespace()+"/"+x.GetName()] = true
+		k := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
+		want[k] = true
+		if have, ok := v.Export(k, f.cfg.Cluster); ok && sameExport(have, x) {
+			continue
+		}
 		if err := f.store.PutExport(ctx, x); err != nil {
 			return err
 		}
+		written++
 	}
-	have, err := f.store.ListExportsOf(ctx, f.cfg.Cluster)
-	if err != nil {
-		return err
-	}
-	for _, x := range have {
-		if !want[x.GetNamespace()+"/"+x.GetName()] {
-			if err := f.store.DeleteExport(ctx, x.GetNamespace(), x.GetName(), f.cfg.Cluster); err != nil {
-				return err
-			}
-			f.log.Info("export withdrawn", "service", x.GetNamespace()+"/"+x.GetName())
+	for _, k := range v.ExportedServices() {
+		if want[k] {
+			continue
 		}
+		if _, ok := v.Export(k, f.cfg.Cluster); !ok {
+			continue
+		}
+		if err := f.store.DeleteExport(ctx, k.Namespace, k.Name, f.cfg.Cluster); err != nil {
+			return err
+		}
+		f.log.Info("export withdrawn", "service", k.String())
+	}
+	if written > 0 {
+		f.log.Debug("exports published", "written", written, "total", len(desired))
 	}
 	f.metrics.exports.Set(float64(len(desired)))
 	return nil
+}
+
+// sameExport reports whether the stored export have already says what x
+// says; the store sets schema version and creation time.
+func sameExport(have, x *causewayv1.ExportRecord) bool {
+	c := proto.Clone(x).(*causewayv1.ExportRecord)
+	c.SchemaVersion, c.Created = have.GetSchemaVersion(), have.GetCreated()
+	return proto.Equal(have, c)
 }

@@ -2,6 +2,7 @@ package federator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -36,6 +37,7 @@ func (f *Federator) runImports(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-f.importsKicked:
 		}
 	}
 }
@@ -44,20 +46,30 @@ func (f *Federator) runImports(ctx context.Context) {
 func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error {
 	own := f.cfg.Cluster
 	desired := map[catalog.ServiceKey]bool{}
+	egress := newEgressAllocator(f.cfg.EgressPorts, v.Imports(own))
 	for _, k := range v.ExportedServices() {
 		desired[k] = true
 		want := MergeImport(own, v.Exports(k))
 		want.SchemaVersion = store.SchemaVersion // as stored, so Equal compares content
 		have, ok := v.Import(own, k)
-		if ok {
-			want.Ips = have.GetIps()
-		}
-		if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP && len(want.Ips) == 0 {
-			ip, err := f.store.AllocateVIP(ctx, own, k.Namespace, k.Name, f.cfg.VIPRanges[0])
-			if err != nil {
-				return err
+		if f.cfg.Sink != nil {
+			want.Ips = f.cfg.Sink.Addresses(k)
+		} else {
+			if ok {
+				want.Ips = have.GetIps()
 			}
-			want.Ips = []string{ip.String()}
+			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP && len(want.Ips) == 0 {
+				ip, err := f.store.AllocateVIP(ctx, own, k.Namespace, k.Name, f.cfg.VIPRanges[0])
+				if err != nil {
+					return err
+				}
+				want.Ips = []string{ip.String()}
+			}
+		}
+		if !f.cfg.EgressPorts.IsZero() {
+			if err := egress.assign(want, have); err != nil {
+				return fmt.Errorf("import %s: %w", k, err)
+			}
 		}
 		if ok && proto.Equal(want, have) {
 			continue
@@ -73,6 +85,10 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 		}
 		if err := f.store.DeleteImport(ctx, own, k.Namespace, k.Name); err != nil {
 			return err
+		}
+		if f.cfg.Sink != nil {
+			f.log.Info("import removed", "service", k.String())
+			continue // the addresses belong to the sink's objects
 		}
 		for _, s := range imp.GetIps() {
 			if ip, err := netip.ParseAddr(s); err == nil {
@@ -92,14 +108,7 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 // protocol and port); other properties come from the oldest export, ties
 // broken by cluster name. The result has no IPs.
 func MergeImport(cluster string, exports []*causewayv1.ExportRecord) *causewayv1.ImportRecord {
-	xs := append([]*causewayv1.ExportRecord(nil), exports...)
-	sort.SliceStable(xs, func(i, j int) bool {
-		ti, tj := xs[i].GetCreated().AsTime(), xs[j].GetCreated().AsTime()
-		if !ti.Equal(tj) {
-			return ti.Before(tj)
-		}
-		return xs[i].GetCluster() < xs[j].GetCluster()
-	})
+	xs := byAge(exports)
 	winner := xs[0]
 	imp := &causewayv1.ImportRecord{
 		Namespace:       winner.GetNamespace(),
@@ -107,6 +116,9 @@ func MergeImport(cluster string, exports []*causewayv1.ExportRecord) *causewayv1
 		Cluster:         cluster,
 		Type:            winner.GetType(),
 		SessionAffinity: winner.GetSessionAffinity(),
+	}
+	if winner.GetSessionAffinity() == "ClientIP" {
+		imp.SessionAffinityTimeoutSeconds = winner.GetSessionAffinityTimeoutSeconds()
 	}
 	type protoPort struct {
 		proto causewayv1.Protocol
@@ -128,4 +140,58 @@ func MergeImport(cluster string, exports []*causewayv1.ExportRecord) *causewayv1
 	}
 	sort.Strings(imp.Clusters)
 	return imp
+}
+
+// egressAllocator hands out gateway egress ports to import ports, keeping
+// every assignment an import already has.
+type egressAllocator struct {
+	r    PortRange
+	used map[uint32]bool
+	next uint32
+}
+
+func newEgressAllocator(r PortRange, imports map[catalog.ServiceKey]*causewayv1.ImportRecord) *egressAllocator {
+	a := &egressAllocator{r: r, used: map[uint32]bool{}, next: uint32(r.Min)}
+	for _, imp := range imports {
+		for _, e := range imp.GetEgressPorts() {
+			a.used[e.GetEgressPort()] = true
+		}
+	}
+	return a
+}
+
+// ErrEgressPortsExhausted means the egress port range has no free port.
+var ErrEgressPortsExhausted = errors.New("federator: egress port range exhausted")
+
+// assign sets want's egress ports: the ones have already holds for the
+// same protocol and port, new ones from the range for the rest. Ports
+// have held that want no longer has are freed for later imports only
+// (not reused in this pass), so a stale EndpointSlice never points at
+// another service.
+func (a *egressAllocator) assign(want, have *causewayv1.ImportRecord) error {
+	type pp struct {
+		proto causewayv1.Protocol
+		port  uint32
+	}
+	old := map[pp]uint32{}
+	for _, e := range have.GetEgressPorts() {
+		old[pp{e.GetProtocol(), e.GetPort()}] = e.GetEgressPort()
+	}
+	want.EgressPorts = nil
+	for _, p := range want.GetPorts() {
+		k := pp{p.GetProtocol(), p.GetPort()}
+		port, ok := old[k]
+		if !ok {
+			for a.next <= uint32(a.r.Max) && a.used[a.next] {
+				a.next++
+			}
+			if a.next > uint32(a.r.Max) {
+				return fmt.Errorf("egress port for %s: %w", portKey(p), ErrEgressPortsExhausted)
+			}
+			port = a.next
+			a.used[port] = true
+		}
+		want.EgressPorts = append(want.EgressPorts, &causewayv1.EgressPort{Protocol: p.GetProtocol(), Port: p.GetPort(), EgressPort: port})
+	}
+	return nil
 }

@@ -9,6 +9,8 @@ type metrics struct {
 	sourceErrors    prometheus.Counter
 	reconcileErrors *prometheus.CounterVec
 	watchers        prometheus.Gauge
+	leader          prometheus.Gauge
+	etcdUp          prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,9 +28,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "reconcile_errors_total", Help: "Failed reconcile passes, by side (export, import)."}, []string{"side"}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "catalog_watchers", Help: "Open Catalog.Watch streams."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "leader", Help: "1 while this replica leads its cluster's federation writes."}),
+		etcdUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "etcd_up", Help: "1 while the federation etcd answers the health probe."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers)
+		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp)
 	}
 	return m
 }

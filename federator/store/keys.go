@@ -17,6 +17,9 @@ const (
 	KindDrain    = "drain"
 	KindBundles  = "bundles"
 	KindVIPs     = "vips"
+	// KindLeaders holds the leader-election keys of each cluster's federator
+	// replicas (etcd concurrency.Election); they are not catalog entries.
+	KindLeaders = "leaders"
 )
 
 // ClusterKey is the key of a ClusterRecord.
@@ -51,6 +54,10 @@ func BundleKey(cluster string) string { return Prefix + KindBundles + "/" + clus
 // VIPKey is the key reserving one clusterset IP in one cluster.
 func VIPKey(cluster, ip string) string { return Prefix + KindVIPs + "/" + cluster + "/" + ip }
 
+// ElectionPrefix is the election prefix of cluster's federator replicas;
+// concurrency.Election appends the candidate's lease ID.
+func ElectionPrefix(cluster string) string { return Prefix + KindLeaders + "/" + cluster }
+
 // vipPrefix is the prefix of one cluster's VIP reservations.
 func vipPrefix(cluster string) string { return Prefix + KindVIPs + "/" + cluster + "/" }
 
@@ -63,6 +70,7 @@ var segmentCounts = map[string][]int{
 	KindDrain:    {1, 3},
 	KindBundles:  {1},
 	KindVIPs:     {2},
+	KindLeaders:  {2},
 }
 
 // ParseKey splits a full key into its kind and segments.

@@ -53,7 +53,7 @@ func (s *Store) Watch(ctx context.Context, fromRev int64, fn func(Batch) error) 
 		b := Batch{Revision: resp.Header.Revision, Changes: make([]Change, 0, len(resp.Events))}
 		for _, ev := range resp.Events {
 			key := string(ev.Kv.Key)
-			if kind, _, err := ParseKey(key); err != nil || kind == KindVIPs {
+			if kind, _, err := ParseKey(key); err != nil || kind == KindVIPs || kind == KindLeaders {
 				continue
 			}
 			if ev.Type == clientv3.EventTypeDelete {
