@@ -268,7 +268,7 @@ func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.
 	for _, x := range desired {
 		k := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
 		want[k] = true
-		if have, ok := v.Export(k, f.cfg.Cluster); ok && sameExport(have, x) {
+		if have, ok := v.Export(k, f.cfg.Cluster); ok && SameExport(have, x) {
 			continue
 		}
 		if err := f.store.PutExport(ctx, x); err != nil {
@@ -295,9 +295,9 @@ func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.
 	return nil
 }
 
-// sameExport reports whether the stored export have already says what x
+// SameExport reports whether the stored export have already says what x
 // says; the store sets schema version and creation time.
-func sameExport(have, x *causewayv1.ExportRecord) bool {
+func SameExport(have, x *causewayv1.ExportRecord) bool {
 	c := proto.Clone(x).(*causewayv1.ExportRecord)
 	c.SchemaVersion, c.Created = have.GetSchemaVersion(), have.GetCreated()
 	return proto.Equal(have, c)

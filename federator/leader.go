@@ -72,7 +72,14 @@ func (f *Federator) lead(ctx context.Context, src ExportSource) error {
 	wg.Go(func() { f.runExports(tctx) })
 	wg.Go(func() { f.runImports(tctx) })
 	if f.cfg.Sink != nil {
-		wg.Go(func() { fail("import sink", f.cfg.Sink.Run(tctx, f.feed, f.kickImports)) })
+		wg.Go(func() {
+			select { // the sink deletes what the view lacks: only from a synced view
+			case <-tctx.Done():
+				return
+			case <-f.synced:
+			}
+			fail("import sink", f.cfg.Sink.Run(tctx, f.feed, f.kickImports))
+		})
 	}
 	fail("export source", src.Run(tctx, f.setExports, func(error) { f.metrics.sourceErrors.Inc() }))
 	<-tctx.Done() // a source that returns early leaves the rest of the term running

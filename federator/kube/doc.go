@@ -1,0 +1,18 @@
+// Package kube owns the Kubernetes side of a federator: it reads a
+// cluster's ServiceExports (with their Services and EndpointSlices) into
+// export records and sets their mcs-api conditions, and it writes the
+// cluster's imports back as ServiceImports, derived Services and
+// EndpointSlices.
+//
+// Rules:
+//   - Controllers are informers + a rate-limited workqueue + an
+//     idempotent reconcile(key).
+//   - Every write is server-side apply with field manager "causeway", and
+//     only happens when the object differs from what it should be, so a
+//     restart or an etcd outage causes no churn (resourceVersions stay).
+//   - Every object created here carries the labels of Labels(); orphans
+//     (objects whose import is gone) are found by label and removed.
+//   - Nothing is deleted because the federation is unreachable: deletes
+//     follow the federator's mirrored view, which stays put while etcd is
+//     away.
+package kube
