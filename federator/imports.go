@@ -53,7 +53,14 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 		want.SchemaVersion = store.SchemaVersion // as stored, so Equal compares content
 		have, ok := v.Import(own, k)
 		if f.cfg.Sink != nil {
-			want.Ips = f.cfg.Sink.Addresses(k)
+			// The sink's address, once it has one; until then (sink
+			// starting, Service being created) the stored one stays.
+			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP {
+				want.Ips = f.cfg.Sink.Addresses(k)
+				if want.Ips == nil && ok {
+					want.Ips = have.GetIps()
+				}
+			}
 		} else {
 			if ok {
 				want.Ips = have.GetIps()

@@ -70,7 +70,10 @@ type Sink struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	ready    atomic.Bool
 
-	writes atomic.Int64
+	writes     atomic.Int64
+	initial    atomic.Int64 // keys queued by the first full pass
+	reconciled atomic.Int64
+	inflight   atomic.Int64
 }
 
 var _ federator.ImportSink = (*Sink)(nil)
@@ -96,6 +99,12 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 		log = slog.Default()
 	}
 	return &Sink{cfg: cfg, log: log.With("component", "kube-sink", "cluster", cfg.Cluster)}, nil
+}
+
+// Settled reports whether the sink has reconciled everything it found at
+// start and has nothing queued or in flight.
+func (s *Sink) Settled() bool {
+	return s.ready.Load() && s.reconciled.Load() >= s.initial.Load() && s.queue.Len() == 0 && s.inflight.Load() == 0
 }
 
 // Writes counts the objects this sink created, changed or deleted.
@@ -206,6 +215,7 @@ func (s *Sink) Run(ctx context.Context, feed *catalog.Feed, kick func()) error {
 	// Everything we own or should own is reconciled once: this also
 	// garbage-collects objects left behind by a crash.
 	s.enqueueAll()
+	s.initial.Store(int64(s.queue.Len()))
 	for range s.cfg.Workers {
 		wg.Go(func() { s.work(ctx) })
 	}
@@ -263,6 +273,7 @@ func (s *Sink) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
+		s.inflight.Add(1)
 		if err := s.reconcile(ctx, key); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile import failed; retrying", "service", key, "err", err)
 			s.queue.AddRateLimited(key)
@@ -270,6 +281,8 @@ func (s *Sink) work(ctx context.Context) {
 			s.queue.Forget(key)
 		}
 		s.queue.Done(key)
+		s.reconciled.Add(1)
+		s.inflight.Add(-1)
 	}
 }
 
