@@ -119,11 +119,16 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) watchOnce(ctx context.Context) (gotData bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.rpc.Watch(ctx, &causewayv1.WatchRequest{Cluster: c.opts.Cluster})
+	req := &causewayv1.WatchRequest{Cluster: c.opts.Cluster}
+	var entries map[string]*causewayv1.Entry
+	if c.IsReady() { // resume from what we have; the server may answer a delta
+		v := c.View()
+		entries, req.SinceRevision = v.Entries(), v.Revision
+	}
+	stream, err := c.rpc.Watch(ctx, req)
 	if err != nil {
 		return false, fmt.Errorf("open catalog watch: %w", err)
 	}
-	var entries map[string]*causewayv1.Entry
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
@@ -135,6 +140,7 @@ func (c *Client) watchOnce(ctx context.Context) (gotData bool, err error) {
 		} else if entries == nil {
 			return false, errors.New("receive catalog: delta before snapshot")
 		} else {
+			gotData = true
 			// Copy on write: published views are immutable.
 			next := make(map[string]*causewayv1.Entry, len(entries)+len(resp.GetUpserts()))
 			for k, e := range entries {

@@ -16,10 +16,12 @@ import (
 type scriptedServer struct {
 	causewayv1.UnimplementedCatalogServer
 	streams chan chan *causewayv1.WatchResponse
+	sinces  []int64 // since_revision of every Watch, in order; read after streams
 }
 
-func (s *scriptedServer) Watch(_ *causewayv1.WatchRequest, stream grpc.ServerStreamingServer[causewayv1.WatchResponse]) error {
+func (s *scriptedServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerStreamingServer[causewayv1.WatchResponse]) error {
 	ch := make(chan *causewayv1.WatchResponse, 8)
+	s.sinces = append(s.sinces, req.GetSinceRevision())
 	s.streams <- ch
 	for {
 		select {
@@ -100,4 +102,15 @@ func TestClientSnapshotDeltasAndFailStatic(t *testing.T) {
 	v = waitView(t, c, "resync", func(v *View) bool { return v.Revision == 9 })
 	require.True(t, v.StaleSince.IsZero())
 	require.Len(t, v.Clusters(), 1)
+
+	// Lost again: this time the server still knows revision 9 and resumes
+	// with a delta; the client applies it onto its view.
+	close(second)
+	waitView(t, c, "stale mark", func(v *View) bool { return !v.StaleSince.IsZero() })
+	third := <-srv.streams
+	require.Equal(t, []int64{0, 6, 9}, srv.sinces, "the client resumes from its last revision")
+	third <- &causewayv1.WatchResponse{Revision: 11, Upserts: []*causewayv1.Entry{clusterEntry("south")}}
+	v = waitView(t, c, "resumed delta", func(v *View) bool { return v.Revision == 11 })
+	require.True(t, v.StaleSince.IsZero(), "a resumed stream makes the view live again")
+	require.Len(t, v.Clusters(), 2)
 }

@@ -16,8 +16,9 @@ func (f *Federator) CatalogServer() *CatalogServer { return &CatalogServer{f: f}
 
 var _ causewayv1.CatalogServer = (*CatalogServer)(nil)
 
-// Watch streams a snapshot, then every change as a delta, until the
-// client goes away. Changes that arrive while a send is in progress are
+// Watch streams a snapshot (or, for a client resuming from a revision the
+// federator still remembers, a delta from it), then every change as a
+// delta, until the client goes away. Changes that arrive while a send is in progress are
 // coalesced into the next delta.
 func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerStreamingServer[causewayv1.WatchResponse]) error {
 	ctx := stream.Context()
@@ -30,6 +31,13 @@ func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerSt
 	case <-f.synced:
 	}
 	var sent map[string]*causewayv1.Entry
+	resumed := false
+	if rev := req.GetSinceRevision(); rev > 0 {
+		if v, ok := f.viewAt(rev); ok {
+			sent, resumed = v.Entries(), true
+			f.metrics.watchResumes.Inc()
+		}
+	}
 	for {
 		changed := f.feed.Changed()
 		v := f.feed.View()
@@ -52,7 +60,8 @@ func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerSt
 				}
 			}
 		}
-		if resp.Reset_ || len(resp.Upserts) > 0 || len(resp.Deletes) > 0 {
+		if resp.Reset_ || resumed || len(resp.Upserts) > 0 || len(resp.Deletes) > 0 {
+			resumed = false // a resumed client hears at once, even "no change"
 			if err := stream.Send(resp); err != nil {
 				return err
 			}

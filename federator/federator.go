@@ -45,6 +45,9 @@ type Federator struct {
 	exportsChanged chan struct{} // cap 1: a pending export reconcile
 	importsKicked  chan struct{} // cap 1: a pending import reconcile
 
+	historyMu sync.Mutex // guards history
+	history   []*catalog.View
+
 	leader   atomic.Bool
 	etcdDown atomic.Int64 // unix nanos since the probe failed; 0 while healthy
 }

@@ -10,6 +10,7 @@ type metrics struct {
 	reconcileErrors *prometheus.CounterVec
 	watchers        prometheus.Gauge
 	leader          prometheus.Gauge
+	watchResumes    prometheus.Counter
 	etcdUp          prometheus.Gauge
 }
 
@@ -28,13 +29,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "reconcile_errors_total", Help: "Failed reconcile passes, by side (export, import)."}, []string{"side"}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "catalog_watchers", Help: "Open Catalog.Watch streams."}),
+		watchResumes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "catalog_watch_resumes_total", Help: "Catalog.Watch streams resumed with a delta instead of a snapshot."}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "leader", Help: "1 while this replica leads its cluster's federation writes."}),
 		etcdUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "etcd_up", Help: "1 while the federation etcd answers the health probe."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp)
+		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes)
 	}
 	return m
 }

@@ -48,7 +48,7 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 	for _, e := range list {
 		entries[e.GetKey()] = e
 	}
-	f.feed.Publish(catalog.NewView(entries, rev))
+	f.publishView(catalog.NewView(entries, rev))
 	f.markSynced()
 	return f.store.Watch(ctx, rev+1, func(b store.Batch) error {
 		next := maps.Clone(entries)
@@ -61,7 +61,35 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 			}
 		}
 		entries = next
-		f.feed.Publish(catalog.NewView(entries, b.Revision))
+		f.publishView(catalog.NewView(entries, b.Revision))
 		return nil
 	})
+}
+
+// historySize is how many recent views the federator keeps so reconnecting
+// catalog clients can resume with a delta.
+const historySize = 64
+
+// publishView makes v current and remembers it for resuming watchers.
+func (f *Federator) publishView(v *catalog.View) {
+	f.historyMu.Lock()
+	if len(f.history) == historySize {
+		copy(f.history, f.history[1:])
+		f.history = f.history[:historySize-1]
+	}
+	f.history = append(f.history, v)
+	f.historyMu.Unlock()
+	f.feed.Publish(v)
+}
+
+// viewAt returns the remembered view of revision rev, if any.
+func (f *Federator) viewAt(rev int64) (*catalog.View, bool) {
+	f.historyMu.Lock()
+	defer f.historyMu.Unlock()
+	for i := len(f.history) - 1; i >= 0; i-- {
+		if f.history[i].Revision == rev {
+			return f.history[i], true
+		}
+	}
+	return nil, false
 }

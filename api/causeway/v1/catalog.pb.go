@@ -28,7 +28,9 @@ type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cluster is the caller's cluster, for logging; the server serves the
 	// whole federation.
-	Cluster       string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// since_revision is the revision of the client's last view (0: none).
+	SinceRevision int64 `protobuf:"varint,2,opt,name=since_revision,json=sinceRevision,proto3" json:"since_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -68,6 +70,13 @@ func (x *WatchRequest) GetCluster() string {
 		return x.Cluster
 	}
 	return ""
+}
+
+func (x *WatchRequest) GetSinceRevision() int64 {
+	if x != nil {
+		return x.SinceRevision
+	}
+	return 0
 }
 
 // Entry is one federation record with its etcd key (relative to /causeway/v1/).
@@ -300,9 +309,10 @@ var File_api_causeway_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_api_causeway_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x1dapi/causeway/v1/catalog.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"(\n" +
+	"\x1dapi/causeway/v1/catalog.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"O\n" +
 	"\fWatchRequest\x12\x18\n" +
-	"\acluster\x18\x01 \x01(\tR\acluster\"\xe3\x02\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12%\n" +
+	"\x0esince_revision\x18\x02 \x01(\x03R\rsinceRevision\"\xe3\x02\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
 	"\acluster\x18\x02 \x01(\v2\x1a.causeway.v1.ClusterRecordH\x00R\acluster\x126\n" +

@@ -30,7 +30,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type CatalogClient interface {
 	// Watch sends a full snapshot (reset = true), then deltas in etcd order.
-	// A client that reconnects receives a new snapshot.
+	// A client that reconnects with since_revision set receives a delta from
+	// that revision instead when the server still holds that state, else a
+	// new snapshot.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
@@ -66,7 +68,9 @@ type Catalog_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 // for forward compatibility.
 type CatalogServer interface {
 	// Watch sends a full snapshot (reset = true), then deltas in etcd order.
-	// A client that reconnects receives a new snapshot.
+	// A client that reconnects with since_revision set receives a delta from
+	// that revision instead when the server still holds that state, else a
+	// new snapshot.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedCatalogServer()
 }
