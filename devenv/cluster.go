@@ -48,6 +48,7 @@ type cluster struct {
 	gwCatalog  *catalog.Client
 	dnsCatalog *catalog.Client
 	gw         *gateway.Gateway
+	admin      adminCreds // the CLI's credentials for the federator's Admin API
 }
 
 // listen binds every listener of the cluster, so that an address in use is
@@ -205,6 +206,10 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 		Source: fedCert, Bundles: ownBundle, Authorize: certs.AuthorizeTrustDomain(c.td), NextProtos: []string{"h2"},
 	}))))
 	causewayv1.RegisterCatalogServer(grpcSrv, fed.CatalogServer())
+	causewayv1.RegisterAdminServer(grpcSrv, fed.AdminServer(federator.AdminOptions{}))
+	if c.admin, err = c.writeAdminCreds(dir, cfg.LeafLifetime); err != nil {
+		return err
+	}
 	g.Go(c.spec.Name+" federator grpc", func(ctx context.Context) error {
 		errc := make(chan error, 1)
 		go func() { errc <- grpcSrv.Serve(c.fedLn) }()

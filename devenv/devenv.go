@@ -193,6 +193,10 @@ func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoin
 			Gateway:   c.gwUDP.LocalAddr().String(),
 			Federator: c.fedLn.Addr().String(),
 			Admin:     c.adminLn.Addr().String(),
+			AdminAPI:  c.fedLn.Addr().String(),
+			AdminCert: c.admin.Cert,
+			AdminKey:  c.admin.Key,
+			CAFile:    c.admin.CA,
 			VIPs:      map[string]string{},
 		}
 		v := c.gwCatalog.View()
@@ -238,5 +242,11 @@ func PrintGuide(w io.Writer, st *State) {
 		fmt.Fprintf(w, "  curl -s http://%s:%d/\n", c.VIPs[s.Namespace+"/"+s.Name], s.Port)
 	}
 	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep causeway_gateway_streams_total\n", c.Admin)
+	if c.AdminAPI != "" {
+		fmt.Fprintf(w, "\nOperate it through %s's federator (or give causeway --state-file FILE):\n", c.Name)
+		fmt.Fprintf(w, "  export CAUSEWAY_ADMIN=%s CAUSEWAY_CERT=%s CAUSEWAY_KEY=%s CAUSEWAY_CA=%s\n",
+			c.AdminAPI, c.AdminCert, c.AdminKey, c.CAFile)
+		fmt.Fprintln(w, "  causeway clusters; causeway exports; causeway imports; causeway status")
+	}
 	fmt.Fprintln(w, "\nCtrl-C stops everything.")
 }

@@ -25,6 +25,13 @@ type ClusterState struct {
 	Gateway   string `json:"gateway"`
 	Federator string `json:"federator"`
 	Admin     string `json:"admin"`
+	// AdminAPI is the federator's gRPC address serving the Admin API (the
+	// causeway CLI's --admin); AdminCert, AdminKey and CAFile are the PEM
+	// files of the cluster's admin identity and CA (--cert, --key, --ca).
+	AdminAPI  string `json:"adminAPI"`
+	AdminCert string `json:"adminCert"`
+	AdminKey  string `json:"adminKey"`
+	CAFile    string `json:"caFile"`
 	// VIPs maps "namespace/name" to this cluster's clusterset IP.
 	VIPs map[string]string `json:"vips"`
 }

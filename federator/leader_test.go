@@ -42,7 +42,9 @@ func TestLeaderElectionFailover(t *testing.T) {
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		r := &replica{f: f, cli: cli, cancel: cancel, done: make(chan error, 1)}
-		go func() { r.done <- f.Run(ctx, &static.Source{Path: path, Cluster: "east", Interval: 50 * time.Millisecond}) }()
+		go func() {
+			r.done <- f.Run(ctx, &static.Source{Path: path, Cluster: "east", Interval: 50 * time.Millisecond})
+		}()
 		t.Cleanup(func() { cancel(); <-r.done; _ = cli.Close() })
 		return r
 	}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+
+	"github.com/causeway-mesh/causeway/internal/cli"
+	"github.com/spf13/cobra"
+)
+
+func newClustersCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clusters",
+		Short: "List the member clusters: locality, trust domain, gateways, exports, drain state",
+		Long: `List the federation's member clusters, as the asked federator sees them:
+region, zone, trust domain, live gateways (with their etcd lease), the number
+of services each exports, and what of it is drained. The answering
+federator's own cluster is marked with *.`,
+		Example: `  causeway clusters --state-file /tmp/causeway.json
+  causeway clusters --admin 10.0.0.5:7443 --cert admin.crt --key admin.key --ca ca.crt -o json`,
+		Args: cobra.NoArgs,
+	}
+	a := addAdminFlags(cmd, g)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return a.run(cmd, func(ctx context.Context, c *cli.Client) (cli.Tabular, error) { return c.Clusters(ctx) })
+	}
+	cmd.AddCommand(newClustersRemoveCmd(a))
+	return cmd
+}
+
+func newClustersRemoveCmd(a *adminFlags) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a cluster from the federation",
+		Long: `Remove a cluster from the federation: delete its exports, gateway records,
+drain records, trust bundle, imports, clusterset IP reservations and cluster
+record from etcd. Every other cluster's federator then drops the cluster from
+its imports by itself. Stop the cluster's federator and gateways first: a
+cluster with live gateways, or the answering federator's own cluster, is
+removed only with --force (a running federator registers its cluster again).`,
+		Example: `  causeway clusters remove north --state-file /tmp/causeway.json`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *cli.Client) (cli.Tabular, error) {
+				return c.RemoveCluster(ctx, args[0], force)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove even the answering federator's own cluster, or a cluster with live gateways")
+	return cmd
+}

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Format is an output format of -o.
+type Format string
+
+// Output formats.
+const (
+	FormatTable Format = "table"
+	FormatJSON  Format = "json"
+	FormatYAML  Format = "yaml"
+)
+
+// ParseFormat parses the value of -o.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatTable, FormatJSON, FormatYAML:
+		return f, nil
+	}
+	return "", fmt.Errorf("-o %q: want table, json or yaml", s)
+}
+
+// Tabular is an answer that can render itself as a table (or text) for
+// people; its JSON encoding is for programs.
+type Tabular interface {
+	WriteTable(w io.Writer) error
+}
+
+// Print writes v to w in format f.
+func Print(w io.Writer, f Format, v Tabular) error {
+	switch f {
+	case FormatJSON:
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode json: %w", err)
+		}
+		_, err = w.Write(append(b, '\n'))
+		return err
+	case FormatYAML:
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encode yaml: %w", err)
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return v.WriteTable(w)
+}
+
+// table writes tab-separated rows aligned in columns.
+type table struct {
+	tw *tabwriter.Writer
+}
+
+func newTable(w io.Writer, header ...any) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...any) {
+	for i, c := range cells {
+		if i > 0 {
+			fmt.Fprint(t.tw, "\t")
+		}
+		fmt.Fprint(t.tw, c)
+	}
+	fmt.Fprint(t.tw, "\n")
+}
+
+func (t *table) flush() error { return t.tw.Flush() }

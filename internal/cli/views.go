@@ -1,0 +1,444 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ClusterList is the answer of `causeway clusters`.
+type ClusterList struct {
+	Clusters []Cluster `json:"clusters"`
+}
+
+// Cluster is one member cluster.
+type Cluster struct {
+	Name            string    `json:"name"`
+	Region          string    `json:"region"`
+	Zone            string    `json:"zone"`
+	TrustDomain     string    `json:"trustDomain"`
+	VIPRanges       []string  `json:"vipRanges"`
+	Gateways        []Gateway `json:"gateways"`
+	Exports         int       `json:"exports"`
+	Drained         bool      `json:"drained"`
+	DrainedServices []string  `json:"drainedServices"`
+	// Local is true for the cluster of the federator that answered.
+	Local bool `json:"local"`
+}
+
+// Gateway is one live gateway instance.
+type Gateway struct {
+	Instance  string   `json:"instance"`
+	Addresses []string `json:"addresses"`
+	// Lease is live, expired or unknown.
+	Lease           string `json:"lease"`
+	LeaseTTLSeconds int64  `json:"leaseTTLSeconds"`
+}
+
+func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
+	out := &ClusterList{Clusters: []Cluster{}}
+	for _, c := range r.GetClusters() {
+		cl := Cluster{
+			Name: c.GetName(), Region: c.GetRegion(), Zone: c.GetZone(), TrustDomain: c.GetTrustDomain(),
+			VIPRanges: nonNil(c.GetVipRanges()), Gateways: []Gateway{}, Exports: int(c.GetExports()),
+			Drained: c.GetDrained(), DrainedServices: nonNil(c.GetDrainedServices()), Local: c.GetLocal(),
+		}
+		for _, g := range c.GetGateways() {
+			cl.Gateways = append(cl.Gateways, Gateway{Instance: g.GetInstance(), Addresses: nonNil(g.GetAddresses()),
+				Lease: leaseName(g.GetLeaseState()), LeaseTTLSeconds: g.GetLeaseTtlSeconds()})
+		}
+		out.Clusters = append(out.Clusters, cl)
+	}
+	return out
+}
+
+// WriteTable renders one row per cluster.
+func (l *ClusterList) WriteTable(w io.Writer) error {
+	t := newTable(w, "NAME", "REGION", "ZONE", "TRUST DOMAIN", "GATEWAYS", "EXPORTS", "DRAINED")
+	for _, c := range l.Clusters {
+		var gws []string
+		for _, g := range c.Gateways {
+			s := strings.Join(g.Addresses, ",")
+			if g.Lease != "live" {
+				s += " (" + g.Lease + ")"
+			}
+			gws = append(gws, s)
+		}
+		name := c.Name
+		if c.Local {
+			name += " *"
+		}
+		t.row(name, dash(c.Region), dash(c.Zone), dash(c.TrustDomain), dash(strings.Join(gws, " ")), c.Exports,
+			drainedText(c.Drained, c.DrainedServices))
+	}
+	return t.flush()
+}
+
+// ExportList is the answer of `causeway exports`.
+type ExportList struct {
+	Services []ServiceExports `json:"services"`
+}
+
+// ServiceExports is one exported service and its exporting clusters.
+type ServiceExports struct {
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Clusters  []Export `json:"clusters"`
+}
+
+// Export is one cluster's export of a service.
+type Export struct {
+	Cluster string `json:"cluster"`
+	// Type is ClusterSetIP or Headless.
+	Type           string            `json:"type"`
+	Ports          []Port            `json:"ports"`
+	ReadyEndpoints int               `json:"readyEndpoints"`
+	ReadyPerZone   map[string]uint32 `json:"readyPerZone"`
+	Created        *time.Time        `json:"created"`
+	// Routing is gateway or local-direct.
+	Routing         string `json:"routing"`
+	SessionAffinity string `json:"sessionAffinity"`
+	Drained         bool   `json:"drained"`
+}
+
+// Port is one service port.
+type Port struct {
+	Name        string `json:"name"`
+	Port        uint32 `json:"port"`
+	Protocol    string `json:"protocol"`
+	AppProtocol string `json:"appProtocol"`
+}
+
+func newExportList(r *causewayv1.ListExportsResponse) *ExportList {
+	out := &ExportList{Services: []ServiceExports{}}
+	for _, s := range r.GetServices() {
+		se := ServiceExports{Namespace: s.GetNamespace(), Name: s.GetName(), Clusters: []Export{}}
+		for _, x := range s.GetClusters() {
+			zones := x.GetReadyPerZone()
+			if zones == nil {
+				zones = map[string]uint32{}
+			}
+			se.Clusters = append(se.Clusters, Export{
+				Cluster: x.GetCluster(), Type: typeName(x.GetType()), Ports: newPorts(x.GetPorts()),
+				ReadyEndpoints: int(x.GetReadyEndpoints()), ReadyPerZone: zones, Created: timeOrNil(x.GetCreated()),
+				Routing: routingName(x.GetRouting()), SessionAffinity: x.GetSessionAffinity(), Drained: x.GetDrained(),
+			})
+		}
+		out.Services = append(out.Services, se)
+	}
+	return out
+}
+
+// WriteTable renders one row per exporting cluster of each service.
+func (l *ExportList) WriteTable(w io.Writer) error {
+	t := newTable(w, "SERVICE", "CLUSTER", "TYPE", "PORTS", "READY", "ROUTING", "CREATED", "DRAINED")
+	for _, s := range l.Services {
+		for _, x := range s.Clusters {
+			created := "-"
+			if x.Created != nil {
+				created = x.Created.UTC().Format(time.RFC3339)
+			}
+			t.row(s.Namespace+"/"+s.Name, x.Cluster, x.Type, portsText(x.Ports), readyText(x.ReadyEndpoints, x.ReadyPerZone),
+				x.Routing, created, yesNo(x.Drained))
+		}
+	}
+	return t.flush()
+}
+
+// ImportList is the answer of `causeway imports`.
+type ImportList struct {
+	Cluster string   `json:"cluster"`
+	Imports []Import `json:"imports"`
+}
+
+// Import is one service as the cluster imports it.
+type Import struct {
+	Namespace       string   `json:"namespace"`
+	Name            string   `json:"name"`
+	Type            string   `json:"type"`
+	IPs             []string `json:"ips"`
+	Ports           []Port   `json:"ports"`
+	Clusters        []string `json:"clusters"`
+	SessionAffinity string   `json:"sessionAffinity"`
+}
+
+func newImportList(r *causewayv1.ListImportsResponse) *ImportList {
+	out := &ImportList{Cluster: r.GetCluster(), Imports: []Import{}}
+	for _, i := range r.GetImports() {
+		out.Imports = append(out.Imports, Import{
+			Namespace: i.GetNamespace(), Name: i.GetName(), Type: typeName(i.GetType()), IPs: nonNil(i.GetIps()),
+			Ports: newPorts(i.GetPorts()), Clusters: nonNil(i.GetClusters()), SessionAffinity: i.GetSessionAffinity(),
+		})
+	}
+	return out
+}
+
+// WriteTable renders one row per import.
+func (l *ImportList) WriteTable(w io.Writer) error {
+	t := newTable(w, "SERVICE", "TYPE", "IPS", "PORTS", "CLUSTERS")
+	for _, i := range l.Imports {
+		t.row(i.Namespace+"/"+i.Name, i.Type, dash(strings.Join(i.IPs, ",")), portsText(i.Ports), dash(strings.Join(i.Clusters, ",")))
+	}
+	return t.flush()
+}
+
+// Status is the answer of `causeway status`.
+type Status struct {
+	AdminAPI        string     `json:"adminAPI"`
+	Cluster         string     `json:"cluster"`
+	Region          string     `json:"region"`
+	Zone            string     `json:"zone"`
+	TrustDomain     string     `json:"trustDomain"`
+	Synced          bool       `json:"synced"`
+	Etcd            EtcdStatus `json:"etcd"`
+	CatalogRevision int64      `json:"catalogRevision"`
+	// StaleSince is when the federator's view stopped following etcd; null when live.
+	StaleSince *time.Time `json:"staleSince"`
+	// Leader is the leading federator replica's identity; empty when unknown.
+	Leader   string `json:"leader"`
+	IsLeader bool   `json:"isLeader"`
+	Counts   Counts `json:"counts"`
+}
+
+// EtcdStatus is whether the federator reaches etcd.
+type EtcdStatus struct {
+	Reachable bool   `json:"reachable"`
+	Revision  int64  `json:"revision"`
+	Error     string `json:"error"`
+}
+
+// Counts are sizes of the federator's view.
+type Counts struct {
+	Clusters int `json:"clusters"`
+	Gateways int `json:"gateways"`
+	Services int `json:"services"`
+	Exports  int `json:"exports"`
+	Imports  int `json:"imports"`
+	Drains   int `json:"drains"`
+}
+
+func newStatus(addr string, r *causewayv1.StatusResponse) *Status {
+	c := r.GetCounts()
+	return &Status{
+		AdminAPI: addr, Cluster: r.GetCluster(), Region: r.GetRegion(), Zone: r.GetZone(), TrustDomain: r.GetTrustDomain(),
+		Synced: r.GetSynced(), Etcd: EtcdStatus{Reachable: r.GetEtcdReachable(), Revision: r.GetEtcdRevision(), Error: r.GetEtcdError()},
+		CatalogRevision: r.GetCatalogRevision(), StaleSince: timeOrNil(r.GetStaleSince()),
+		Leader: r.GetLeader(), IsLeader: r.GetIsLeader(),
+		Counts: Counts{Clusters: int(c.GetClusters()), Gateways: int(c.GetGateways()), Services: int(c.GetServices()),
+			Exports: int(c.GetExports()), Imports: int(c.GetImports()), Drains: int(c.GetDrains())},
+	}
+}
+
+// WriteTable renders one field per line.
+func (s *Status) WriteTable(w io.Writer) error {
+	t := newTable(w, "CLUSTER", s.Cluster)
+	t.row("ADMIN API", s.AdminAPI)
+	t.row("REGION/ZONE", dash(s.Region)+"/"+dash(s.Zone))
+	t.row("TRUST DOMAIN", s.TrustDomain)
+	t.row("SYNCED", yesNo(s.Synced))
+	if s.Etcd.Reachable {
+		t.row("ETCD", "reachable, revision "+strconv.FormatInt(s.Etcd.Revision, 10))
+	} else {
+		t.row("ETCD", "UNREACHABLE: "+s.Etcd.Error)
+	}
+	t.row("CATALOG REVISION", s.CatalogRevision)
+	stale := "no (live)"
+	if s.StaleSince != nil {
+		stale = "since " + s.StaleSince.UTC().Format(time.RFC3339)
+	}
+	t.row("STALE", stale)
+	leader := dash(s.Leader)
+	if s.Leader == "" {
+		leader = "unknown"
+	}
+	if s.IsLeader {
+		leader += " (this replica)"
+	}
+	t.row("LEADER", leader)
+	c := s.Counts
+	t.row("COUNTS", fmt.Sprintf("%d clusters, %d gateways, %d services (%d exports), %d imports, %d drains",
+		c.Clusters, c.Gateways, c.Services, c.Exports, c.Imports, c.Drains))
+	return t.flush()
+}
+
+// DrainResult is the answer of `causeway drain` and `causeway undrain`.
+type DrainResult struct {
+	Cluster string `json:"cluster"`
+	// Service is "namespace/name", or empty for the whole cluster.
+	Service string `json:"service"`
+	// Drained is the state now; Changed is false when it already was.
+	Drained bool       `json:"drained"`
+	Changed bool       `json:"changed"`
+	Reason  string     `json:"reason"`
+	Since   *time.Time `json:"since"`
+}
+
+// WriteTable renders one sentence.
+func (d *DrainResult) WriteTable(w io.Writer) error {
+	what := "cluster " + d.Cluster
+	if d.Service != "" {
+		what = d.Service + " in cluster " + d.Cluster
+	}
+	var msg string
+	switch {
+	case d.Drained && d.Changed:
+		msg = "drained " + what
+	case d.Drained:
+		msg = what + " was already drained"
+		if d.Since != nil {
+			msg += " (since " + d.Since.UTC().Format(time.RFC3339) + ")"
+		}
+	case d.Changed:
+		msg = "undrained " + what
+	default:
+		msg = what + " was not drained"
+	}
+	_, err := fmt.Fprintln(w, msg)
+	return err
+}
+
+// RemoveResult is the answer of `causeway clusters remove`.
+type RemoveResult struct {
+	Cluster string  `json:"cluster"`
+	Deleted Deleted `json:"deleted"`
+}
+
+// Deleted counts the etcd records deleted, by kind.
+type Deleted struct {
+	Clusters int `json:"clusters"`
+	Exports  int `json:"exports"`
+	Gateways int `json:"gateways"`
+	Drains   int `json:"drains"`
+	Imports  int `json:"imports"`
+	VIPs     int `json:"vips"`
+	Bundles  int `json:"bundles"`
+}
+
+func newRemoveResult(r *causewayv1.RemoveClusterResponse) *RemoveResult {
+	return &RemoveResult{Cluster: r.GetName(), Deleted: Deleted{
+		Clusters: int(r.GetClusters()), Exports: int(r.GetExports()), Gateways: int(r.GetGateways()),
+		Drains: int(r.GetDrains()), Imports: int(r.GetImports()), VIPs: int(r.GetVips()), Bundles: int(r.GetBundles()),
+	}}
+}
+
+// WriteTable renders one sentence.
+func (r *RemoveResult) WriteTable(w io.Writer) error {
+	d := r.Deleted
+	_, err := fmt.Fprintf(w, "removed cluster %s: deleted %d exports, %d gateways, %d drains, %d imports, %d clusterset IPs, %d trust bundles, %d cluster records\n",
+		r.Cluster, d.Exports, d.Gateways, d.Drains, d.Imports, d.VIPs, d.Bundles, d.Clusters)
+	return err
+}
+
+func newPorts(ps []*causewayv1.ServicePort) []Port {
+	out := make([]Port, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Port{Name: p.GetName(), Port: p.GetPort(), Protocol: protocolName(p.GetProtocol()), AppProtocol: p.GetAppProtocol()})
+	}
+	return out
+}
+
+func portsText(ps []Port) string {
+	var parts []string
+	for _, p := range ps {
+		s := strconv.FormatUint(uint64(p.Port), 10) + "/" + p.Protocol
+		if p.Name != "" {
+			s = p.Name + ":" + s
+		}
+		parts = append(parts, s)
+	}
+	return dash(strings.Join(parts, ","))
+}
+
+func readyText(total int, perZone map[string]uint32) string {
+	zones := make([]string, 0, len(perZone))
+	for z, n := range perZone {
+		zones = append(zones, z+"="+strconv.FormatUint(uint64(n), 10))
+	}
+	if len(zones) == 0 {
+		return strconv.Itoa(total)
+	}
+	sort.Strings(zones)
+	return strconv.Itoa(total) + " (" + strings.Join(zones, ",") + ")"
+}
+
+func drainedText(whole bool, services []string) string {
+	switch {
+	case whole:
+		return "yes"
+	case len(services) > 0:
+		return strings.Join(services, ",")
+	}
+	return "no"
+}
+
+func typeName(t causewayv1.ServiceType) string {
+	switch t {
+	case causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP:
+		return "ClusterSetIP"
+	case causewayv1.ServiceType_SERVICE_TYPE_HEADLESS:
+		return "Headless"
+	}
+	return "Unspecified"
+}
+
+func routingName(r causewayv1.RoutingPolicy) string {
+	if r == causewayv1.RoutingPolicy_ROUTING_POLICY_LOCAL_DIRECT {
+		return "local-direct"
+	}
+	return "gateway" // unspecified means gateway
+}
+
+func protocolName(p causewayv1.Protocol) string {
+	switch p {
+	case causewayv1.Protocol_PROTOCOL_UDP:
+		return "UDP"
+	case causewayv1.Protocol_PROTOCOL_SCTP:
+		return "SCTP"
+	}
+	return "TCP" // unspecified means TCP, as in Kubernetes
+}
+
+func leaseName(s causewayv1.LeaseState) string {
+	switch s {
+	case causewayv1.LeaseState_LEASE_STATE_LIVE:
+		return "live"
+	case causewayv1.LeaseState_LEASE_STATE_EXPIRED:
+		return "expired"
+	}
+	return "unknown"
+}
+
+func timeOrNil(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime().UTC()
+	return &t
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
