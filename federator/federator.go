@@ -42,8 +42,9 @@ type Federator struct {
 
 	exportsMu      sync.Mutex // guards desiredExports
 	desiredExports []*causewayv1.ExportRecord
-	exportsChanged chan struct{} // cap 1: a pending export reconcile
-	importsKicked  chan struct{} // cap 1: a pending import reconcile
+	exportsChanged chan struct{}                        // cap 1: a pending export reconcile
+	importsKicked  chan struct{}                        // cap 1: a pending import reconcile
+	pendingImports map[catalog.ServiceKey]pendingImport // owned by runImports
 
 	historyMu sync.Mutex // guards history
 	history   []*catalog.View

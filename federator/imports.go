@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"time"
@@ -21,6 +22,7 @@ func (f *Federator) runImports(ctx context.Context) {
 		return
 	case <-f.synced:
 	}
+	f.pendingImports = map[catalog.ServiceKey]pendingImport{} // per term: owned by this goroutine
 	for {
 		changed := f.feed.Changed()
 		if err := f.reconcileImports(ctx, f.feed.View()); err != nil && ctx.Err() == nil {
@@ -42,16 +44,49 @@ func (f *Federator) runImports(ctx context.Context) {
 	}
 }
 
+// pendingImport is an import write (rec nil: a delete) the mirrored view
+// may not show yet.
+type pendingImport struct {
+	rec *causewayv1.ImportRecord
+	rev int64
+}
+
+// ownImports is this cluster's imports as of v, overlaid with this
+// replica's writes that v does not show yet, so back-to-back passes never
+// repeat a write or hand one egress port to two services.
+func (f *Federator) ownImports(v *catalog.View) map[catalog.ServiceKey]*causewayv1.ImportRecord {
+	base := v.Imports(f.cfg.Cluster)
+	for k, p := range f.pendingImports {
+		if p.rev <= v.Revision {
+			delete(f.pendingImports, k) // the view has caught up
+		}
+	}
+	if len(f.pendingImports) == 0 {
+		return base
+	}
+	mine := make(map[catalog.ServiceKey]*causewayv1.ImportRecord, len(base))
+	maps.Copy(mine, base)
+	for k, p := range f.pendingImports {
+		if p.rec == nil {
+			delete(mine, k)
+		} else {
+			mine[k] = p.rec
+		}
+	}
+	return mine
+}
+
 // reconcileImports makes this cluster's import records match the exports in v.
 func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error {
 	own := f.cfg.Cluster
 	desired := map[catalog.ServiceKey]bool{}
-	egress := newEgressAllocator(f.cfg.EgressPorts, v.Imports(own))
+	mine := f.ownImports(v)
+	egress := newEgressAllocator(f.cfg.EgressPorts, mine)
 	for _, k := range v.ExportedServices() {
 		desired[k] = true
 		want := MergeImport(own, v.Exports(k))
 		want.SchemaVersion = store.SchemaVersion // as stored, so Equal compares content
-		have, ok := v.Import(own, k)
+		have, ok := mine[k]
 		if f.cfg.Sink != nil {
 			// The sink's address, once it has one; until then (sink
 			// starting, Service being created) the stored one stays.
@@ -81,18 +116,22 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 		if ok && proto.Equal(want, have) {
 			continue
 		}
-		if err := f.store.PutImport(ctx, want); err != nil {
+		rev, err := f.store.PutImportAt(ctx, want)
+		if err != nil {
 			return err
 		}
+		f.pendingImports[k] = pendingImport{rec: want, rev: rev}
 		f.log.Info("import updated", "service", k.String(), "ips", want.Ips, "clusters", want.Clusters)
 	}
-	for k, imp := range v.Imports(own) {
+	for k, imp := range mine {
 		if desired[k] {
 			continue
 		}
-		if err := f.store.DeleteImport(ctx, own, k.Namespace, k.Name); err != nil {
+		rev, err := f.store.DeleteImportAt(ctx, own, k.Namespace, k.Name)
+		if err != nil {
 			return err
 		}
+		f.pendingImports[k] = pendingImport{rev: rev}
 		if f.cfg.Sink != nil {
 			f.log.Info("import removed", "service", k.String())
 			continue // the addresses belong to the sink's objects

@@ -78,6 +78,32 @@ func (s *Store) PutImport(ctx context.Context, r *causewayv1.ImportRecord) error
 	return s.put(ctx, ImportKey(r.GetCluster(), r.GetNamespace(), r.GetName()), r)
 }
 
+// PutImportAt writes a cluster's import of a service and returns the etcd
+// revision of the write.
+func (s *Store) PutImportAt(ctx context.Context, r *causewayv1.ImportRecord) (int64, error) {
+	key := ImportKey(r.GetCluster(), r.GetNamespace(), r.GetName())
+	b, err := Encode(r)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.cli.Put(ctx, key, string(b))
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// DeleteImportAt removes a cluster's import of a service and returns the
+// etcd revision of the delete.
+func (s *Store) DeleteImportAt(ctx context.Context, cluster, ns, svc string) (int64, error) {
+	key := ImportKey(cluster, ns, svc)
+	resp, err := s.cli.Delete(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("delete %s: %w", key, err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // DeleteImport removes a cluster's import of a service.
 func (s *Store) DeleteImport(ctx context.Context, cluster, ns, svc string) error {
 	return s.delete(ctx, ImportKey(cluster, ns, svc))
