@@ -29,7 +29,9 @@ func TestCatalogWatchResume(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, &static.Source{Path: path, Cluster: "east", Interval: 20 * time.Millisecond}) }()
+	go func() {
+		done <- f.Run(ctx, &static.Source{Path: path, Cluster: "east", Interval: 20 * time.Millisecond})
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	gs := grpc.NewServer()

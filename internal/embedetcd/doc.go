@@ -1,4 +1,16 @@
-// Package embedetcd runs a single-member etcd server inside the process,
-// for `causeway dev` and for tests. It owns the server's lifetime and data
-// directory layout; production federations use an external etcd cluster.
+// Package embedetcd runs etcd inside the process: a single-member server
+// for `causeway dev` and for tests (Start, StartForTest), and n-member
+// clusters whose members tests can stop and restart (StartClusterForTest).
+// It owns the servers' lifetimes, data directory layout and ports;
+// production federations use an external etcd cluster.
+//
+// Rules:
+//   - A port chosen here (0 in the config) is reserved from the moment it
+//     is chosen until etcd has bound it (see portReservation), so parallel
+//     tests and other processes cannot take it in between; a test
+//     cluster's ports stay reserved for its lifetime so members restart on
+//     the same addresses.
+//   - Test cluster clients and peers reach members through bridges owned
+//     by the cluster, so stopping a member cuts its connections at once and
+//     closing the cluster leaves no connection (or goroutine) behind.
 package embedetcd

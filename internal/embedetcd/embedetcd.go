@@ -2,6 +2,7 @@ package embedetcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -31,7 +32,10 @@ type Server struct {
 	endpoint string
 }
 
-// Start starts the member and waits until it serves.
+// Start starts the member and waits until it serves. Ports given as 0 are
+// chosen here; when both are, they are reserved until etcd has bound them
+// (see portReservation), and a probed port that another process took first
+// is chosen again.
 func Start(ctx context.Context, c Config) (*Server, error) {
 	if c.Dir == "" {
 		return nil, fmt.Errorf("start etcd: data dir required")
@@ -39,66 +43,137 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if c.StartTimeout == 0 {
 		c.StartTimeout = 30 * time.Second
 	}
-	clientURL, err := listenURL(c.ClientAddr)
-	if err != nil {
-		return nil, fmt.Errorf("start etcd client listener: %w", err)
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		s, err := startOnce(ctx, c)
+		if err == nil || attempt == attempts || !isAddrInUse(err) ||
+			!(portIsZero(c.ClientAddr) || portIsZero(c.PeerAddr)) {
+			return s, err
+		}
 	}
-	peerURL, err := listenURL(c.PeerAddr)
+}
+
+func startOnce(ctx context.Context, c Config) (*Server, error) {
+	clientURL, peerURL, reusePort, release, err := listenURLs(c.ClientAddr, c.PeerAddr)
 	if err != nil {
-		return nil, fmt.Errorf("start etcd peer listener: %w", err)
+		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	cfg := embed.NewConfig()
-	cfg.Name = "causeway"
-	cfg.Dir = c.Dir
-	cfg.ListenClientUrls = []url.URL{*clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{*clientURL}
-	cfg.ListenPeerUrls = []url.URL{*peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{*peerURL}
+	defer release() // once StartEtcd returns, its listeners hold the ports
+	cfg := newConfig("causeway", c.Dir, clientURL, peerURL)
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cfg.SocketOpts.ReusePort = reusePort
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd on %s: %w", clientURL.Host, err)
 	}
-	timer := time.NewTimer(c.StartTimeout)
-	defer timer.Stop()
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
+	if err := waitReady(ctx, e, c.StartTimeout); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("start etcd: %w", err)
-	case <-timer.C:
-		e.Close()
-		return nil, fmt.Errorf("start etcd: not ready after %s", c.StartTimeout)
-	case <-ctx.Done():
-		e.Close()
-		return nil, fmt.Errorf("start etcd: %w", ctx.Err())
 	}
 	return &Server{etcd: e, endpoint: e.Clients[0].Addr().String()}, nil
 }
 
-// listenURL turns host:port (port may be 0) into an http URL whose port is
-// fixed: a port-0 address is resolved by binding and releasing it, since
-// etcd needs the same URL to listen on and to advertise.
-func listenURL(addr string) (*url.URL, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
+// newConfig is the embed config of one quiet member listening on and
+// advertising clientURL and peerURL; the caller sets the initial cluster.
+func newConfig(name, dir string, clientURL, peerURL url.URL) *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = name
+	cfg.Dir = dir
+	cfg.ListenClientUrls = []url.URL{clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	cfg.ListenPeerUrls = []url.URL{peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{peerURL}
+	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	return cfg
+}
+
+// waitReady waits until e serves clients, fails, or timeout or ctx ends.
+func waitReady(ctx context.Context, e *embed.Etcd, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-e.Server.ReadyNotify():
+		return nil
+	case err := <-e.Err():
+		if err == nil {
+			err = errors.New("stopped before it was ready")
+		}
+		return err
+	case <-timer.C:
+		return fmt.Errorf("not ready after %s", timeout)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	host, port, err := net.SplitHostPort(addr)
+}
+
+// listenURLs turns the client and peer host:port (port may be 0) into
+// http URLs whose ports are fixed, since etcd needs the same URL to listen
+// on and to advertise. When both ports are 0 they are reserved: reusePort
+// says etcd must bind with SO_REUSEPORT, and release frees the
+// reservations (call it once etcd has bound, or failed to).
+func listenURLs(clientAddr, peerAddr string) (client, peer url.URL, reusePort bool, release func(), err error) {
+	release = func() {}
+	if canReserve(clientAddr) && canReserve(peerAddr) {
+		ch, _, _ := net.SplitHostPort(orLoopback(clientAddr))
+		ph, _, _ := net.SplitHostPort(orLoopback(peerAddr))
+		cr, err := reservePort(ch)
+		if err != nil {
+			return client, peer, false, release, fmt.Errorf("client listener: %w", err)
+		}
+		pr, err := reservePort(ph)
+		if err != nil {
+			cr.Close()
+			return client, peer, false, release, fmt.Errorf("peer listener: %w", err)
+		}
+		release = func() { cr.Close(); pr.Close() }
+		return cr.URL(), pr.URL(), cr.held() || pr.held(), release, nil
+	}
+	if client, err = probedURL(clientAddr); err != nil {
+		return client, peer, false, release, fmt.Errorf("client listener: %w", err)
+	}
+	if peer, err = probedURL(peerAddr); err != nil {
+		return client, peer, false, release, fmt.Errorf("peer listener: %w", err)
+	}
+	return client, peer, false, release, nil
+}
+
+// probedURL turns host:port into an http URL, resolving port 0 by binding
+// and releasing it (racy: see portReservation).
+func probedURL(addr string) (url.URL, error) {
+	host, port, err := net.SplitHostPort(orLoopback(addr))
 	if err != nil {
-		return nil, fmt.Errorf("parse %q: %w", addr, err)
+		return url.URL{}, fmt.Errorf("parse %q: %w", addr, err)
 	}
 	if port == "0" {
-		ln, err := net.Listen("tcp", addr)
+		p, err := probePort(host)
 		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+			return url.URL{}, err
 		}
-		port = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-		ln.Close()
+		port = strconv.Itoa(p)
 	}
-	return &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, nil
+	return url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, nil
+}
+
+// portIsZero reports whether addr asks for a port to be chosen (it is
+// empty or its port is 0).
+func portIsZero(addr string) bool {
+	_, port, err := net.SplitHostPort(orLoopback(addr))
+	return err == nil && port == "0"
+}
+
+// canReserve reports whether addr's port is to be chosen on an IP literal.
+func canReserve(addr string) bool {
+	host, _, _ := net.SplitHostPort(orLoopback(addr))
+	return portIsZero(addr) && net.ParseIP(host) != nil
+}
+
+func orLoopback(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
 }
 
 // Endpoint is the client host:port.

@@ -1,0 +1,412 @@
+package embedetcd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Timing of test clusters: a 50ms tick and a 500ms election timeout make
+// elections quick without flapping under the race detector on small CI
+// machines (etcd's defaults are 100ms and 1s).
+const (
+	clusterTickMs     = 50
+	clusterElectionMs = 500
+	memberStartWait   = 60 * time.Second
+	leaderWait        = 30 * time.Second
+	peerDrainWait     = 10 * time.Second
+)
+
+// TestCluster is an n-member etcd cluster on 127.0.0.1, started by
+// StartClusterForTest and stopped by t.Cleanup. Each member keeps its name,
+// data directory and ports for the cluster's lifetime, so a stopped member
+// restarts as itself and clients' endpoint lists stay valid.
+//
+// Methods that can fail call t.Fatalf, so call them from the test's
+// goroutine; Endpoints, Endpoint, Leader and Running are safe anywhere.
+type TestCluster struct {
+	t       testing.TB
+	members []*member
+	cli     *clientv3.Client
+
+	mu sync.Mutex // guards each member's etcd
+}
+
+// member is one member of a TestCluster. Clients and the other members
+// reach it through bridges, whose addresses are its endpoint and its
+// advertised peer URL; the member listens on the reserved ports.
+type member struct {
+	name         string
+	dir          string
+	client, peer *portReservation
+	clientBridge *bridge     // down while stopped
+	peerBridge   *bridge     // down while stopped
+	etcd         *embed.Etcd // nil while stopped; guarded by TestCluster.mu
+}
+
+// StartClusterForTest starts an n-member cluster in t.TempDir(), waits
+// until every member serves, and returns it with Client() connected to all
+// members. Members, reservations and clients are closed by t.Cleanup.
+//
+// Ports are reserved (see portReservation) for the cluster's lifetime;
+// where that is not possible and a probed port is taken before etcd binds
+// it, the whole cluster is started again on new ports.
+func StartClusterForTest(t testing.TB, n int) *TestCluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("start etcd cluster: %d members", n)
+	}
+	base := t.TempDir()
+	c := &TestCluster{t: t}
+	t.Cleanup(c.close)
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		err := c.start(filepath.Join(base, fmt.Sprintf("attempt-%d", attempt)), n)
+		if err == nil {
+			break
+		}
+		c.close()
+		if attempt == attempts || !isAddrInUse(err) {
+			t.Fatalf("start etcd cluster of %d: %v", n, err)
+		}
+	}
+	c.cli = c.NewClient()
+	return c
+}
+
+// start creates the members under dir and starts them together: none is
+// ready before a quorum has started.
+func (c *TestCluster) start(dir string, n int) error {
+	c.members = make([]*member, n)
+	initial := make([]string, n)
+	for i := range c.members {
+		m := &member{name: fmt.Sprintf("m%d", i), dir: filepath.Join(dir, fmt.Sprintf("m%d", i))}
+		c.members[i] = m
+		var err error
+		if m.client, err = reservePort("127.0.0.1"); err != nil {
+			return fmt.Errorf("member %d client port: %w", i, err)
+		}
+		if m.peer, err = reservePort("127.0.0.1"); err != nil {
+			return fmt.Errorf("member %d peer port: %w", i, err)
+		}
+		if m.clientBridge, err = newBridge(m.client.URL().Host); err != nil {
+			return fmt.Errorf("member %d client bridge: %w", i, err)
+		}
+		if m.peerBridge, err = newBridge(m.peer.URL().Host); err != nil {
+			return fmt.Errorf("member %d peer bridge: %w", i, err)
+		}
+		m.peerBridge.setUp(true)
+		u := m.peerBridge.URL()
+		initial[i] = m.name + "=" + u.String()
+	}
+	initialCluster := strings.Join(initial, ",")
+	token := "causeway-test-" + rand.Text()
+	for i, m := range c.members {
+		cfg := c.memberConfig(m)
+		cfg.InitialCluster = initialCluster
+		cfg.InitialClusterToken = token
+		cfg.ClusterState = embed.ClusterStateFlagNew
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			return fmt.Errorf("start member %d: %w", i, err)
+		}
+		c.mu.Lock()
+		m.etcd = e
+		c.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), memberStartWait)
+	defer cancel()
+	for i, m := range c.members {
+		if err := waitReady(ctx, m.etcd, memberStartWait); err != nil {
+			return fmt.Errorf("member %d: %w", i, err)
+		}
+		m.clientBridge.setUp(true)
+	}
+	return nil
+}
+
+// memberConfig is m's embed config; the initial-cluster settings only
+// matter on the first start (a restart finds the member in its data dir).
+func (c *TestCluster) memberConfig(m *member) *embed.Config {
+	cfg := newConfig(m.name, m.dir, m.client.URL(), m.peer.URL())
+	cfg.AdvertisePeerUrls = []url.URL{m.peerBridge.URL()}
+	cfg.SocketOpts.ReusePort = m.client.held() || m.peer.held()
+	cfg.TickMs = clusterTickMs
+	cfg.ElectionMs = clusterElectionMs
+	cfg.UnsafeNoFsync = true // members stop gracefully; the page cache survives
+	return cfg
+}
+
+// close stops every member, cuts every connection through the bridges,
+// releases the ports and checks that no connection between members is
+// left. Safe to call again.
+func (c *TestCluster) close() {
+	for i, m := range c.members {
+		if m != nil {
+			c.stop(i)
+		}
+	}
+	for _, m := range c.members {
+		if m == nil {
+			continue
+		}
+		for _, b := range []*bridge{m.clientBridge, m.peerBridge} {
+			if b != nil {
+				b.close()
+			}
+		}
+		for _, r := range []*portReservation{m.client, m.peer} {
+			if r != nil {
+				r.Close()
+			}
+		}
+	}
+	waitPeerConnsDrained(peerDrainWait)
+}
+
+// peerConnMarkers mark the goroutines of HTTP connections between members
+// (rafthttp streams and pipelines): client loops in one member, server
+// loops in another.
+var peerConnMarkers = []string{
+	"net/http.(*persistConn)",
+	"net/http.(*conn).serve",
+	"net/http.(*connReader).backgroundRead",
+	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp.",
+}
+
+// waitPeerConnsDrained waits up to d until no goroutine serves a
+// connection between members. A stopped etcd does not wait for them: its
+// peer http.Server shuts down with a 1s grace, and a connection whose read
+// deadline etcd's timeoutConn re-armed (rafthttp.ConnReadTimeout, 5s)
+// outlives it, which goleak in the packages using TestCluster would
+// report. Closing the peer bridges ends those connections, so this is a
+// safety net that returns at once; etcd's own tests wait the same way
+// (client/pkg/testutil.CheckAfterTest). It sees every goroutine of the
+// process, so an HTTP test running in parallel only makes it wait the
+// full d; nothing fails here.
+func waitPeerConnsDrained(d time.Duration) {
+	deadline := time.Now().Add(d)
+	buf := make([]byte, 1<<20)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := runtime.Stack(buf, true)
+		for n == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			n = runtime.Stack(buf, true)
+		}
+		busy := false
+		for _, m := range peerConnMarkers {
+			if bytes.Contains(buf[:n], []byte(m)) {
+				busy = true
+				break
+			}
+		}
+		if !busy || time.Now().After(deadline) {
+			return
+		}
+		<-tick.C
+	}
+}
+
+// stop stops member i if it runs and reports whether it did. A leader
+// first hands its leadership over, and the other members learn the new
+// leader, while the peers can still answer (as etcd's graceful stop does,
+// and so a client reconnecting to a survivor finds a leader); then the
+// member's client and peer connections are cut and it closes. So the
+// close waits neither for open watch streams (etcd's request timeout,
+// ~6s), nor for a leader transfer to a peer that cannot answer (the same),
+// nor for the peers' streams to end (1s).
+func (c *TestCluster) stop(i int) bool {
+	m := c.members[i]
+	c.mu.Lock()
+	e := m.etcd
+	m.etcd = nil // from here on, Leader ignores it
+	c.mu.Unlock()
+	if e != nil && e.Server.Leader() == e.Server.MemberID() {
+		// A failed hand-over is tried again (and logged) by e.Close.
+		if e.Server.TryTransferLeadershipOnShutdown() == nil {
+			c.awaitLeader(leaderWait)
+		}
+	}
+	if m.clientBridge != nil {
+		m.clientBridge.setUp(false)
+	}
+	if m.peerBridge != nil {
+		m.peerBridge.setUp(false)
+	}
+	if e != nil {
+		e.Close()
+	}
+	return e != nil
+}
+
+// awaitLeader waits up to d until the running members agree on a running
+// leader, if any member runs.
+func (c *TestCluster) awaitLeader(d time.Duration) {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for c.Leader() < 0 && c.anyRunning() && time.Now().Before(deadline) {
+		<-tick.C
+	}
+}
+
+func (c *TestCluster) anyRunning() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.members {
+		if m != nil && m.etcd != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Size is the number of members, running or not.
+func (c *TestCluster) Size() int { return len(c.members) }
+
+// Endpoints are the client host:ports of all members, running or not, in
+// member order.
+func (c *TestCluster) Endpoints() []string {
+	eps := make([]string, len(c.members))
+	for i := range c.members {
+		eps[i] = c.Endpoint(i)
+	}
+	return eps
+}
+
+// Endpoint is the client host:port of member i. It is a bridge to the
+// member's client port that refuses connections while the member is
+// stopped; it never changes.
+func (c *TestCluster) Endpoint(i int) string { return c.members[i].clientBridge.Addr() }
+
+// Client is a client of every member, closed by t.Cleanup.
+func (c *TestCluster) Client() *clientv3.Client { return c.cli }
+
+// NewClient returns a new client of the given endpoints (every member when
+// none is given), closed by t.Cleanup before the cluster stops.
+func (c *TestCluster) NewClient(endpoints ...string) *clientv3.Client {
+	c.t.Helper()
+	if len(endpoints) == 0 {
+		endpoints = c.Endpoints()
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		c.t.Fatalf("connect to etcd %v: %v", endpoints, err)
+	}
+	c.t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// Running reports whether member i runs.
+func (c *TestCluster) Running(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members[i].etcd != nil
+}
+
+// StopMember stops member i and waits until it is down. A leader first
+// hands its leadership over and waits until the others follow the new
+// leader, as on a graceful stop; then the member's client connections are
+// cut at once, as in a crash, so clients resume on the survivors without
+// waiting for the member to give up on open streams. Stopping a stopped
+// member fails the test.
+func (c *TestCluster) StopMember(i int) {
+	c.t.Helper()
+	if !c.stop(i) {
+		c.t.Fatalf("stop etcd member %d: not running", i)
+	}
+}
+
+// RestartMember starts the stopped member i again, with its data and
+// addresses, and waits until it serves: it has rejoined the cluster and
+// applied everything committed before its rejoin.
+func (c *TestCluster) RestartMember(i int) {
+	c.t.Helper()
+	m := c.members[i]
+	if c.Running(i) {
+		c.t.Fatalf("restart etcd member %d: still running", i)
+	}
+	m.peerBridge.setUp(true)
+	e, err := embed.StartEtcd(c.memberConfig(m))
+	if err != nil {
+		c.t.Fatalf("restart etcd member %d: %v", i, err)
+	}
+	if err := waitReady(context.Background(), e, memberStartWait); err != nil {
+		e.Close()
+		c.t.Fatalf("restart etcd member %d: %v", i, err)
+	}
+	c.mu.Lock()
+	m.etcd = e
+	c.mu.Unlock()
+	m.clientBridge.setUp(true)
+}
+
+// Leader returns the index of the running member that every running
+// member follows, or -1 while they do not agree on a running leader.
+func (c *TestCluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byID := map[types.ID]int{}
+	for i, m := range c.members {
+		if m != nil && m.etcd != nil {
+			byID[m.etcd.Server.MemberID()] = i
+		}
+	}
+	leader := -1
+	for _, m := range c.members {
+		if m == nil || m.etcd == nil {
+			continue
+		}
+		i, ok := byID[m.etcd.Server.Leader()]
+		if !ok || (leader != -1 && i != leader) {
+			return -1
+		}
+		leader = i
+	}
+	return leader
+}
+
+// WaitLeader waits until the running members agree on a running leader
+// and returns its index.
+func (c *TestCluster) WaitLeader() int {
+	c.t.Helper()
+	c.awaitLeader(leaderWait)
+	l := c.Leader()
+	if l < 0 {
+		c.t.Fatalf("etcd cluster: no leader after %s", leaderWait)
+	}
+	return l
+}
+
+// Follower returns the index of a running member that is not the leader,
+// waiting for a leader first.
+func (c *TestCluster) Follower() int {
+	c.t.Helper()
+	l := c.WaitLeader()
+	for i := range c.members {
+		if i != l && c.Running(i) {
+			return i
+		}
+	}
+	c.t.Fatalf("etcd cluster: no running follower")
+	return -1
+}
