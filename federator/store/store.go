@@ -271,7 +271,9 @@ func (s *Store) ReleaseVIP(ctx context.Context, cluster, ns, svc string, addr ne
 		return nil
 	}
 	a := &causewayv1.VIPAllocation{}
-	if err := decodeInto(resp.Kvs[0].Value, a); err == nil && (a.GetNamespace() != ns || a.GetName() != svc) {
+	if err := decodeInto(resp.Kvs[0].Value, a); err != nil || a.GetNamespace() != ns || a.GetName() != svc {
+		// Another service's, or a reservation this build cannot read (a
+		// newer schema may have given it to someone else): leave it.
 		return nil
 	}
 	_, err = s.cli.Txn(ctx).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -32,20 +33,46 @@ type Batch struct {
 
 // Watch calls fn with every batch of changes under Prefix after revision
 // fromRev-1 (so pass the list revision + 1). It returns ErrCompacted when
-// the revision is gone, ctx.Err() when ctx ends, or fn's error.
+// the revision is gone, ctx.Err() when ctx ends, fn's error, or another
+// watch error; a stream cut by an etcd leader change is resumed.
 func (s *Store) Watch(ctx context.Context, fromRev int64, fn func(Batch) error) error {
+	for {
+		next, err := s.watchOnce(ctx, fromRev, fn)
+		// A stream cut by a leader change (WithRequireLeader) resumes from
+		// the next revision instead of making the caller re-list.
+		if errors.Is(err, rpctypes.ErrNoLeader) && ctx.Err() == nil {
+			fromRev = next
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// watchOnce runs one watch stream from fromRev; it returns the revision to
+// resume from and why it ended.
+func (s *Store) watchOnce(ctx context.Context, fromRev int64, fn func(Batch) error) (int64, error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := s.cli.Watch(ctx, Prefix, clientv3.WithPrefix(), clientv3.WithRev(fromRev), clientv3.WithPrevKV())
 	for resp := range wch {
 		if resp.CompactRevision != 0 {
-			return fmt.Errorf("watch from %d (compacted at %d): %w", fromRev, resp.CompactRevision, ErrCompacted)
+			return fromRev, fmt.Errorf("watch from %d (compacted at %d): %w", fromRev, resp.CompactRevision, ErrCompacted)
 		}
 		if err := resp.Err(); err != nil {
 			if errors.Is(err, rpctypes.ErrCompacted) {
-				return fmt.Errorf("watch from %d: %w", fromRev, ErrCompacted)
+				return fromRev, fmt.Errorf("watch from %d: %w", fromRev, ErrCompacted)
 			}
-			return fmt.Errorf("watch %s: %w", Prefix, err)
+			if errors.Is(err, rpctypes.ErrNoLeader) {
+				return fromRev, err
+			}
+			return fromRev, fmt.Errorf("watch %s: %w", Prefix, err)
 		}
 		if len(resp.Events) == 0 {
 			continue
@@ -67,11 +94,11 @@ func (s *Store) Watch(ctx context.Context, fromRev int64, fn func(Batch) error) 
 		}
 		fromRev = resp.Header.Revision + 1
 		if err := fn(b); err != nil {
-			return err
+			return fromRev, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fromRev, err
 	}
-	return fmt.Errorf("watch %s: channel closed", Prefix)
+	return fromRev, fmt.Errorf("watch %s: channel closed", Prefix)
 }
