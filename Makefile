@@ -21,7 +21,7 @@ BIN       := bin/causeway
 GOFLAGS_BUILD := -trimpath
 TEST_TIMEOUT ?= 20m
 
-.PHONY: build dev test test-short generate lint bench tools clean
+.PHONY: build dev test test-short generate lint bench tools clean kube-apiserver
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/causeway
@@ -32,9 +32,13 @@ dev: build
 	./$(BIN) dev $(DEV_ARGS)
 
 ## test: vet + race tests of everything, end-to-end included.
-test:
+test: kube-apiserver
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## kube-apiserver: build (once, cached) the real kube-apiserver internal/kubetest runs.
+kube-apiserver:
+	hack/kube-apiserver.sh
 
 ## test-short: skip the slow end-to-end scenarios.
 test-short:
