@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,8 +29,9 @@ type Config struct {
 
 // Server is a running embedded etcd.
 type Server struct {
-	etcd     *embed.Etcd
-	endpoint string
+	etcd      *embed.Etcd
+	endpoint  string
+	closeOnce sync.Once
 }
 
 // Start starts the member and waits until it serves. Ports given as 0 are
@@ -193,4 +195,4 @@ func (s *Server) Client() (*clientv3.Client, error) {
 }
 
 // Close stops the server and waits for it. Safe to call more than once.
-func (s *Server) Close() { s.etcd.Close() }
+func (s *Server) Close() { s.closeOnce.Do(s.etcd.Close) }
