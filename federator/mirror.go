@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"sync"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -48,23 +49,69 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 	for _, e := range list {
 		entries[e.GetKey()] = e
 	}
-	f.publishView(catalog.NewView(entries, rev))
+	f.publishView(catalog.NewView(maps.Clone(entries), rev))
 	f.markSynced()
-	return f.store.Watch(ctx, rev+1, func(b store.Batch) error {
-		next := maps.Clone(entries)
+
+	// Watch batches are applied to entries at once; views (an O(n) copy
+	// and index each) are published at most every mirrorThrottle, so a
+	// burst of thousands of single-key batches costs a few copies, not
+	// thousands.
+	var (
+		mu      sync.Mutex // guards entries, lastRev, dirty
+		lastRev = rev
+		dirty   bool
+	)
+	kick := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-kick:
+			}
+			mu.Lock()
+			var v *catalog.View
+			if dirty {
+				v, dirty = catalog.NewView(maps.Clone(entries), lastRev), false
+			}
+			mu.Unlock()
+			if v != nil {
+				f.publishView(v)
+			}
+			t := time.NewTimer(mirrorThrottle)
+			select {
+			case <-wctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return f.store.Watch(wctx, rev+1, func(b store.Batch) error {
+		mu.Lock()
 		for _, c := range b.Changes {
 			rel := store.RelativeKey(c.Key)
 			if c.Deleted {
-				delete(next, rel)
+				delete(entries, rel)
 			} else if c.Entry != nil {
-				next[rel] = c.Entry
+				entries[rel] = c.Entry
 			}
 		}
-		entries = next
-		f.publishView(catalog.NewView(entries, b.Revision))
+		lastRev, dirty = b.Revision, true
+		mu.Unlock()
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
 		return nil
 	})
 }
+
+// mirrorThrottle is the shortest time between two published views.
+const mirrorThrottle = 20 * time.Millisecond
 
 // historySize is how many recent views the federator keeps so reconnecting
 // catalog clients can resume with a delta.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,19 @@ type Store struct {
 	cli     *clientv3.Client
 	log     *slog.Logger
 	metrics *metrics
+
+	vipMu sync.Mutex           // serialises this Store's allocations; guards vips
+	vips  map[string]*vipCache // by cluster; a hint, etcd decides
+}
+
+// vipCache is what this Store last knew of one cluster's reservations, so
+// allocating thousands of addresses does not re-read them all each time.
+// A failed create-only transaction (someone else took the address)
+// invalidates it.
+type vipCache struct {
+	used  map[netip.Addr]bool
+	bySvc map[string]netip.Addr // "ns/name" → address
+	next  netip.Addr            // where the search for a free address starts
 }
 
 // New returns a Store over an etcd client the caller owns.
@@ -219,26 +233,28 @@ func (s *Store) decode(key string, value []byte) *causewayv1.Entry {
 // free address of prefix when it has none. Safe under concurrent callers
 // (in one or many processes): the reservation is a create-only transaction.
 func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
+	s.vipMu.Lock()
+	defer s.vipMu.Unlock()
 	for attempt := 0; attempt < 64; attempt++ {
-		resp, err := s.cli.Get(ctx, vipPrefix(cluster), clientv3.WithPrefix())
+		c, err := s.vipCacheOf(ctx, cluster)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: %w", ns, svc, cluster, err)
 		}
-		used := make(map[netip.Addr]bool, len(resp.Kvs))
-		for _, kv := range resp.Kvs {
-			addr, err := netip.ParseAddr(string(kv.Key[len(vipPrefix(cluster)):]))
-			if err != nil {
-				continue
+		if addr, ok := c.bySvc[ns+"/"+svc]; ok {
+			return addr, nil
+		}
+		addr, ok := c.nextFree(prefix)
+		if !ok {
+			delete(s.vips, cluster) // re-read before declaring the range full
+			if c, err = s.vipCacheOf(ctx, cluster); err != nil {
+				return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: %w", ns, svc, cluster, err)
 			}
-			used[addr] = true
-			a := &causewayv1.VIPAllocation{}
-			if decodeInto(kv.Value, a) == nil && a.GetNamespace() == ns && a.GetName() == svc {
+			if addr, ok = c.bySvc[ns+"/"+svc]; ok {
 				return addr, nil
 			}
-		}
-		addr, ok := firstFree(prefix, used)
-		if !ok {
-			return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s from %s: %w", ns, svc, cluster, prefix, ErrRangeExhausted)
+			if addr, ok = c.nextFree(prefix); !ok {
+				return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s from %s: %w", ns, svc, cluster, prefix, ErrRangeExhausted)
+			}
 		}
 		b, err := Encode(&causewayv1.VIPAllocation{Namespace: ns, Name: svc})
 		if err != nil {
@@ -249,14 +265,62 @@ func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, prefix
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, string(b))).Commit()
 		if err != nil {
+			delete(s.vips, cluster)
 			return netip.Addr{}, fmt.Errorf("allocate vip %s for %s/%s: %w", addr, ns, svc, err)
 		}
 		if txn.Succeeded {
+			c.used[addr], c.bySvc[ns+"/"+svc], c.next = true, addr, addr.Next()
 			return addr, nil
 		}
-		// Someone took it first: re-read and try again.
+		// Someone took it first (another process, or the service itself
+		// from elsewhere): re-read and try again.
+		delete(s.vips, cluster)
 	}
 	return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: too much contention", ns, svc, cluster)
+}
+
+// vipCacheOf returns the cached reservations of cluster, reading them from
+// etcd when there is no cache. Callers hold vipMu.
+func (s *Store) vipCacheOf(ctx context.Context, cluster string) (*vipCache, error) {
+	if c, ok := s.vips[cluster]; ok {
+		return c, nil
+	}
+	resp, err := s.cli.Get(ctx, vipPrefix(cluster), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	c := &vipCache{used: make(map[netip.Addr]bool, len(resp.Kvs)), bySvc: make(map[string]netip.Addr, len(resp.Kvs))}
+	for _, kv := range resp.Kvs {
+		addr, err := netip.ParseAddr(string(kv.Key[len(vipPrefix(cluster)):]))
+		if err != nil {
+			continue
+		}
+		c.used[addr] = true
+		a := &causewayv1.VIPAllocation{}
+		if decodeInto(kv.Value, a) == nil {
+			k := a.GetNamespace() + "/" + a.GetName()
+			// With duplicates (see ReleaseVIP), keep the lowest address.
+			if old, ok := c.bySvc[k]; !ok || addr.Less(old) {
+				c.bySvc[k] = addr
+			}
+		}
+	}
+	if s.vips == nil {
+		s.vips = map[string]*vipCache{}
+	}
+	s.vips[cluster] = c
+	return c, nil
+}
+
+// nextFree returns a free address of p, searching from the cursor and
+// wrapping around once.
+func (c *vipCache) nextFree(p netip.Prefix) (netip.Addr, bool) {
+	if c.next.IsValid() && p.Contains(c.next) {
+		if addr, ok := firstFreeFrom(p, c.next, c.used); ok {
+			return addr, true
+		}
+	}
+	return firstFree(p, c.used)
 }
 
 // ReleaseVIP frees the clusterset IP of ns/svc in cluster, if it is still
@@ -279,6 +343,9 @@ func (s *Store) ReleaseVIP(ctx context.Context, cluster, ns, svc string, addr ne
 	_, err = s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
 		Then(clientv3.OpDelete(key)).Commit()
+	s.vipMu.Lock()
+	delete(s.vips, cluster) // re-read at the next allocation
+	s.vipMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("release vip %s: %w", addr, err)
 	}
@@ -293,7 +360,16 @@ func firstFree(p netip.Prefix, used map[netip.Addr]bool) (netip.Addr, bool) {
 	if addr.Is4() && p.Bits() < 31 {
 		addr = addr.Next()
 	}
-	for ; addr.IsValid() && p.Contains(addr); addr = addr.Next() {
+	return firstFreeFrom(p, addr, used)
+}
+
+// firstFreeFrom is firstFree starting at from (inside p).
+func firstFreeFrom(p netip.Prefix, from netip.Addr, used map[netip.Addr]bool) (netip.Addr, bool) {
+	p = p.Masked()
+	if from.Is4() && p.Bits() < 31 && from == p.Addr() {
+		from = from.Next() // network address
+	}
+	for addr := from; addr.IsValid() && p.Contains(addr); addr = addr.Next() {
 		if addr.Is4() && p.Bits() < 31 && !p.Contains(addr.Next()) {
 			break // broadcast
 		}
