@@ -23,11 +23,15 @@ func (f *Federator) runImports(ctx context.Context) {
 	case <-f.synced:
 	}
 	f.pendingImports = map[catalog.ServiceKey]pendingImport{} // per term: owned by this goroutine
+	var last *importPass                                      // nil: the next pass looks at every service
 	for {
 		changed := f.feed.Changed()
-		if err := f.reconcileImports(ctx, f.feed.View()); err != nil && ctx.Err() == nil {
+		v := f.feed.View()
+		pass, err := f.reconcileImports(ctx, v, last)
+		if err != nil && ctx.Err() == nil {
 			f.metrics.reconcileErrors.WithLabelValues("import").Inc()
 			f.log.Warn("reconcile imports failed; retrying", "err", err)
+			last = nil
 			select {
 			case <-ctx.Done():
 				return
@@ -35,13 +39,22 @@ func (f *Federator) runImports(ctx context.Context) {
 			}
 			continue
 		}
+		last = pass
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		case <-f.importsKicked:
+			last = nil // the sink's addresses may have changed anywhere
 		}
 	}
+}
+
+// importPass is what a completed import pass looked at, so the next pass
+// skips the services whose exports and import did not change since.
+type importPass struct {
+	view *catalog.View
+	mine map[catalog.ServiceKey]*causewayv1.ImportRecord
 }
 
 // pendingImport is an import write (rec nil: a delete) the mirrored view
@@ -77,13 +90,16 @@ func (f *Federator) ownImports(v *catalog.View) map[catalog.ServiceKey]*causeway
 }
 
 // reconcileImports makes this cluster's import records match the exports in v.
-func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error {
+func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last *importPass) (*importPass, error) {
 	own := f.cfg.Cluster
 	desired := map[catalog.ServiceKey]bool{}
 	mine := f.ownImports(v)
 	egress := newEgressAllocator(f.cfg.EgressPorts, mine)
 	for _, k := range v.ExportedServices() {
 		desired[k] = true
+		if last != nil && mine[k] == last.mine[k] && sameRecords(v.Exports(k), last.view.Exports(k)) {
+			continue // records are shared between views while unchanged
+		}
 		want := MergeImport(own, v.Exports(k))
 		want.SchemaVersion = store.SchemaVersion // as stored, so Equal compares content
 		have, ok := mine[k]
@@ -103,14 +119,14 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP && len(want.Ips) == 0 {
 				ip, err := f.store.AllocateVIP(ctx, own, k.Namespace, k.Name, f.cfg.VIPRanges[0])
 				if err != nil {
-					return err
+					return nil, err
 				}
 				want.Ips = []string{ip.String()}
 			}
 		}
 		if !f.cfg.EgressPorts.IsZero() {
 			if err := egress.assign(want, have); err != nil {
-				return fmt.Errorf("import %s: %w", k, err)
+				return nil, fmt.Errorf("import %s: %w", k, err)
 			}
 		}
 		if ok && proto.Equal(want, have) {
@@ -118,7 +134,7 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 		}
 		rev, err := f.store.PutImportAt(ctx, want)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		f.pendingImports[k] = pendingImport{rec: want, rev: rev}
 		f.log.Info("import updated", "service", k.String(), "ips", want.Ips, "clusters", want.Clusters)
@@ -129,7 +145,7 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 		}
 		rev, err := f.store.DeleteImportAt(ctx, own, k.Namespace, k.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		f.pendingImports[k] = pendingImport{rev: rev}
 		if f.cfg.Sink != nil {
@@ -139,14 +155,14 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View) error
 		for _, s := range imp.GetIps() {
 			if ip, err := netip.ParseAddr(s); err == nil {
 				if err := f.store.ReleaseVIP(ctx, own, k.Namespace, k.Name, ip); err != nil {
-					return fmt.Errorf("remove import %s: %w", k, err)
+					return nil, fmt.Errorf("remove import %s: %w", k, err)
 				}
 			}
 		}
 		f.log.Info("import removed", "service", k.String())
 	}
 	f.metrics.imports.Set(float64(len(desired)))
-	return nil
+	return &importPass{view: v, mine: f.ownImports(v)}, nil
 }
 
 // MergeImport merges the exports of one service into cluster's import by
@@ -240,4 +256,17 @@ func (a *egressAllocator) assign(want, have *causewayv1.ImportRecord) error {
 		want.EgressPorts = append(want.EgressPorts, &causewayv1.EgressPort{Protocol: p.GetProtocol(), Port: p.GetPort(), EgressPort: port})
 	}
 	return nil
+}
+
+// sameRecords reports whether two export lists hold the same records.
+func sameRecords(a, b []*causewayv1.ExportRecord) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
