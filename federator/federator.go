@@ -268,17 +268,22 @@ func (f *Federator) runExports(ctx context.Context) {
 func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.ExportRecord) error {
 	v := f.feed.View()
 	want := make(map[catalog.ServiceKey]bool, len(desired))
-	written := 0
+	var changed []*causewayv1.ExportRecord
 	for _, x := range desired {
 		k := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
 		want[k] = true
 		if have, ok := v.Export(k, f.cfg.Cluster); ok && SameExport(have, x) {
 			continue
 		}
-		if err := f.store.PutExport(ctx, x); err != nil {
-			return err
-		}
-		written++
+		changed = append(changed, x)
+	}
+	// Each write is a read-modify-write transaction (it keeps the stored
+	// creation time): run them concurrently, etcd batches them.
+	written := len(changed)
+	if err := forEachParallel(ctx, changed, exportWriters, func(ctx context.Context, x *causewayv1.ExportRecord) error {
+		return f.store.PutExport(ctx, x)
+	}); err != nil {
+		return err
 	}
 	for _, k := range v.ExportedServices() {
 		if want[k] {
@@ -305,4 +310,39 @@ func SameExport(have, x *causewayv1.ExportRecord) bool {
 	c := proto.Clone(x).(*causewayv1.ExportRecord)
 	c.SchemaVersion, c.Created = have.GetSchemaVersion(), have.GetCreated()
 	return proto.Equal(have, c)
+}
+
+// exportWriters bounds concurrent export writes.
+const exportWriters = 32
+
+// forEachParallel calls fn for every item with at most n calls at once and
+// returns the first error (the rest are cancelled).
+func forEachParallel[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+		next     atomic.Int64
+	)
+	for range min(n, len(items)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(items) || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, items[i]); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }

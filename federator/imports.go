@@ -94,7 +94,15 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 	own := f.cfg.Cluster
 	desired := map[catalog.ServiceKey]bool{}
 	mine := f.ownImports(v)
-	egress := newEgressAllocator(f.cfg.EgressPorts, mine)
+	type change struct {
+		k    catalog.ServiceKey
+		want *causewayv1.ImportRecord
+		have *causewayv1.ImportRecord
+	}
+	var (
+		changes  []change
+		needVIPs []string
+	)
 	for _, k := range v.ExportedServices() {
 		desired[k] = true
 		if last != nil && mine[k] == last.mine[k] && sameRecords(v.Exports(k), last.view.Exports(k)) {
@@ -102,42 +110,63 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 		}
 		want := MergeImport(own, v.Exports(k))
 		want.SchemaVersion = store.SchemaVersion // as stored, so Equal compares content
-		have, ok := mine[k]
+		have := mine[k]
 		if f.cfg.Sink != nil {
 			// The sink's address, once it has one; until then (sink
 			// starting, Service being created) the stored one stays.
 			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP {
 				want.Ips = f.cfg.Sink.Addresses(k)
-				if want.Ips == nil && ok {
+				if want.Ips == nil {
 					want.Ips = have.GetIps()
 				}
 			}
 		} else {
-			if ok {
-				want.Ips = have.GetIps()
-			}
+			want.Ips = have.GetIps()
 			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP && len(want.Ips) == 0 {
-				ip, err := f.store.AllocateVIP(ctx, own, k.Namespace, k.Name, f.cfg.VIPRanges[0])
-				if err != nil {
-					return nil, err
-				}
-				want.Ips = []string{ip.String()}
+				needVIPs = append(needVIPs, k.String())
 			}
 		}
-		if !f.cfg.EgressPorts.IsZero() {
-			if err := egress.assign(want, have); err != nil {
-				return nil, fmt.Errorf("import %s: %w", k, err)
-			}
-		}
-		if ok && proto.Equal(want, have) {
-			continue
-		}
-		rev, err := f.store.PutImportAt(ctx, want)
+		changes = append(changes, change{k: k, want: want, have: have})
+	}
+	if len(needVIPs) > 0 {
+		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges[0])
 		if err != nil {
 			return nil, err
 		}
-		f.pendingImports[k] = pendingImport{rec: want, rev: rev}
-		f.log.Info("import updated", "service", k.String(), "ips", want.Ips, "clusters", want.Clusters)
+		for _, c := range changes {
+			if addr, ok := vips[c.k.String()]; ok && len(c.want.Ips) == 0 {
+				c.want.Ips = []string{addr.String()}
+			}
+		}
+	}
+	egress := newEgressAllocator(f.cfg.EgressPorts, mine)
+	var puts []*causewayv1.ImportRecord
+	var putKeys []catalog.ServiceKey
+	for _, c := range changes {
+		if !f.cfg.EgressPorts.IsZero() {
+			if err := egress.assign(c.want, c.have); err != nil {
+				return nil, fmt.Errorf("import %s: %w", c.k, err)
+			}
+		}
+		if c.have != nil && proto.Equal(c.want, c.have) {
+			continue
+		}
+		puts, putKeys = append(puts, c.want), append(putKeys, c.k)
+	}
+	if len(puts) > 0 {
+		rev, err := f.store.PutImportsAt(ctx, puts)
+		if err != nil {
+			return nil, err
+		}
+		for i, k := range putKeys {
+			f.pendingImports[k] = pendingImport{rec: puts[i], rev: rev}
+			if len(puts) <= 20 {
+				f.log.Info("import updated", "service", k.String(), "ips", puts[i].Ips, "clusters", puts[i].Clusters)
+			}
+		}
+		if len(puts) > 20 {
+			f.log.Info("imports updated", "count", len(puts))
+		}
 	}
 	for k, imp := range mine {
 		if desired[k] {

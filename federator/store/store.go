@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -105,6 +106,29 @@ func (s *Store) PutImportAt(ctx context.Context, r *causewayv1.ImportRecord) (in
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	return resp.Header.Revision, nil
+}
+
+// PutImportsAt writes many imports in transactions of up to 64 and
+// returns the revision of the last write.
+func (s *Store) PutImportsAt(ctx context.Context, recs []*causewayv1.ImportRecord) (int64, error) {
+	var rev int64
+	for len(recs) > 0 {
+		n := min(len(recs), maxTxnOps)
+		ops := make([]clientv3.Op, 0, n)
+		for _, r := range recs[:n] {
+			b, err := Encode(r)
+			if err != nil {
+				return 0, err
+			}
+			ops = append(ops, clientv3.OpPut(ImportKey(r.GetCluster(), r.GetNamespace(), r.GetName()), string(b)))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("put %d imports: %w", n, err)
+		}
+		rev, recs = resp.Header.Revision, recs[n:]
+	}
+	return rev, nil
 }
 
 // DeleteImportAt removes a cluster's import of a service and returns the
@@ -235,6 +259,82 @@ func (s *Store) decode(key string, value []byte) *causewayv1.Entry {
 func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
 	s.vipMu.Lock()
 	defer s.vipMu.Unlock()
+	return s.allocateVIPLocked(ctx, cluster, ns, svc, prefix)
+}
+
+// maxTxnOps stays under etcd's default --max-txn-ops (128).
+const maxTxnOps = 64
+
+// AllocateVIPs is AllocateVIP for many services of one cluster ("ns/name"
+// keys), reserving new addresses in transactions of up to 64 at once. A
+// batch that loses a race falls back to one-by-one allocation.
+func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string, prefix netip.Prefix) (map[string]netip.Addr, error) {
+	s.vipMu.Lock()
+	defer s.vipMu.Unlock()
+	out := make(map[string]netip.Addr, len(svcs))
+	for len(svcs) > 0 {
+		n := min(len(svcs), maxTxnOps)
+		batch := svcs[:n]
+		svcs = svcs[n:]
+		c, err := s.vipCacheOf(ctx, cluster)
+		if err != nil {
+			return nil, fmt.Errorf("allocate vips in %s: %w", cluster, err)
+		}
+		var (
+			cmps []clientv3.Cmp
+			ops  []clientv3.Op
+			got  = map[string]netip.Addr{}
+		)
+		for _, k := range batch {
+			if addr, ok := c.bySvc[k]; ok {
+				out[k] = addr
+				continue
+			}
+			addr, ok := c.nextFree(prefix)
+			if !ok {
+				break // the one-by-one path re-reads and reports exhaustion
+			}
+			ns, name, _ := strings.Cut(k, "/")
+			b, err := Encode(&causewayv1.VIPAllocation{Namespace: ns, Name: name})
+			if err != nil {
+				return nil, err
+			}
+			key := VIPKey(cluster, addr.String())
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			ops = append(ops, clientv3.OpPut(key, string(b)))
+			got[k] = addr
+			c.used[addr], c.next = true, addr.Next() // tentatively, for the next pick
+		}
+		if len(ops) > 0 {
+			txn, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+			if err != nil {
+				delete(s.vips, cluster)
+				return nil, fmt.Errorf("allocate vips in %s: %w", cluster, err)
+			}
+			if txn.Succeeded {
+				for k, addr := range got {
+					c.bySvc[k], out[k] = addr, addr
+				}
+			} else {
+				delete(s.vips, cluster)
+			}
+		}
+		for _, k := range batch { // lost races, or the range looked full
+			if _, ok := out[k]; ok {
+				continue
+			}
+			ns, name, _ := strings.Cut(k, "/")
+			addr, err := s.allocateVIPLocked(ctx, cluster, ns, name, prefix)
+			if err != nil {
+				return out, err
+			}
+			out[k] = addr
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) allocateVIPLocked(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
 	for attempt := 0; attempt < 64; attempt++ {
 		c, err := s.vipCacheOf(ctx, cluster)
 		if err != nil {
