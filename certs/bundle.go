@@ -2,9 +2,13 @@ package certs
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 )
 
 // BundleSource looks up the trust bundle (the set of CA certificates) of a
@@ -110,4 +114,57 @@ func AuthoritiesDER(certs []*x509.Certificate) [][]byte {
 		}
 	}
 	return out
+}
+
+// ErrBundleMismatch is wrapped when a published trust bundle claims a
+// cluster or trust domain other than the one its etcd key belongs to.
+var ErrBundleMismatch = errors.New("certs: trust bundle does not belong to its publisher")
+
+// ClusterOfTrustDomain returns the cluster a trust domain belongs to: its
+// first label ("east" for "east.clusterset.local").
+func ClusterOfTrustDomain(td string) string {
+	c, _, _ := strings.Cut(td, ".")
+	return c
+}
+
+// CheckPublishedBundle validates a trust bundle before it is trusted.
+// keyCluster is the cluster whose etcd key (/causeway/v1/bundles/<cluster>)
+// held the record: the only thing its publisher cannot lie about, since
+// each cluster may write only its own keys. The record must name
+// keyCluster, its trust domain must belong to keyCluster
+// (ClusterOfTrustDomain), and every authority must be a CA naming that
+// trust domain; otherwise the error wraps ErrBundleMismatch (or reports a
+// malformed certificate). So a cluster, even one whose federator is
+// compromised, can publish authorities for its own trust domain only and
+// never mint identities of another cluster. It returns the trust domain
+// and the authorities.
+func CheckPublishedBundle(keyCluster string, b *causewayv1.TrustBundle) (string, []*x509.Certificate, error) {
+	td := b.GetTrustDomain()
+	switch {
+	case b.GetCluster() != keyCluster:
+		return "", nil, fmt.Errorf("check bundle of %s: record names cluster %q: %w", keyCluster, b.GetCluster(), ErrBundleMismatch)
+	case ClusterOfTrustDomain(td) != keyCluster:
+		return "", nil, fmt.Errorf("check bundle of %s: trust domain %q is not the cluster's: %w", keyCluster, td, ErrBundleMismatch)
+	}
+	if err := validateTrustDomain(td); err != nil {
+		return "", nil, fmt.Errorf("check bundle of %s: %w", keyCluster, err)
+	}
+	cas, err := ParseAuthorities(b.GetX509Authorities())
+	if err != nil {
+		return "", nil, fmt.Errorf("check bundle of %s: %w", keyCluster, err)
+	}
+	if len(cas) == 0 {
+		return "", nil, fmt.Errorf("check bundle of %s: no authority", keyCluster)
+	}
+	for _, c := range cas {
+		got, err := TrustDomainOfCA(c)
+		if err != nil {
+			return "", nil, fmt.Errorf("check bundle of %s: CA %s: %w", keyCluster, SerialHex(c), err)
+		}
+		if got != td {
+			return "", nil, fmt.Errorf("check bundle of %s: CA %s names trust domain %s, not %s: %w",
+				keyCluster, SerialHex(c), got, td, ErrBundleMismatch)
+		}
+	}
+	return td, cas, nil
 }

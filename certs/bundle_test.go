@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 )
 
@@ -113,4 +114,50 @@ func TestParseAuthorities(t *testing.T) {
 			require.ErrorContains(t, err, tc.wantErr)
 		})
 	}
+}
+
+func TestCheckPublishedBundle(t *testing.T) {
+	now := time.Now()
+	east, err := certs.NewCA("east.clusterset.local", time.Hour, now)
+	require.NoError(t, err)
+	next, err := certs.NewCA("east.clusterset.local", time.Hour, now)
+	require.NoError(t, err)
+	westByEast, err := certs.NewCA("west.clusterset.local", time.Hour, now) // minted by a compromised east
+	require.NoError(t, err)
+	leaf, err := east.NewLeafKeyPair("gateway", time.Hour, now)
+	require.NoError(t, err)
+	bundle := func(cluster, td string, cas ...*x509.Certificate) *causewayv1.TrustBundle {
+		return &causewayv1.TrustBundle{Cluster: cluster, TrustDomain: td, X509Authorities: certs.AuthoritiesDER(cas)}
+	}
+
+	td, cas, err := certs.CheckPublishedBundle("east", bundle("east", "east.clusterset.local", east.Cert, next.Cert))
+	require.NoError(t, err)
+	require.Equal(t, "east.clusterset.local", td)
+	require.Len(t, cas, 2)
+
+	tests := []struct {
+		name string
+		key  string
+		b    *causewayv1.TrustBundle
+		want error
+	}{
+		{"record names another cluster", "east", bundle("west", "west.clusterset.local", westByEast.Cert), certs.ErrBundleMismatch},
+		{"another cluster's trust domain", "east", bundle("east", "west.clusterset.local", westByEast.Cert), certs.ErrBundleMismatch},
+		{"lookalike trust domain", "east", bundle("east", "eastern.clusterset.local", east.Cert), certs.ErrBundleMismatch},
+		{"CA of another trust domain", "east", bundle("east", "east.clusterset.local", east.Cert, westByEast.Cert), certs.ErrBundleMismatch},
+		{"bad trust domain", "east", bundle("east", "east.Clusterset/local", east.Cert), certs.ErrInvalidID},
+		{"leaf as authority", "east", bundle("east", "east.clusterset.local", leaf.Leaf), nil},
+		{"no authority", "east", bundle("east", "east.clusterset.local"), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := certs.CheckPublishedBundle(tc.key, tc.b)
+			require.Error(t, err)
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+			}
+		})
+	}
+	require.Equal(t, "east", certs.ClusterOfTrustDomain("east.clusterset.local"))
+	require.Equal(t, "east", certs.ClusterOfTrustDomain("east"))
 }

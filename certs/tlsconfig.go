@@ -91,8 +91,32 @@ func ServerConfig(o TLSOptions) *tls.Config {
 	}
 }
 
+// BootstrapServerConfig returns a TLS 1.3-only server configuration that
+// presents the certificate from o.Source but does not ask for a client
+// certificate. It exists for one endpoint only, the federator's Certs.Sign,
+// whose callers have no certificate yet and authenticate with a bearer
+// token instead; every other endpoint uses ServerConfig. The connection is
+// still encrypted and the server authenticated (there is no plaintext
+// fallback), and o.NextProtos is enforced as in ServerConfig. o.Bundles and
+// o.Authorize are not used.
+func BootstrapServerConfig(o TLSOptions) *tls.Config {
+	v := newPeerVerifier(o, x509.ExtKeyUsageClientAuth)
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		MaxVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return localCertificate(o.Source)
+		},
+		ClientAuth:             tls.NoClientCert,
+		NextProtos:             slices.Clone(o.NextProtos),
+		SessionTicketsDisabled: true,
+		VerifyConnection:       v.verifyALPN,
+	}
+}
+
 // ClientConfig returns a TLS 1.3-only client configuration that presents the
-// certificate from o.Source. Go's hostname-based verification is replaced
+// certificate from o.Source (o.Source may be nil only for a client of a
+// BootstrapServerConfig server, which asks for no certificate). Go's hostname-based verification is replaced
 // (InsecureSkipVerify) by SPIFFE verification in VerifyPeerCertificate:
 // VerifyChain against o.Bundles (requiring server-authentication usage) and
 // then o.Authorize, so the server is always verified. When o.NextProtos is
@@ -161,11 +185,8 @@ func (v *peerVerifier) verify(rawCerts [][]byte) error {
 // the ALPN requirement and re-verifies the peer on resumed sessions, where
 // VerifyPeerCertificate is not called.
 func (v *peerVerifier) verifyConnection(cs tls.ConnectionState) error {
-	if len(v.nextProtos) > 0 && !slices.Contains(v.nextProtos, cs.NegotiatedProtocol) {
-		return fmt.Errorf("verify connection: negotiated protocol %q is not one of %q", cs.NegotiatedProtocol, v.nextProtos)
-	}
-	if cs.Version != tls.VersionTLS13 {
-		return fmt.Errorf("verify connection: TLS version %#04x is not TLS 1.3", cs.Version)
+	if err := v.verifyALPN(cs); err != nil {
+		return err
 	}
 	if len(cs.PeerCertificates) == 0 {
 		return fmt.Errorf("verify connection: %w", ErrNoPeerCertificate)
@@ -178,6 +199,18 @@ func (v *peerVerifier) verifyConnection(cs tls.ConnectionState) error {
 		if err := v.verify(raw); err != nil {
 			return fmt.Errorf("verify resumed connection: %w", err)
 		}
+	}
+	return nil
+}
+
+// verifyALPN enforces TLS 1.3 and, when protocols are configured, that one
+// of them was negotiated.
+func (v *peerVerifier) verifyALPN(cs tls.ConnectionState) error {
+	if len(v.nextProtos) > 0 && !slices.Contains(v.nextProtos, cs.NegotiatedProtocol) {
+		return fmt.Errorf("verify connection: negotiated protocol %q is not one of %q", cs.NegotiatedProtocol, v.nextProtos)
+	}
+	if cs.Version != tls.VersionTLS13 {
+		return fmt.Errorf("verify connection: TLS version %#04x is not TLS 1.3", cs.Version)
 	}
 	return nil
 }

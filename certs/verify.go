@@ -139,3 +139,21 @@ func PeerID(cs tls.ConnectionState) (ID, error) {
 	}
 	return id, nil
 }
+
+// VerifyPeer re-verifies the peer of an established connection against
+// bundles at now, as the handshake did, and returns its ID. Long-lived
+// connections (a gateway's QUIC connection to a peer) call it when the
+// bundles change or the peer's leaf nears expiry, to find connections whose
+// peer would no longer be accepted: after a CA is dropped from a bundle, or
+// once the peer's certificate has expired. The TLS stack itself never
+// re-checks a connection after its handshake.
+func VerifyPeer(cs tls.ConnectionState, bundles BundleSource, now time.Time) (ID, error) {
+	raw := make([][]byte, 0, len(cs.PeerCertificates))
+	for _, c := range cs.PeerCertificates {
+		if c != nil {
+			raw = append(raw, c.Raw)
+		}
+	}
+	id, _, err := VerifyChain(raw, bundles, now)
+	return id, err
+}

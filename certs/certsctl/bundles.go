@@ -1,0 +1,154 @@
+package certsctl
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/cli"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// BundleList is the answer of `causeway certs bundles`.
+type BundleList struct {
+	// Source is the federator asked.
+	Source string `json:"source"`
+	// Revision is the etcd revision of the federator's view.
+	Revision int64    `json:"revision"`
+	Bundles  []Bundle `json:"bundles"`
+}
+
+// Bundle is one cluster's published trust bundle.
+type Bundle struct {
+	Cluster     string `json:"cluster"`
+	TrustDomain string `json:"trustDomain"`
+	// Sequence increases with every change the cluster publishes.
+	Sequence    uint64     `json:"sequence"`
+	Authorities []CertInfo `json:"authorities"`
+	// Problems lists what is wrong with the bundle (a certificate that is
+	// not a CA of the trust domain, an expired CA).
+	Problems []string `json:"problems"`
+}
+
+// FetchBundles reads every trust bundle of the federation from the
+// federator at t.Addr: the first snapshot of its Catalog.Watch, authorized
+// with the admin credentials of t (the Catalog accepts any identity of the
+// federator's own trust domain).
+func FetchBundles(ctx context.Context, t cli.Target) (*BundleList, error) {
+	cfg, err := federatorTLS(t)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(t.Addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", t.Addr, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
+	defer cancel()
+	stream, err := causewayv1.NewCatalogClient(conn).Watch(ctx, &causewayv1.WatchRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", t.Addr, err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("catalog %s unreachable: no answer within %s", t.Addr, t.Timeout)
+		}
+		return nil, fmt.Errorf("catalog %s: %w", t.Addr, err)
+	}
+	if !resp.GetReset_() {
+		return nil, fmt.Errorf("catalog %s: first answer is not a snapshot", t.Addr)
+	}
+	bundles := map[string]*causewayv1.TrustBundle{} // by the cluster of the etcd key
+	for _, e := range resp.GetUpserts() {
+		if b := e.GetBundle(); b != nil {
+			bundles[strings.TrimPrefix(e.GetKey(), "bundles/")] = b
+		}
+	}
+	return newBundleList(t.Addr, resp.GetRevision(), bundles, time.Now()), nil
+}
+
+// newBundleList describes bundles, keyed by the cluster of their etcd key.
+func newBundleList(source string, rev int64, in map[string]*causewayv1.TrustBundle, now time.Time) *BundleList {
+	out := &BundleList{Source: source, Revision: rev, Bundles: []Bundle{}}
+	for cluster, b := range in {
+		bl := Bundle{Cluster: cluster, TrustDomain: b.GetTrustDomain(), Sequence: b.GetSequence(),
+			Authorities: []CertInfo{}, Problems: []string{}}
+		// What a verifying gateway checks (certs.CheckPublishedBundle).
+		if _, _, err := certs.CheckPublishedBundle(cluster, b); err != nil {
+			bl.Problems = append(bl.Problems, err.Error())
+		}
+		cas, _ := certs.ParseAuthorities(b.GetX509Authorities())
+		for _, c := range cas {
+			bl.Authorities = append(bl.Authorities, newCertInfo(c, now))
+			if !now.Before(c.NotAfter) {
+				bl.Problems = append(bl.Problems, fmt.Sprintf("CA %s expired", certs.SerialHex(c)))
+			}
+		}
+		out.Bundles = append(out.Bundles, bl)
+	}
+	sort.Slice(out.Bundles, func(i, j int) bool { return out.Bundles[i].Cluster < out.Bundles[j].Cluster })
+	return out
+}
+
+// federatorTLS presents t's admin certificate and accepts only the
+// federator of the CA file's trust domain (which may hold several CAs
+// during a rotation).
+func federatorTLS(t cli.Target) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("load admin certificate %s and key %s: %w", t.Cert, t.Key, err)
+	}
+	cas, err := certs.ReadCertificatesFile(t.CA)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	td, err := certs.TrustDomainOfCA(cas[0])
+	if err != nil {
+		return nil, fmt.Errorf("CA file %s: %w", t.CA, err)
+	}
+	fedID, err := certs.NewID(td, "federator")
+	if err != nil {
+		return nil, err
+	}
+	bundles := certs.NewBundleSet()
+	bundles.Set(td, cas)
+	return certs.ClientConfig(certs.TLSOptions{Source: certs.NewStaticSource(&pair), Bundles: bundles,
+		Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"}}), nil
+}
+
+// WriteTable implements cli.Tabular.
+func (l *BundleList) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "trust bundles published in the federation (from %s, revision %d)\n", l.Source, l.Revision)
+	if len(l.Bundles) == 0 {
+		_, err := fmt.Fprintln(w, "none")
+		return err
+	}
+	tw := newTable(w, "CLUSTER", "TRUST DOMAIN", "SEQUENCE", "CA SERIAL", "NOT AFTER", "LEFT", "PROBLEMS")
+	for _, b := range l.Bundles {
+		problems := strings.Join(b.Problems, "; ")
+		if problems == "" {
+			problems = "-"
+		}
+		if len(b.Authorities) == 0 {
+			tw.row(b.Cluster, b.TrustDomain, b.Sequence, "-", "-", "-", problems)
+		}
+		for i, a := range b.Authorities {
+			if i > 0 {
+				tw.row("", "", "", a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, "")
+				continue
+			}
+			tw.row(b.Cluster, b.TrustDomain, b.Sequence, a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, problems)
+		}
+	}
+	return tw.flush()
+}
