@@ -149,17 +149,22 @@ func (c *cluster) writeExports(dir string, svcs []demoService) (string, error) {
 	return path, nil
 }
 
-// leaf issues a component certificate of the cluster.
-func (c *cluster) leaf(component string, lifetime time.Duration) (*certs.StaticSource, certs.ID, error) {
-	cert, err := c.ca.NewLeafKeyPair(component, lifetime, time.Now())
-	if err != nil {
-		return nil, certs.ID{}, fmt.Errorf("issue %s certificate of %s: %w", component, c.spec.Name, err)
-	}
+// leaf gives a component of the cluster a certificate from the cluster CA
+// that renews itself at 2/3 of lifetime, for as long as g runs.
+func (c *cluster) leaf(g *group, component string, lifetime time.Duration, log *slog.Logger) (*certs.Rotator, certs.ID, error) {
 	id, err := certs.NewID(c.td, component)
 	if err != nil {
 		return nil, certs.ID{}, err
 	}
-	return certs.NewStaticSource(cert), id, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := certs.NewRotator(ctx, certs.RotatorConfig{ID: id, Logger: log.With("cluster", c.spec.Name),
+		Signer: &certs.LocalSigner{CA: c.ca, Lifetime: lifetime}})
+	if err != nil {
+		return nil, certs.ID{}, fmt.Errorf("issue %s certificate of %s: %w", component, c.spec.Name, err)
+	}
+	g.Go(c.spec.Name+" "+component+" certificate", r.Run)
+	return r, id, nil
 }
 
 // start launches the cluster's components in g.
@@ -198,7 +203,7 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 		return fed.Run(ctx, src)
 	})
 
-	fedCert, fedID, err := c.leaf("federator", cfg.LeafLifetime)
+	fedCert, fedID, err := c.leaf(g, "federator", cfg.LeafLifetime, log)
 	if err != nil {
 		return err
 	}
@@ -289,8 +294,8 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 // component issues a component's certificate and starts its catalog
 // client, connected to the cluster's federator with that identity.
 func (c *cluster) component(g *group, name string, cfg Config, bundle certs.BundleSource, fedID certs.ID,
-	log *slog.Logger, reg prometheus.Registerer) (*certs.StaticSource, *catalog.Client, error) {
-	cert, _, err := c.leaf(name, cfg.LeafLifetime)
+	log *slog.Logger, reg prometheus.Registerer) (*certs.Rotator, *catalog.Client, error) {
+	cert, _, err := c.leaf(g, name, cfg.LeafLifetime, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/internal/names"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +27,13 @@ type Config struct {
 	// TrustDomain is the cluster's SPIFFE trust domain. Required.
 	TrustDomain string
 	// Authorities are the cluster's CA certificates (DER), published as its
-	// trust bundle. Required.
+	// trust bundle. Required unless CAs is set.
 	Authorities [][]byte
+	// CAs, when set, is the cluster's CA set (certs.LoadCASet, kept current
+	// by a certs.CADirWatcher): its authorities are published as the trust
+	// bundle instead of Authorities, and republished whenever it changes
+	// (each step of `causeway certs rotate-ca`).
+	CAs *certs.CASet
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, metrics are not registered.
@@ -92,7 +98,7 @@ func (c *Config) Validate() error {
 		return errors.New("federator config: no VIP range")
 	case c.TrustDomain == "":
 		return errors.New("federator config: no trust domain")
-	case len(c.Authorities) == 0:
+	case len(c.Authorities) == 0 && c.CAs == nil:
 		return errors.New("federator config: no CA certificates for the trust bundle")
 	case c.LeaderTTL != 0 && (c.LeaderTTL < 2*time.Second || c.LeaderTTL%time.Second != 0):
 		return fmt.Errorf("federator config: leader TTL %s: want whole seconds, at least 2s", c.LeaderTTL)

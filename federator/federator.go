@@ -11,6 +11,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"google.golang.org/protobuf/proto"
 )
@@ -147,6 +148,10 @@ func (f *Federator) kickImports() {
 // the replica campaigns again; nothing is deleted on the way. Run returns
 // when ctx ends, or with an error when src fails to start.
 func (f *Federator) Run(ctx context.Context, src ExportSource) error {
+	var casChanged <-chan struct{}
+	if f.cfg.CAs != nil {
+		casChanged = f.cfg.CAs.Changed() // before register publishes the current set
+	}
 	if err := f.register(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -158,6 +163,9 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	defer func() { cancel(); wg.Wait() }()
 	wg.Go(func() { f.runMirror(ctx) })
 	wg.Go(func() { f.runHealth(ctx) })
+	if casChanged != nil {
+		wg.Go(func() { f.runBundle(ctx, casChanged) })
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		err := f.lead(ctx, src)
@@ -206,13 +214,53 @@ func (f *Federator) registerOnce(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("register cluster %s: %w", f.cfg.Cluster, err)
 	}
+	return f.publishBundle(ctx)
+}
+
+// publishBundle writes the cluster's trust bundle.
+func (f *Federator) publishBundle(ctx context.Context) error {
+	authorities := f.cfg.Authorities
+	if f.cfg.CAs != nil {
+		authorities = certs.AuthoritiesDER(f.cfg.CAs.Authorities())
+	}
 	if err := f.store.PutBundle(ctx, &causewayv1.TrustBundle{
 		Cluster: f.cfg.Cluster, TrustDomain: f.cfg.TrustDomain,
-		X509Authorities: f.cfg.Authorities, Sequence: uint64(time.Now().UnixNano()),
+		X509Authorities: authorities, Sequence: uint64(time.Now().UnixNano()),
 	}); err != nil {
 		return fmt.Errorf("publish trust bundle of %s: %w", f.cfg.Cluster, err)
 	}
 	return nil
+}
+
+// runBundle republishes the trust bundle every time the CA set changes,
+// retrying with back-off while etcd fails, until ctx ends.
+func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		changed = f.cfg.CAs.Changed()
+		backoff := 100 * time.Millisecond
+		for {
+			err := f.publishBundle(ctx)
+			if err == nil {
+				f.log.Info("trust bundle republished", "authorities", len(f.cfg.CAs.Authorities()))
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			f.log.Warn("republish trust bundle failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
 }
 
 // setExports records the source's export set and schedules a reconcile.

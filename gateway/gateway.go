@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ type Gateway struct {
 	src     ViewSource
 	log     *slog.Logger
 	metrics *metrics
-	tls     *certs.StaticSource
+	tls     certs.Source // read on every handshake: a certs.Rotator renews in place
 	bundles *certs.BundleSet
 
 	transport *quic.Transport
@@ -61,11 +62,10 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		peers:   map[string]*peer{},
 		ready:   make(chan struct{}),
 	}
-	c, err := cert.Certificate()
-	if err != nil {
+	if _, err := cert.Certificate(); err != nil {
 		return nil, fmt.Errorf("gateway certificate: %w", err)
 	}
-	g.tls = certs.NewStaticSource(c)
+	g.tls = cert
 	return g, nil
 }
 
@@ -132,17 +132,23 @@ func (g *Gateway) isDraining() bool {
 	return g.draining
 }
 
-// syncBundles makes the gateway trust exactly the bundles in v.
+// syncBundles makes the gateway trust exactly the bundles in v. A bundle
+// is trusted only for the trust domain of the cluster whose key holds it.
 func (g *Gateway) syncBundles(v *catalog.View) {
 	seen := map[string]bool{}
-	for cluster, b := range v.Bundles() {
-		auth, err := certs.ParseAuthorities(b.GetX509Authorities())
+	for key, e := range v.Entries() {
+		b := e.GetBundle()
+		cluster, ok := strings.CutPrefix(key, "bundles/")
+		if b == nil || !ok {
+			continue
+		}
+		td, auth, err := certs.CheckPublishedBundle(cluster, b)
 		if err != nil {
 			g.log.Warn("ignoring bad trust bundle", "peer", cluster, "err", err)
 			continue
 		}
-		g.bundles.Set(b.GetTrustDomain(), auth)
-		seen[b.GetTrustDomain()] = true
+		g.bundles.Set(td, auth)
+		seen[td] = true
 	}
 	for _, td := range g.bundles.TrustDomains() {
 		if !seen[td] {

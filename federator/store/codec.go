@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +16,11 @@ const SchemaVersion = 1
 var (
 	ErrUnknownVersion = errors.New("store: unknown schema version")
 	ErrUndecodable    = errors.New("store: undecodable value")
+	// ErrKeyMismatch: a record names another cluster than its key does.
+	// Each cluster may write only its own keys, so the key is the truth;
+	// a record lying about its cluster (or, for clusters and bundles,
+	// claiming another cluster's trust domain) is refused.
+	ErrKeyMismatch = errors.New("store: record does not match its key")
 )
 
 // versioned is implemented by every record message.
@@ -63,7 +69,7 @@ func decodeInto(value []byte, m versioned) error {
 // DecodeEntry decodes the value of a full key into a catalog entry.
 // VIP reservations are not catalog entries: DecodeEntry returns (nil, nil).
 func DecodeEntry(key string, value []byte) (*causewayv1.Entry, error) {
-	kind, _, err := ParseKey(key)
+	kind, segments, err := ParseKey(key)
 	if err != nil {
 		return nil, err
 	}
@@ -94,5 +100,42 @@ func DecodeEntry(key string, value []byte) (*causewayv1.Entry, error) {
 	if err := decodeInto(value, m); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", key, err)
 	}
+	if err := checkOwner(kind, segments, e); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
 	return e, nil
+}
+
+// checkOwner requires the cluster a record names to be the one its key
+// names, and a cluster's or bundle's trust domain to belong to it
+// ("<cluster>.<domain>").
+func checkOwner(kind string, seg []string, e *causewayv1.Entry) error {
+	var named, td string
+	switch r := e.GetRecord().(type) {
+	case *causewayv1.Entry_Cluster:
+		named, td = r.Cluster.GetName(), r.Cluster.GetTrustDomain()
+	case *causewayv1.Entry_Gateway:
+		named = r.Gateway.GetCluster()
+	case *causewayv1.Entry_Export:
+		named = r.Export.GetCluster()
+	case *causewayv1.Entry_Import:
+		named = r.Import.GetCluster()
+	case *causewayv1.Entry_Drain:
+		named = r.Drain.GetCluster()
+	case *causewayv1.Entry_Bundle:
+		named, td = r.Bundle.GetCluster(), r.Bundle.GetTrustDomain()
+	default:
+		return nil
+	}
+	owner := seg[0]
+	if kind == KindExports {
+		owner = seg[2]
+	}
+	if named != owner {
+		return fmt.Errorf("%w: %s record names cluster %q", ErrKeyMismatch, kind, named)
+	}
+	if td != "" && !strings.HasPrefix(td, owner+".") {
+		return fmt.Errorf("%w: trust domain %q is not cluster %s's", ErrKeyMismatch, td, owner)
+	}
+	return nil
 }
