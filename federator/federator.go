@@ -316,18 +316,30 @@ func (f *Federator) runExports(ctx context.Context) {
 func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.ExportRecord) error {
 	v := f.feed.View()
 	want := make(map[catalog.ServiceKey]bool, len(desired))
-	var changed []*causewayv1.ExportRecord
+	var changed, created []*causewayv1.ExportRecord
 	for _, x := range desired {
 		k := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
 		want[k] = true
-		if have, ok := v.Export(k, f.cfg.Cluster); ok && SameExport(have, x) {
-			continue
+		have, ok := v.Export(k, f.cfg.Cluster)
+		switch {
+		case ok && SameExport(have, x):
+		case ok:
+			changed = append(changed, x)
+		default:
+			created = append(created, x)
 		}
-		changed = append(changed, x)
 	}
+	// New exports go in batches; a batch that meets an existing key (the
+	// view lagged) falls back to one read-modify-write per record.
+	rest, err := f.store.CreateExports(ctx, created)
+	if err != nil {
+		return err
+	}
+	changed = append(changed, rest...)
+	written := len(created) - len(rest)
 	// Each write is a read-modify-write transaction (it keeps the stored
 	// creation time): run them concurrently, etcd batches them.
-	written := len(changed)
+	written += len(changed)
 	if err := forEachParallel(ctx, changed, exportWriters, func(ctx context.Context, x *causewayv1.ExportRecord) error {
 		return f.store.PutExport(ctx, x)
 	}); err != nil {

@@ -195,6 +195,44 @@ func (s *Store) PutExport(ctx context.Context, r *causewayv1.ExportRecord) error
 	return fmt.Errorf("publish export %s: too many concurrent writers", key)
 }
 
+// CreateExports writes new export records (created = now where unset) in
+// transactions of up to 64 that succeed only if none of the keys exists.
+// It returns the records it could not create that way (a key already
+// existed); write those with PutExport.
+func (s *Store) CreateExports(ctx context.Context, recs []*causewayv1.ExportRecord) ([]*causewayv1.ExportRecord, error) {
+	var rest []*causewayv1.ExportRecord
+	for len(recs) > 0 {
+		n := min(len(recs), maxTxnOps)
+		batch := recs[:n]
+		recs = recs[n:]
+		cmps := make([]clientv3.Cmp, 0, n)
+		ops := make([]clientv3.Op, 0, n)
+		now := timestamppb.Now()
+		for _, r := range batch {
+			rec := r
+			if rec.GetCreated() == nil {
+				rec = proto.Clone(r).(*causewayv1.ExportRecord)
+				rec.Created = now
+			}
+			b, err := Encode(rec)
+			if err != nil {
+				return nil, err
+			}
+			key := ExportKey(r.GetNamespace(), r.GetName(), r.GetCluster())
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			ops = append(ops, clientv3.OpPut(key, string(b)))
+		}
+		txn, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("publish %d exports: %w", n, err)
+		}
+		if !txn.Succeeded {
+			rest = append(rest, batch...)
+		}
+	}
+	return rest, nil
+}
+
 // DeleteExport removes one cluster's export of a service.
 func (s *Store) DeleteExport(ctx context.Context, ns, svc, cluster string) error {
 	return s.delete(ctx, ExportKey(ns, svc, cluster))
