@@ -65,6 +65,7 @@ lint: $(TOOLS_BIN)/staticcheck
 bench: build
 	bench/run.sh
 	bench/dns.sh
+	bench/federation.sh
 
 tools: $(TOOLS_BIN)/protoc-gen-go $(TOOLS_BIN)/protoc-gen-go-grpc $(TOOLS_BIN)/staticcheck
 
