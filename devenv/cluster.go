@@ -21,6 +21,8 @@ import (
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/internal/admin"
+	"github.com/causeway-mesh/causeway/internal/component"
+	"github.com/causeway-mesh/causeway/internal/rungroup"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -151,7 +153,7 @@ func (c *cluster) writeExports(dir string, svcs []demoService) (string, error) {
 
 // leaf gives a component of the cluster a certificate from the cluster CA
 // that renews itself at 2/3 of lifetime, for as long as g runs.
-func (c *cluster) leaf(g *group, component string, lifetime time.Duration, log *slog.Logger) (*certs.Rotator, certs.ID, error) {
+func (c *cluster) leaf(g *rungroup.Group, component string, lifetime time.Duration, log *slog.Logger) (*certs.Rotator, certs.ID, error) {
 	id, err := certs.NewID(c.td, component)
 	if err != nil {
 		return nil, certs.ID{}, err
@@ -168,7 +170,7 @@ func (c *cluster) leaf(g *group, component string, lifetime time.Duration, log *
 }
 
 // start launches the cluster's components in g.
-func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []demoService) error {
+func (c *cluster) start(g *rungroup.Group, cfg Config, etcdEndpoint, dir string, svcs []demoService) error {
 	log := cfg.Logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -216,22 +218,7 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 		return err
 	}
 	g.Go(c.spec.Name+" federator grpc", func(ctx context.Context) error {
-		errc := make(chan error, 1)
-		go func() { errc <- grpcSrv.Serve(c.fedLn) }()
-		select {
-		case err := <-errc:
-			return fmt.Errorf("serve federator grpc on %s: %w", c.fedLn.Addr(), err)
-		case <-ctx.Done():
-		}
-		stopped := make(chan struct{})
-		go func() { grpcSrv.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(time.Second):
-			grpcSrv.Stop()
-		}
-		<-errc
-		return nil
+		return component.ServeGRPC(ctx, grpcSrv, c.fedLn)
 	})
 
 	// Gateway: catalog from the federator, identity from the cluster CA.
@@ -284,8 +271,8 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 	// Admin endpoints for the whole cluster.
 	adm := admin.New(reg, map[string]admin.Check{
 		"federator":       fed.Ready,
-		"gateway catalog": readyCheck(c.gwCatalog),
-		"dnsshim catalog": readyCheck(c.dnsCatalog),
+		"gateway catalog": component.CatalogReady(c.gwCatalog),
+		"dnsshim catalog": component.CatalogReady(c.dnsCatalog),
 	})
 	g.Go(c.spec.Name+" admin", func(ctx context.Context) error { return adm.Serve(ctx, c.adminLn) })
 	return nil
@@ -293,13 +280,13 @@ func (c *cluster) start(g *group, cfg Config, etcdEndpoint, dir string, svcs []d
 
 // component issues a component's certificate and starts its catalog
 // client, connected to the cluster's federator with that identity.
-func (c *cluster) component(g *group, name string, cfg Config, bundle certs.BundleSource, fedID certs.ID,
+func (c *cluster) component(g *rungroup.Group, name string, cfg Config, bundle certs.BundleSource, fedID certs.ID,
 	log *slog.Logger, reg prometheus.Registerer) (*certs.Rotator, *catalog.Client, error) {
 	cert, _, err := c.leaf(g, name, cfg.LeafLifetime, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := dialFederator(c.fedLn.Addr().String(), cert, bundle, fedID)
+	conn, err := component.DialFederator(c.fedLn.Addr().String(), cert, bundle, fedID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -310,26 +297,4 @@ func (c *cluster) component(g *group, name string, cfg Config, bundle certs.Bund
 		return client.Run(ctx)
 	})
 	return cert, client, nil
-}
-
-func readyCheck(c *catalog.Client) admin.Check {
-	return func() error {
-		if !c.IsReady() {
-			return fmt.Errorf("no catalog snapshot yet")
-		}
-		return nil
-	}
-}
-
-// dialFederator opens a gRPC connection to the cluster's federator with a
-// component's identity, accepting only the federator's identity.
-func dialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
-	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
-		Source: cert, Bundles: bundles, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
-	}))
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return nil, fmt.Errorf("connect to federator %s: %w", addr, err)
-	}
-	return conn, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/rungroup"
 )
 
 // Run starts the clusterset, calls onReady (if set) with its State once
@@ -78,7 +79,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
 	defer etcd.Close()
 	log.Info("etcd started", "endpoint", etcd.Endpoint(), "data", dir)
 
-	g := newGroup(ctx)
+	g := rungroup.New(ctx)
 	for _, c := range clusters {
 		if err := c.start(g, cfg, etcd.Endpoint(), dir, svcs); err != nil {
 			_ = g.Stop()
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
 		}
 	}
 
-	state, err := waitReady(g.ctx, cfg, clusters, svcs, etcd.Endpoint())
+	state, err := waitReady(g.Context(), cfg, clusters, svcs, etcd.Endpoint())
 	if err != nil {
 		if stopErr := g.Stop(); stopErr != nil {
 			return stopErr
@@ -107,7 +108,7 @@ func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
 			return err
 		}
 	}
-	<-g.ctx.Done()
+	<-g.Context().Done()
 	err = g.Stop()
 	if cfg.StateFile != "" {
 		_ = os.Remove(cfg.StateFile)

@@ -12,8 +12,6 @@ import (
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/names"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -70,17 +68,9 @@ func (s *AdminServer) authorize(ctx context.Context) (certs.ID, error) {
 	if s.idErr != nil {
 		return certs.ID{}, status.Errorf(codes.Internal, "admin API: %v", s.idErr)
 	}
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return certs.ID{}, status.Error(codes.Unauthenticated, "admin API: no peer")
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return certs.ID{}, status.Error(codes.Unauthenticated, "admin API: mutual TLS required")
-	}
-	id, err := certs.PeerID(ti.State)
+	id, err := callerID(ctx, "admin API")
 	if err != nil {
-		return certs.ID{}, status.Errorf(codes.Unauthenticated, "admin API: %v", err)
+		return certs.ID{}, err
 	}
 	if id != s.adminID {
 		return id, status.Errorf(codes.PermissionDenied, "admin API: %s is not %s", id, s.adminID)

@@ -1,9 +1,31 @@
 package federator
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/names"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
+
+// GatewayComponent is the SPIFFE ID path of gateways; only this cluster's
+// gateway identity may announce a gateway instance.
+const GatewayComponent = "gateway"
+
+// GatewayLeaseTTL is the lease of an announced gateway record: a gateway
+// whose host vanishes without closing its connection to the federator is
+// dropped from the catalog within it.
+const GatewayLeaseTTL = 5 * time.Second
 
 // CatalogServer serves Catalog.Watch from the federator's mirror.
 type CatalogServer struct {
@@ -73,4 +95,66 @@ func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerSt
 		case <-changed:
 		}
 	}
+}
+
+// AnnounceGateway keeps the caller's gateway record in etcd while the call
+// lasts (see the proto). The caller must present this cluster's gateway
+// identity; the instance must be a DNS label and every address host:port.
+func (s *CatalogServer) AnnounceGateway(req *causewayv1.AnnounceGatewayRequest, stream grpc.ServerStreamingServer[causewayv1.AnnounceGatewayResponse]) error {
+	ctx := stream.Context()
+	f := s.f
+	id, err := callerID(ctx, "announce gateway")
+	if err != nil {
+		return err
+	}
+	want, err := certs.NewID(f.cfg.TrustDomain, GatewayComponent)
+	if err != nil {
+		return status.Errorf(codes.Internal, "announce gateway: %v", err)
+	}
+	if id != want {
+		return status.Errorf(codes.PermissionDenied, "announce gateway: %s is not %s", id, want)
+	}
+	if err := validateAnnouncement(req); err != nil {
+		return status.Errorf(codes.InvalidArgument, "announce gateway: %v", err)
+	}
+	return f.announceGateway(ctx, req.GetInstance(), req.GetAddresses(), GatewayLeaseTTL, func(lease clientv3.LeaseID) error {
+		return stream.Send(&causewayv1.AnnounceGatewayResponse{LeaseId: int64(lease)})
+	})
+}
+
+func validateAnnouncement(req *causewayv1.AnnounceGatewayRequest) error {
+	if !names.IsDNSLabel(req.GetInstance()) {
+		return fmt.Errorf("instance %q is not a DNS label", req.GetInstance())
+	}
+	if len(req.GetAddresses()) == 0 || len(req.GetAddresses()) > 16 {
+		return fmt.Errorf("%d addresses: want 1 to 16", len(req.GetAddresses()))
+	}
+	for _, a := range req.GetAddresses() {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return fmt.Errorf("address %q is not host:port", a)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("address %q: port not in 1-65535", a)
+		}
+	}
+	return nil
+}
+
+// callerID is the verified SPIFFE ID of the caller of a gRPC method
+// served over mutual TLS; what names the method in errors.
+func callerID(ctx context.Context, what string) (certs.ID, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return certs.ID{}, status.Errorf(codes.Unauthenticated, "%s: no peer", what)
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return certs.ID{}, status.Errorf(codes.Unauthenticated, "%s: mutual TLS required", what)
+	}
+	id, err := certs.PeerID(ti.State)
+	if err != nil {
+		return certs.ID{}, status.Errorf(codes.Unauthenticated, "%s: %v", what, err)
+	}
+	return id, nil
 }

@@ -22,7 +22,8 @@ type Config struct {
 	Cluster string
 	// Region and Zone locate the cluster for locality routing.
 	Region, Zone string
-	// VIPRanges are the CIDRs clusterset IPs are allocated from. Required.
+	// VIPRanges are the CIDRs clusterset IPs are allocated from. Required
+	// unless Sink is set.
 	VIPRanges []netip.Prefix
 	// TrustDomain is the cluster's SPIFFE trust domain. Required.
 	TrustDomain string
@@ -94,8 +95,8 @@ func (c *Config) Validate() error {
 	switch {
 	case !names.IsDNSLabel(c.Cluster):
 		return fmt.Errorf("federator config: cluster name %q is not a DNS label", c.Cluster)
-	case len(c.VIPRanges) == 0:
-		return errors.New("federator config: no VIP range")
+	case len(c.VIPRanges) == 0 && c.Sink == nil:
+		return errors.New("federator config: no VIP range (required without an import sink)")
 	case c.TrustDomain == "":
 		return errors.New("federator config: no trust domain")
 	case len(c.Authorities) == 0 && c.CAs == nil:

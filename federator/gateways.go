@@ -6,6 +6,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -14,6 +15,12 @@ import (
 // the lease so peers stop using the gateway at once. A lost lease (etcd
 // unreachable past the TTL) is re-created when etcd comes back.
 func (f *Federator) AnnounceGateway(ctx context.Context, instance string, addrs []string, ttl time.Duration) error {
+	return f.announceGateway(ctx, instance, addrs, ttl, nil)
+}
+
+// announceGateway is AnnounceGateway calling announced with the lease
+// each time the record is written.
+func (f *Federator) announceGateway(ctx context.Context, instance string, addrs []string, ttl time.Duration, announced func(clientv3.LeaseID) error) error {
 	if ttl == 0 {
 		ttl = 5 * time.Second
 	}
@@ -24,6 +31,11 @@ func (f *Federator) AnnounceGateway(ctx context.Context, instance string, addrs 
 			err = f.store.RegisterGateway(ctx, sess, rec)
 			if err == nil {
 				f.log.Info("gateway announced", "instance", instance, "addresses", addrs)
+				if announced != nil {
+					err = announced(sess.Lease())
+				}
+			}
+			if err == nil {
 				select {
 				case <-ctx.Done():
 				case <-sess.Done():

@@ -22,7 +22,7 @@ with its own CA; clusters trust each other through the trust bundles they
 publish. See docs/certificates.md.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newCertsInitCmd(), newCertsInspectCmd(), newCertsBundlesCmd(g), newCertsRotateCACmd())
+	cmd.AddCommand(newCertsInitCmd(), newCertsInspectCmd(), newCertsBundlesCmd(g), newCertsRotateCACmd(), newCertsAdminCmd())
 	return cmd
 }
 
@@ -187,5 +187,42 @@ bundle.crt as the cluster's trust bundle.`,
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func newCertsAdminCmd() *cobra.Command {
+	var (
+		o      certsctl.AdminOptions
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "admin --ca-dir DIR --out DIR",
+		Short: "Issue the cluster's admin certificate for the operator verbs",
+		Long: `Issue the operator identity spiffe://<cluster>.<domain>/admin from the
+cluster's CA directory: --out receives admin.crt, admin.key (0600) and
+ca.crt, the files the operator verbs (status, exports, drain, ...) take as
+--cert, --key and --ca. Keep the lifetime short; existing files are never
+overwritten without --force.`,
+		Example: `  causeway certs admin --ca-dir /etc/causeway/east-ca --out ~/.causeway/east
+  causeway status --admin east-federator:7443 --cert ~/.causeway/east/admin.crt \
+    --key ~/.causeway/east/admin.key --ca ~/.causeway/east/ca.crt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := cli.ParseFormat(output); err != nil {
+				return err
+			}
+			r, err := certsctl.IssueAdmin(o)
+			if err != nil {
+				return err
+			}
+			return printAs(cmd, output, r)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.CADir, "ca-dir", "", "the cluster's CA directory (causeway certs init)")
+	f.StringVar(&o.Out, "out", "", "directory for admin.crt, admin.key and ca.crt")
+	f.DurationVar(&o.Lifetime, "lifetime", certsctl.DefaultAdminLifetime, "certificate lifetime (capped by the CA's)")
+	f.BoolVar(&o.Force, "force", false, "replace existing files")
+	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd
 }

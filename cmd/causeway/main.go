@@ -40,8 +40,8 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCmd(g), newVersionCmd(),
-		newClustersCmd(g), newExportsCmd(g), newImportsCmd(g), newStatusCmd(g), newDrainCmd(g), newUndrainCmd(g),
-		newCertsCmd(g))
+		newClustersCmd(g), newExportsCmd(g), newImportsCmd(g), newStatusCmd(g), newDrainCmd(g), newUndrainCmd(g), newExplainCmd(g),
+		newCertsCmd(g), newFederatorCmd(g), newGatewayCmd(g), newDNSShimCmd(g))
 	return root
 }
 

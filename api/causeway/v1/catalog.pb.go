@@ -24,6 +24,105 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AnnounceGatewayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// instance names the gateway replica (a DNS label), unique in its cluster.
+	Instance string `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// addresses are the host:port UDP addresses peers dial.
+	Addresses     []string `protobuf:"bytes,2,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnnounceGatewayRequest) Reset() {
+	*x = AnnounceGatewayRequest{}
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnnounceGatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnnounceGatewayRequest) ProtoMessage() {}
+
+func (x *AnnounceGatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnnounceGatewayRequest.ProtoReflect.Descriptor instead.
+func (*AnnounceGatewayRequest) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AnnounceGatewayRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *AnnounceGatewayRequest) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+// AnnounceGatewayResponse is sent each time the record is (re)written.
+type AnnounceGatewayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId       int64                  `protobuf:"varint,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnnounceGatewayResponse) Reset() {
+	*x = AnnounceGatewayResponse{}
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnnounceGatewayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnnounceGatewayResponse) ProtoMessage() {}
+
+func (x *AnnounceGatewayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnnounceGatewayResponse.ProtoReflect.Descriptor instead.
+func (*AnnounceGatewayResponse) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AnnounceGatewayResponse) GetLeaseId() int64 {
+	if x != nil {
+		return x.LeaseId
+	}
+	return 0
+}
+
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// cluster is the caller's cluster, for logging; the server serves the
@@ -37,7 +136,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_api_causeway_v1_catalog_proto_msgTypes[0]
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +148,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_catalog_proto_msgTypes[0]
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +161,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{0}
+	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WatchRequest) GetCluster() string {
@@ -98,7 +197,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_api_causeway_v1_catalog_proto_msgTypes[1]
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +209,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_catalog_proto_msgTypes[1]
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +222,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{1}
+	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Entry) GetKey() string {
@@ -249,7 +348,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_api_causeway_v1_catalog_proto_msgTypes[2]
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +360,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_catalog_proto_msgTypes[2]
+	mi := &file_api_causeway_v1_catalog_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +373,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{2}
+	return file_api_causeway_v1_catalog_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchResponse) GetReset_() bool {
@@ -309,7 +408,12 @@ var File_api_causeway_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_api_causeway_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x1dapi/causeway/v1/catalog.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"O\n" +
+	"\x1dapi/causeway/v1/catalog.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"R\n" +
+	"\x16AnnounceGatewayRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x1c\n" +
+	"\taddresses\x18\x02 \x03(\tR\taddresses\"4\n" +
+	"\x17AnnounceGatewayResponse\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\x03R\aleaseId\"O\n" +
 	"\fWatchRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12%\n" +
 	"\x0esince_revision\x18\x02 \x01(\x03R\rsinceRevision\"\xe3\x02\n" +
@@ -326,9 +430,10 @@ const file_api_causeway_v1_catalog_proto_rawDesc = "" +
 	"\x05reset\x18\x01 \x01(\bR\x05reset\x12,\n" +
 	"\aupserts\x18\x02 \x03(\v2\x12.causeway.v1.EntryR\aupserts\x12\x18\n" +
 	"\adeletes\x18\x03 \x03(\tR\adeletes\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x03R\brevision2K\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision2\xab\x01\n" +
 	"\aCatalog\x12@\n" +
-	"\x05Watch\x12\x19.causeway.v1.WatchRequest\x1a\x1a.causeway.v1.WatchResponse0\x01B>Z<github.com/causeway-mesh/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\x05Watch\x12\x19.causeway.v1.WatchRequest\x1a\x1a.causeway.v1.WatchResponse0\x01\x12^\n" +
+	"\x0fAnnounceGateway\x12#.causeway.v1.AnnounceGatewayRequest\x1a$.causeway.v1.AnnounceGatewayResponse0\x01B>Z<github.com/causeway-mesh/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_api_causeway_v1_catalog_proto_rawDescOnce sync.Once
@@ -342,33 +447,37 @@ func file_api_causeway_v1_catalog_proto_rawDescGZIP() []byte {
 	return file_api_causeway_v1_catalog_proto_rawDescData
 }
 
-var file_api_causeway_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_api_causeway_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_api_causeway_v1_catalog_proto_goTypes = []any{
-	(*WatchRequest)(nil),  // 0: causeway.v1.WatchRequest
-	(*Entry)(nil),         // 1: causeway.v1.Entry
-	(*WatchResponse)(nil), // 2: causeway.v1.WatchResponse
-	(*ClusterRecord)(nil), // 3: causeway.v1.ClusterRecord
-	(*GatewayRecord)(nil), // 4: causeway.v1.GatewayRecord
-	(*ExportRecord)(nil),  // 5: causeway.v1.ExportRecord
-	(*ImportRecord)(nil),  // 6: causeway.v1.ImportRecord
-	(*DrainRecord)(nil),   // 7: causeway.v1.DrainRecord
-	(*TrustBundle)(nil),   // 8: causeway.v1.TrustBundle
+	(*AnnounceGatewayRequest)(nil),  // 0: causeway.v1.AnnounceGatewayRequest
+	(*AnnounceGatewayResponse)(nil), // 1: causeway.v1.AnnounceGatewayResponse
+	(*WatchRequest)(nil),            // 2: causeway.v1.WatchRequest
+	(*Entry)(nil),                   // 3: causeway.v1.Entry
+	(*WatchResponse)(nil),           // 4: causeway.v1.WatchResponse
+	(*ClusterRecord)(nil),           // 5: causeway.v1.ClusterRecord
+	(*GatewayRecord)(nil),           // 6: causeway.v1.GatewayRecord
+	(*ExportRecord)(nil),            // 7: causeway.v1.ExportRecord
+	(*ImportRecord)(nil),            // 8: causeway.v1.ImportRecord
+	(*DrainRecord)(nil),             // 9: causeway.v1.DrainRecord
+	(*TrustBundle)(nil),             // 10: causeway.v1.TrustBundle
 }
 var file_api_causeway_v1_catalog_proto_depIdxs = []int32{
-	3, // 0: causeway.v1.Entry.cluster:type_name -> causeway.v1.ClusterRecord
-	4, // 1: causeway.v1.Entry.gateway:type_name -> causeway.v1.GatewayRecord
-	5, // 2: causeway.v1.Entry.export:type_name -> causeway.v1.ExportRecord
-	6, // 3: causeway.v1.Entry.import:type_name -> causeway.v1.ImportRecord
-	7, // 4: causeway.v1.Entry.drain:type_name -> causeway.v1.DrainRecord
-	8, // 5: causeway.v1.Entry.bundle:type_name -> causeway.v1.TrustBundle
-	1, // 6: causeway.v1.WatchResponse.upserts:type_name -> causeway.v1.Entry
-	0, // 7: causeway.v1.Catalog.Watch:input_type -> causeway.v1.WatchRequest
-	2, // 8: causeway.v1.Catalog.Watch:output_type -> causeway.v1.WatchResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5,  // 0: causeway.v1.Entry.cluster:type_name -> causeway.v1.ClusterRecord
+	6,  // 1: causeway.v1.Entry.gateway:type_name -> causeway.v1.GatewayRecord
+	7,  // 2: causeway.v1.Entry.export:type_name -> causeway.v1.ExportRecord
+	8,  // 3: causeway.v1.Entry.import:type_name -> causeway.v1.ImportRecord
+	9,  // 4: causeway.v1.Entry.drain:type_name -> causeway.v1.DrainRecord
+	10, // 5: causeway.v1.Entry.bundle:type_name -> causeway.v1.TrustBundle
+	3,  // 6: causeway.v1.WatchResponse.upserts:type_name -> causeway.v1.Entry
+	2,  // 7: causeway.v1.Catalog.Watch:input_type -> causeway.v1.WatchRequest
+	0,  // 8: causeway.v1.Catalog.AnnounceGateway:input_type -> causeway.v1.AnnounceGatewayRequest
+	4,  // 9: causeway.v1.Catalog.Watch:output_type -> causeway.v1.WatchResponse
+	1,  // 10: causeway.v1.Catalog.AnnounceGateway:output_type -> causeway.v1.AnnounceGatewayResponse
+	9,  // [9:11] is the sub-list for method output_type
+	7,  // [7:9] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_api_causeway_v1_catalog_proto_init() }
@@ -377,7 +486,7 @@ func file_api_causeway_v1_catalog_proto_init() {
 		return
 	}
 	file_api_causeway_v1_records_proto_init()
-	file_api_causeway_v1_catalog_proto_msgTypes[1].OneofWrappers = []any{
+	file_api_causeway_v1_catalog_proto_msgTypes[3].OneofWrappers = []any{
 		(*Entry_Cluster)(nil),
 		(*Entry_Gateway)(nil),
 		(*Entry_Export)(nil),
@@ -391,7 +500,7 @@ func file_api_causeway_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_causeway_v1_catalog_proto_rawDesc), len(file_api_causeway_v1_catalog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,7 +22,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Catalog_Watch_FullMethodName = "/causeway.v1.Catalog/Watch"
+	Catalog_Watch_FullMethodName           = "/causeway.v1.Catalog/Watch"
+	Catalog_AnnounceGateway_FullMethodName = "/causeway.v1.Catalog/AnnounceGateway"
 )
 
 // CatalogClient is the client API for Catalog service.
@@ -34,6 +35,13 @@ type CatalogClient interface {
 	// that revision instead when the server still holds that state, else a
 	// new snapshot.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// AnnounceGateway keeps the calling gateway instance's record in etcd,
+	// attached to a lease, for as long as the call lasts: when the gateway
+	// process dies its connection closes, the lease is revoked and peers stop
+	// using the instance at once. A federator that cannot reach etcd keeps
+	// the call open and announces again when etcd is back. Only this
+	// cluster's gateway identity may call it.
+	AnnounceGateway(ctx context.Context, in *AnnounceGatewayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AnnounceGatewayResponse], error)
 }
 
 type catalogClient struct {
@@ -63,6 +71,25 @@ func (c *catalogClient) Watch(ctx context.Context, in *WatchRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Catalog_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
+func (c *catalogClient) AnnounceGateway(ctx context.Context, in *AnnounceGatewayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AnnounceGatewayResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Catalog_ServiceDesc.Streams[1], Catalog_AnnounceGateway_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AnnounceGatewayRequest, AnnounceGatewayResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Catalog_AnnounceGatewayClient = grpc.ServerStreamingClient[AnnounceGatewayResponse]
+
 // CatalogServer is the server API for Catalog service.
 // All implementations must embed UnimplementedCatalogServer
 // for forward compatibility.
@@ -72,6 +99,13 @@ type CatalogServer interface {
 	// that revision instead when the server still holds that state, else a
 	// new snapshot.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// AnnounceGateway keeps the calling gateway instance's record in etcd,
+	// attached to a lease, for as long as the call lasts: when the gateway
+	// process dies its connection closes, the lease is revoked and peers stop
+	// using the instance at once. A federator that cannot reach etcd keeps
+	// the call open and announces again when etcd is back. Only this
+	// cluster's gateway identity may call it.
+	AnnounceGateway(*AnnounceGatewayRequest, grpc.ServerStreamingServer[AnnounceGatewayResponse]) error
 	mustEmbedUnimplementedCatalogServer()
 }
 
@@ -84,6 +118,9 @@ type UnimplementedCatalogServer struct{}
 
 func (UnimplementedCatalogServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedCatalogServer) AnnounceGateway(*AnnounceGatewayRequest, grpc.ServerStreamingServer[AnnounceGatewayResponse]) error {
+	return status.Error(codes.Unimplemented, "method AnnounceGateway not implemented")
 }
 func (UnimplementedCatalogServer) mustEmbedUnimplementedCatalogServer() {}
 func (UnimplementedCatalogServer) testEmbeddedByValue()                 {}
@@ -117,6 +154,17 @@ func _Catalog_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Catalog_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
+func _Catalog_AnnounceGateway_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AnnounceGatewayRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CatalogServer).AnnounceGateway(m, &grpc.GenericServerStream[AnnounceGatewayRequest, AnnounceGatewayResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Catalog_AnnounceGatewayServer = grpc.ServerStreamingServer[AnnounceGatewayResponse]
+
 // Catalog_ServiceDesc is the grpc.ServiceDesc for Catalog service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -128,6 +176,11 @@ var Catalog_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _Catalog_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "AnnounceGateway",
+			Handler:       _Catalog_AnnounceGateway_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,106 @@
+package component
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/gateway"
+	"github.com/causeway-mesh/causeway/internal/admin"
+	"github.com/causeway-mesh/causeway/internal/rungroup"
+	"google.golang.org/grpc"
+)
+
+// RunGateway runs a gateway instance until ctx ends: it obtains its
+// certificate from the federator, follows the catalog, serves QUIC ingress
+// and the egress listeners, and announces itself while it serves. On
+// shutdown it withdraws the announcement (peers stop choosing it at once)
+// and gives open flows the shutdown grace.
+func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
+	log = log.With("cluster", c.Cluster, "instance", c.Instance)
+	udpAddr, err := net.ResolveUDPAddr("udp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway listen address %s: %w", c.Listen, err)
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s for gateway (udp): %w", c.Listen, err)
+	}
+	defer udp.Close()
+	adminLn, err := listenTCP(c.Admin, "gateway admin")
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
+	reg := newRegistry()
+
+	ident, err := newClientIdentity(ctx, &c.ClientConfig, "gateway", log)
+	if err != nil {
+		return err
+	}
+	g := rungroup.New(ctx)
+	g.Go("gateway certificate", ident.run)
+	cat, conn, err := ident.catalog(g, "gateway", reg)
+	if err != nil {
+		_ = g.Stop()
+		return err
+	}
+	gw, err := gateway.New(gateway.Config{Cluster: c.Cluster, ShutdownGrace: c.ShutdownGrace.Duration,
+		Logger: log, Registerer: reg}, cat, ident.cert)
+	if err != nil {
+		_ = g.Stop()
+		return err
+	}
+	g.Go("gateway", func(ctx context.Context) error {
+		select { // serve egress only from a synced catalog
+		case <-ctx.Done():
+			return nil
+		case <-cat.Ready():
+		}
+		return gw.Run(ctx, udp, gateway.DefaultListen)
+	})
+	g.Go("announcement", func(ctx context.Context) error {
+		select { // announce only once the gateway serves
+		case <-ctx.Done():
+			return nil
+		case <-gw.Ready():
+		}
+		announce(ctx, conn, c.Instance, c.Advertise, log)
+		return nil
+	})
+	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat)}))
+	log.Info("gateway started", "listen", udp.LocalAddr().String(), "advertise", c.Advertise, "admin", adminLn.Addr().String())
+	return g.Wait()
+}
+
+// announce keeps the gateway's Catalog.AnnounceGateway call open until ctx
+// ends, calling again with back-off when it breaks.
+func announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs []string, log *slog.Logger) {
+	rpc := causewayv1.NewCatalogClient(conn)
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		stream, err := rpc.AnnounceGateway(ctx, &causewayv1.AnnounceGatewayRequest{Instance: instance, Addresses: addrs})
+		for err == nil {
+			var resp *causewayv1.AnnounceGatewayResponse
+			if resp, err = stream.Recv(); err == nil {
+				log.Info("gateway announced", "lease", resp.GetLeaseId(), "addresses", addrs)
+				delay = 100 * time.Millisecond
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("gateway announcement interrupted; retrying", "err", err, "in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}

@@ -1,0 +1,190 @@
+package component
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/admin"
+	"github.com/causeway-mesh/causeway/internal/rungroup"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// grpcStopGrace is how long in-flight calls get on shutdown before the
+// server closes them (long-lived watches never end on their own).
+const grpcStopGrace = time.Second
+
+// ServeGRPC serves srv on ln until ctx ends, then stops it gracefully
+// within a second.
+func ServeGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve grpc on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	t := time.NewTimer(grpcStopGrace)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		srv.Stop()
+		<-stopped
+	}
+	<-errc
+	return nil
+}
+
+// DialFederator opens a gRPC connection to a federator with a component's
+// certificate, accepting only the federator identity fedID verified
+// against bundles.
+func DialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
+	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
+		Source: cert, Bundles: bundles, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
+	}))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("connect to federator %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// newRegistry is a component's metrics registry with the Go and process
+// collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// listenTCP binds addr, naming what it is for in the error.
+func listenTCP(addr, what string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for %s: %w", addr, what, err)
+	}
+	return ln, nil
+}
+
+// serveAdmin runs the admin HTTP server of a component in g.
+func serveAdmin(g *rungroup.Group, ln net.Listener, adm *admin.Server) {
+	g.Go("admin", func(ctx context.Context) error { return adm.Serve(ctx, ln) })
+}
+
+// CatalogReady is a readiness check: the catalog has its first snapshot.
+func CatalogReady(c *catalog.Client) admin.Check {
+	return func() error {
+		if !c.IsReady() {
+			return fmt.Errorf("no catalog snapshot yet")
+		}
+		return nil
+	}
+}
+
+// clientIdentity is a gateway's or DNS shim's certificate, obtained from
+// its federator's Certs.Sign and renewed at two thirds of its lifetime,
+// and the trust it places in its own cluster's CA.
+type clientIdentity struct {
+	cfg   *ClientConfig
+	id    certs.ID
+	fedID certs.ID
+	own   *certs.BundleSet // this cluster's CA: the federator is verified against it
+	cert  *certs.Rotator
+	boot  *grpc.ClientConn
+	log   *slog.Logger
+}
+
+// newClientIdentity returns once the first certificate is issued (it
+// retries, with back-off, until ctx ends: the federator may start later).
+func newClientIdentity(ctx context.Context, c *ClientConfig, component string, log *slog.Logger) (*clientIdentity, error) {
+	td := c.TrustDomain()
+	id, err := certs.NewID(td, component)
+	if err != nil {
+		return nil, err
+	}
+	fedID, err := certs.NewID(td, "federator")
+	if err != nil {
+		return nil, err
+	}
+	cas, err := certs.ReadCertificatesFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster CA: %w", err)
+	}
+	own := certs.NewBundleSet()
+	own.Set(td, cas)
+	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
+		Bundles: own, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
+	}))
+	boot, err := grpc.NewClient(c.Bootstrap, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("connect to federator bootstrap %s: %w", c.Bootstrap, err)
+	}
+	log.Info("requesting certificate", "id", id.String(), "bootstrap", c.Bootstrap)
+	rot, err := certs.NewRotator(ctx, certs.RotatorConfig{
+		ID: id, Signer: certs.NewSignClient(boot, certs.TokenFile(c.TokenFile)), Logger: log,
+	})
+	if err != nil {
+		boot.Close()
+		return nil, err
+	}
+	return &clientIdentity{cfg: c, id: id, fedID: fedID, own: own, cert: rot, boot: boot, log: log}, nil
+}
+
+// run renews the certificate until ctx ends.
+func (ci *clientIdentity) run(ctx context.Context) error {
+	defer ci.boot.Close()
+	return ci.cert.Run(ctx)
+}
+
+// catalog connects to the federator with the identity and returns a
+// catalog client; run it in g.
+func (ci *clientIdentity) catalog(g *rungroup.Group, component string, reg prometheus.Registerer) (*catalog.Client, *grpc.ClientConn, error) {
+	conn, err := DialFederator(ci.cfg.Federator, ci.cert, ci.own, ci.fedID)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := catalog.NewClient(causewayv1.NewCatalogClient(conn), catalog.Options{
+		Cluster: ci.cfg.Cluster, Component: component, Logger: ci.log, Registerer: reg})
+	g.Go(component+" catalog", func(ctx context.Context) error {
+		defer conn.Close()
+		return client.Run(ctx)
+	})
+	g.Go("own trust bundle", func(ctx context.Context) error {
+		followOwnBundle(ctx, client, ci.cfg.Cluster, ci.own, ci.log)
+		return nil
+	})
+	return client, conn, nil
+}
+
+// followOwnBundle keeps own's entry for cluster equal to the bundle the
+// cluster publishes, so that a CA rotation reaches the component without a
+// restart. A bundle that fails its checks is ignored (logged).
+func followOwnBundle(ctx context.Context, c *catalog.Client, cluster string, own *certs.BundleSet, log *slog.Logger) {
+	for {
+		changed := c.Changed()
+		if b, ok := c.View().Bundles()[cluster]; ok {
+			td, auth, err := certs.CheckPublishedBundle(cluster, b)
+			if err != nil {
+				log.Warn("ignoring own cluster's published bundle", "err", err)
+			} else {
+				own.Set(td, auth)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}

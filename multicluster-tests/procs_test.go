@@ -1,0 +1,394 @@
+package multicluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/causeway-mesh/causeway/federator"
+	"github.com/causeway-mesh/causeway/federator/static"
+	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+)
+
+// This file is the harness of the process-level scenarios: a federation
+// etcd in the test process, and per cluster the causeway federator,
+// gateway and DNS shim as real processes of the built binary, configured
+// with the files an operator writes (docs/components.md), plus demo HTTP
+// backends in the test process.
+
+// proc is one running causeway component process.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+	err    error // valid after exited is closed
+}
+
+// startProc starts the causeway binary with args. Cleanup stops it with
+// SIGTERM (SIGKILL after 10 s) and logs its output when the test failed.
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(causewayBinary(t), args...)
+	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	require.NoError(t, cmd.Start(), "start %s", name)
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.out)
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits up to grace, then kills.
+func (p *proc) stop(grace time.Duration) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// kill sends SIGKILL and waits for the exit.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// pcluster is one cluster of a process-level clusterset.
+type pcluster struct {
+	name, region, zone string
+	ip                 string // every listener of the cluster binds this loopback address
+	dir, caDir         string
+	vipRange           string
+
+	backendsMu sync.Mutex
+	backends   map[string]*http.Server // by service name
+	backendLn  map[string]net.Listener
+
+	fed, gw, dns *proc
+	gwConfig     string
+	adminCreds   string // directory of admin.crt, admin.key, ca.crt
+}
+
+func (c *pcluster) addr(port int) string { return net.JoinHostPort(c.ip, strconv.Itoa(port)) }
+
+// Fixed ports on each cluster's own loopback address.
+const (
+	pFedGRPC  = 7443
+	pFedBoot  = 7444
+	pFedAdmin = 9090
+	pGateway  = 4433
+	pGwAdmin  = 9091
+	pDNS      = 5353
+	pDNSAdmin = 9092
+)
+
+// pclusterSpec places a cluster.
+type pclusterSpec struct {
+	name, region, zone string
+	exports            []string // names of services (namespace demo, port 8080) it exports
+}
+
+// pset is a process-level clusterset.
+type pset struct {
+	t        *testing.T
+	domain   string
+	etcd     string
+	clusters map[string]*pcluster
+}
+
+// startPSet starts etcd and, for each spec, a cluster's federator, gateway
+// and DNS shim; octet is the second octet of 127.N.0.0/16 the clusterset
+// lives in (distinct per test, so tests may run in parallel). It returns
+// once every component is ready.
+func startPSet(t *testing.T, octet int, specs []pclusterSpec) *pset {
+	t.Helper()
+	ec := embedetcd.StartClusterForTest(t, 1)
+	s := &pset{t: t, domain: "clusterset.local", etcd: ec.Endpoint(0), clusters: map[string]*pcluster{}}
+	for i, sp := range specs {
+		c := &pcluster{
+			name: sp.name, region: sp.region, zone: sp.zone,
+			ip:       fmt.Sprintf("127.%d.%d.1", octet, i+1),
+			dir:      filepath.Join(t.TempDir(), sp.name),
+			vipRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1),
+			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
+		}
+		require.NoError(t, os.MkdirAll(c.dir, 0o700))
+		c.caDir = filepath.Join(c.dir, "ca")
+		mustCLI(t, nil, "certs", "init", "--cluster", c.name, "--out", c.caDir)
+		c.adminCreds = filepath.Join(c.dir, "admin")
+		mustCLI(t, nil, "certs", "admin", "--ca-dir", c.caDir, "--out", c.adminCreds)
+		for _, svc := range sp.exports {
+			c.startBackend(t, svc)
+		}
+		c.writeExports(t)
+		s.clusters[c.name] = c
+		s.startFederator(c)
+	}
+	for _, c := range s.clusters {
+		s.startGateway(c)
+		s.startDNS(c)
+	}
+	for _, c := range s.clusters {
+		for _, p := range []struct {
+			proc *proc
+			port int
+		}{{c.fed, pFedAdmin}, {c.gw, pGwAdmin}, {c.dns, pDNSAdmin}} {
+			waitReady(t, p.proc, "http://"+c.addr(p.port)+"/readyz", 60*time.Second)
+		}
+	}
+	return s
+}
+
+// startBackend serves the demo reply {cluster, service} for svc on an
+// ephemeral port of the cluster's address.
+func (c *pcluster) startBackend(t *testing.T, svc string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", c.addr(0))
+	require.NoError(t, err)
+	c.serveBackend(t, svc, ln)
+}
+
+func (c *pcluster) serveBackend(t *testing.T, svc string, ln net.Listener) {
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(backendReply{Cluster: c.name, Service: svc})
+	})}
+	c.backendsMu.Lock()
+	c.backends[svc], c.backendLn[svc] = srv, ln
+	c.backendsMu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+// stopBackend closes svc's backend: its listener refuses connections.
+func (c *pcluster) stopBackend(svc string) string {
+	c.backendsMu.Lock()
+	defer c.backendsMu.Unlock()
+	addr := c.backendLn[svc].Addr().String()
+	_ = c.backends[svc].Close()
+	return addr
+}
+
+// restartBackend serves svc again on the address it had.
+func (c *pcluster) restartBackend(t *testing.T, svc, addr string) {
+	t.Helper()
+	var ln net.Listener
+	require.Eventually(t, func() bool {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond, "re-listen on %s", addr)
+	c.serveBackend(t, svc, ln)
+}
+
+// writeExports writes the cluster's static exports file.
+func (c *pcluster) writeExports(t *testing.T) {
+	t.Helper()
+	f := static.File{Version: static.FormatVersion}
+	for svc, ln := range c.backendLn {
+		f.Services = append(f.Services, static.Service{
+			Namespace: "demo", Name: svc,
+			Ports: []static.Port{{Name: "http", Port: 8080, Protocol: "TCP"}},
+			Endpoints: []static.Endpoint{{
+				Address: c.ip, Hostname: svc + "-0", Zone: c.zone,
+				TargetPorts: map[string]uint32{"http": uint32(ln.Addr().(*net.TCPAddr).Port)},
+			}},
+		})
+	}
+	b, err := yaml.Marshal(f)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(c.dir, "exports.yaml"), b, 0o644))
+}
+
+// writeFile writes a file into the cluster's directory.
+func (c *pcluster) writeFile(t *testing.T, name, content string, perm os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(c.dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), perm))
+	return p
+}
+
+func (s *pset) startFederator(c *pcluster) {
+	t := s.t
+	gwTok, err := federator.NewJoinToken()
+	require.NoError(t, err)
+	dnsTok, err := federator.NewJoinToken()
+	require.NoError(t, err)
+	tokens := c.writeFile(t, "join-tokens.yaml", fmt.Sprintf("%s: gateway\n%s: dnsshim\n", gwTok, dnsTok), 0o600)
+	c.writeFile(t, "gateway.token", gwTok+"\n", 0o600)
+	c.writeFile(t, "dnsshim.token", dnsTok+"\n", 0o600)
+	cfg := c.writeFile(t, "federator.yaml", fmt.Sprintf(`cluster: %s
+domain: %s
+region: %s
+zone: %s
+instance: %s-0
+leaderTTL: 2s
+etcd:
+  endpoints: [%q]
+listen:
+  grpc: %q
+  bootstrap: %q
+  admin: %q
+caDir: %s
+vipRanges: [%q]
+exports:
+  static: %s
+signing:
+  lifetime: 1h
+  joinTokensFile: %s
+`, c.name, s.domain, c.region, c.zone, c.name, s.etcd, c.addr(pFedGRPC), c.addr(pFedBoot), c.addr(pFedAdmin),
+		c.caDir, c.vipRange, filepath.Join(c.dir, "exports.yaml"), tokens), 0o644)
+	c.fed = startProc(t, c.name+" federator", "--log-level", "debug", "federator", "--config", cfg)
+}
+
+// clientConfig is the part gateway and dnsshim configurations share.
+func (s *pset) clientConfig(c *pcluster, component string) string {
+	return fmt.Sprintf(`cluster: %s
+domain: %s
+federator: %q
+bootstrap: %q
+caFile: %s
+tokenFile: %s
+`, c.name, s.domain, c.addr(pFedGRPC), c.addr(pFedBoot), filepath.Join(c.caDir, "bundle.crt"),
+		filepath.Join(c.dir, component+".token"))
+}
+
+func (s *pset) startGateway(c *pcluster) {
+	t := s.t
+	c.gwConfig = c.writeFile(t, "gateway.yaml", s.clientConfig(c, "gateway")+fmt.Sprintf(`instance: gw-0
+listen: %q
+admin: %q
+shutdownGrace: 2s
+`, c.addr(pGateway), c.addr(pGwAdmin)), 0o644)
+	c.gw = startProc(t, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
+}
+
+// restartGateway starts the gateway again with the same configuration.
+func (s *pset) restartGateway(c *pcluster) {
+	c.gw = startProc(s.t, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
+	waitReady(s.t, c.gw, "http://"+c.addr(pGwAdmin)+"/readyz", 60*time.Second)
+}
+
+func (s *pset) startDNS(c *pcluster) {
+	t := s.t
+	cfg := c.writeFile(t, "dnsshim.yaml", s.clientConfig(c, "dnsshim")+fmt.Sprintf(`listen: %q
+admin: %q
+`, c.addr(pDNS), c.addr(pDNSAdmin)), 0o644)
+	c.dns = startProc(t, c.name+" dnsshim", "dnsshim", "--config", cfg)
+}
+
+// adminArgs are the operator verbs' connection flags for cluster c.
+func (s *pset) adminArgs(c *pcluster) []string {
+	return []string{"--admin", c.addr(pFedGRPC), "--cert", filepath.Join(c.adminCreds, "admin.crt"),
+		"--key", filepath.Join(c.adminCreds, "admin.key"), "--ca", filepath.Join(c.adminCreds, "ca.crt")}
+}
+
+// waitReady polls url until it answers 200, failing when p exits first.
+func waitReady(t *testing.T, p *proc, url string, timeout time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if !p.running() {
+			t.Fatalf("%s exited before it was ready: %v\n%s", p.name, p.err, p.out)
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready at %s after %s: %s", p.name, url, timeout, last)
+}
+
+// resolveVIP waits until cluster c's DNS shim answers name with an address.
+func (s *pset) resolveVIP(c *pcluster, name string, timeout time.Duration) string {
+	t := s.t
+	t.Helper()
+	var ip string
+	require.Eventually(t, func() bool {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		r, _, err := (&dns.Client{Net: "udp", Timeout: time.Second}).Exchange(m, c.addr(pDNS))
+		if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			return false
+		}
+		a, ok := r.Answer[0].(*dns.A)
+		if ok {
+			ip = a.A.String()
+		}
+		return ok
+	}, timeout, 50*time.Millisecond, "%s's DNS shim never answered %s", c.name, name)
+	return ip
+}
+
+// get does one GET on a new connection and returns the serving cluster.
+func get(ctx context.Context, client *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	var r backendReply
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", fmt.Errorf("bad reply %q: %w", body, err)
+	}
+	return r.Cluster, nil
+}
+
+var errLoopStopped = errors.New("loop stopped")
