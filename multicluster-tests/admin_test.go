@@ -28,9 +28,10 @@ type cliResult struct {
 // completion.
 func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
+	bin := causewayBinary(t) // builds once; not part of the command's deadline
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, causewayBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
