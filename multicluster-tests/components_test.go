@@ -20,7 +20,7 @@ func TestComponentsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six causeway processes")
 	}
-	s := startPSet(t, 83, []pclusterSpec{
+	s := startPSet(t, 83, 1, []pclusterSpec{
 		{name: "east", region: "us-east", zone: "us-east-1a", exports: []string{"echo"}},
 		{name: "west", region: "us-west", zone: "us-west-1a"},
 	})
@@ -40,4 +40,3 @@ func TestComponentsEndToEnd(t *testing.T) {
 	out := mustCLI(t, nil, append([]string{"status"}, s.adminArgs(west)...)...)
 	require.Contains(t, out, "2 clusters, 2 gateways", "both gateways' announcements should be in the federation")
 }
-

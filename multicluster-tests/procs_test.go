@@ -3,7 +3,6 @@ package multicluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -95,17 +95,36 @@ type pcluster struct {
 	ip                 string // every listener of the cluster binds this loopback address
 	dir, caDir         string
 	vipRange           string
+	fedReplicas        int
 
 	backendsMu sync.Mutex
 	backends   map[string]*http.Server // by service name
 	backendLn  map[string]net.Listener
 
 	fed, gw, dns *proc
+	feds         []*proc // every federator replica; fed is feds[0]
 	gwConfig     string
 	adminCreds   string // directory of admin.crt, admin.key, ca.crt
 }
 
 func (c *pcluster) addr(port int) string { return net.JoinHostPort(c.ip, strconv.Itoa(port)) }
+
+// replicaAddr is federator replica r's address on port (replica 0 is on
+// the cluster's address, replica r on the next ones).
+func (c *pcluster) replicaAddr(r, port int) string {
+	ip := net.ParseIP(c.ip).To4()
+	ip[3] += byte(r)
+	return net.JoinHostPort(ip.String(), strconv.Itoa(port))
+}
+
+// replicaAddrs lists every federator replica's address on port.
+func (c *pcluster) replicaAddrs(port int) string {
+	addrs := make([]string, c.fedReplicas)
+	for r := range addrs {
+		addrs[r] = c.replicaAddr(r, port)
+	}
+	return strings.Join(addrs, ",")
+}
 
 // Fixed ports on each cluster's own loopback address.
 const (
@@ -122,24 +141,25 @@ const (
 type pclusterSpec struct {
 	name, region, zone string
 	exports            []string // names of services (namespace demo, port 8080) it exports
+	fedReplicas        int      // federator replicas (default 1)
 }
 
 // pset is a process-level clusterset.
 type pset struct {
 	t        *testing.T
 	domain   string
-	etcd     string
+	etcd     *embedetcd.TestCluster
 	clusters map[string]*pcluster
 }
 
-// startPSet starts etcd and, for each spec, a cluster's federator, gateway
+// startPSet starts a federation etcd of etcdMembers members and, for each spec, a cluster's federator, gateway
 // and DNS shim; octet is the second octet of 127.N.0.0/16 the clusterset
 // lives in (distinct per test, so tests may run in parallel). It returns
 // once every component is ready.
-func startPSet(t *testing.T, octet int, specs []pclusterSpec) *pset {
+func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset {
 	t.Helper()
-	ec := embedetcd.StartClusterForTest(t, 1)
-	s := &pset{t: t, domain: "clusterset.local", etcd: ec.Endpoint(0), clusters: map[string]*pcluster{}}
+	ec := embedetcd.StartClusterForTest(t, etcdMembers)
+	s := &pset{t: t, domain: "clusterset.local", etcd: ec, clusters: map[string]*pcluster{}}
 	for i, sp := range specs {
 		c := &pcluster{
 			name: sp.name, region: sp.region, zone: sp.zone,
@@ -147,6 +167,7 @@ func startPSet(t *testing.T, octet int, specs []pclusterSpec) *pset {
 			dir:      filepath.Join(t.TempDir(), sp.name),
 			vipRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1),
 			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
+			fedReplicas: max(sp.fedReplicas, 1),
 		}
 		require.NoError(t, os.MkdirAll(c.dir, 0o700))
 		c.caDir = filepath.Join(c.dir, "ca")
@@ -168,8 +189,11 @@ func startPSet(t *testing.T, octet int, specs []pclusterSpec) *pset {
 		for _, p := range []struct {
 			proc *proc
 			port int
-		}{{c.fed, pFedAdmin}, {c.gw, pGwAdmin}, {c.dns, pDNSAdmin}} {
+		}{{c.gw, pGwAdmin}, {c.dns, pDNSAdmin}} {
 			waitReady(t, p.proc, "http://"+c.addr(p.port)+"/readyz", 60*time.Second)
+		}
+		for r, f := range c.feds {
+			waitReady(t, f, "http://"+c.replicaAddr(r, pFedAdmin)+"/readyz", 60*time.Second)
 		}
 	}
 	return s
@@ -253,14 +277,15 @@ func (s *pset) startFederator(c *pcluster) {
 	tokens := c.writeFile(t, "join-tokens.yaml", fmt.Sprintf("%s: gateway\n%s: dnsshim\n", gwTok, dnsTok), 0o600)
 	c.writeFile(t, "gateway.token", gwTok+"\n", 0o600)
 	c.writeFile(t, "dnsshim.token", dnsTok+"\n", 0o600)
-	cfg := c.writeFile(t, "federator.yaml", fmt.Sprintf(`cluster: %s
+	for r := range c.fedReplicas {
+		cfg := c.writeFile(t, fmt.Sprintf("federator-%d.yaml", r), fmt.Sprintf(`cluster: %s
 domain: %s
 region: %s
 zone: %s
-instance: %s-0
+instance: %s-%d
 leaderTTL: 2s
 etcd:
-  endpoints: [%q]
+  endpoints: [%s]
 listen:
   grpc: %q
   bootstrap: %q
@@ -272,9 +297,11 @@ exports:
 signing:
   lifetime: 1h
   joinTokensFile: %s
-`, c.name, s.domain, c.region, c.zone, c.name, s.etcd, c.addr(pFedGRPC), c.addr(pFedBoot), c.addr(pFedAdmin),
-		c.caDir, c.vipRange, filepath.Join(c.dir, "exports.yaml"), tokens), 0o644)
-	c.fed = startProc(t, c.name+" federator", "--log-level", "debug", "federator", "--config", cfg)
+`, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
+			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.vipRange, filepath.Join(c.dir, "exports.yaml"), tokens), 0o644)
+		c.feds = append(c.feds, startProc(t, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))
+	}
+	c.fed = c.feds[0]
 }
 
 // clientConfig is the part gateway and dnsshim configurations share.
@@ -285,7 +312,7 @@ federator: %q
 bootstrap: %q
 caFile: %s
 tokenFile: %s
-`, c.name, s.domain, c.addr(pFedGRPC), c.addr(pFedBoot), filepath.Join(c.caDir, "bundle.crt"),
+`, c.name, s.domain, c.replicaAddrs(pFedGRPC), c.replicaAddrs(pFedBoot), filepath.Join(c.caDir, "bundle.crt"),
 		filepath.Join(c.dir, component+".token"))
 }
 
@@ -391,4 +418,110 @@ func get(ctx context.Context, client *http.Client, url string) (string, error) {
 	return r.Cluster, nil
 }
 
-var errLoopStopped = errors.New("loop stopped")
+// quoteList renders strings as a YAML flow list's items.
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// result is one request of a traffic loop.
+type result struct {
+	start, end time.Time
+	cluster    string
+	err        error
+}
+
+// trafficLoop sends idempotent GETs, each on a new connection (so each is
+// a new tunneled flow), from workers goroutines until stopped.
+type trafficLoop struct {
+	mu      sync.Mutex
+	results []result
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func startTraffic(url string, workers int) *trafficLoop {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return startLoop(workers, func(ctx context.Context) (string, error) { return get(ctx, client, url) })
+}
+
+// startLoop calls fn from workers goroutines until stopped; fn returns
+// who answered.
+func startLoop(workers int, fn func(ctx context.Context) (string, error)) *trafficLoop {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &trafficLoop{cancel: cancel}
+	for range workers {
+		l.wg.Go(func() {
+			for n := 0; n < 100000 && ctx.Err() == nil; n++ {
+				r := result{start: time.Now()}
+				r.cluster, r.err = fn(ctx)
+				r.end = time.Now()
+				if ctx.Err() != nil {
+					return
+				}
+				l.mu.Lock()
+				l.results = append(l.results, r)
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+func (l *trafficLoop) stop() []result {
+	l.cancel()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.results
+}
+
+// since returns the results that started at or after t.
+func (l *trafficLoop) since(t time.Time) []result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []result
+	for _, r := range l.results {
+		if !r.start.Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitServedBy waits until n consecutive requests started after t were
+// all served by cluster, and returns when the first of them started.
+func (l *trafficLoop) waitServedBy(tb testing.TB, t time.Time, cluster string, n int, timeout time.Duration) time.Time {
+	tb.Helper()
+	var at time.Time
+	require.Eventually(tb, func() bool {
+		rs := l.since(t)
+		run := 0
+		for i, r := range rs {
+			if r.err == nil && r.cluster == cluster {
+				if run == 0 {
+					at = rs[i].start
+				}
+				run++
+			} else {
+				run = 0
+			}
+		}
+		return run >= n
+	}, timeout, 20*time.Millisecond, "traffic never settled on %s", cluster)
+	return at
+}
+
+// failures are the failed requests among rs.
+func failures(rs []result) []result {
+	var out []result
+	for _, r := range rs {
+		if r.err != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}

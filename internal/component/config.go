@@ -161,9 +161,11 @@ type TokenReviewConfig struct {
 // federator and obtain their certificate.
 type ClientConfig struct {
 	Identity `json:",inline"`
-	// Federator is the federator's gRPC address (Catalog). Required.
+	// Federator is the federator's gRPC address (Catalog), or several
+	// replicas' separated by commas. Required.
 	Federator string `json:"federator"`
-	// Bootstrap is the federator's Certs.Sign address. Required.
+	// Bootstrap is the federator's Certs.Sign address (or addresses, as
+	// Federator). Required.
 	Bootstrap string `json:"bootstrap"`
 	// CAFile holds the cluster's CA certificates (bundle.crt of the CA
 	// directory): the federator is verified against it.
@@ -184,11 +186,12 @@ func (c *ClientConfig) validate() error {
 			return fmt.Errorf("%s is required", f.name)
 		}
 	}
-	if err := checkHostPort(c.Federator); err != nil {
-		return fmt.Errorf("federator: %w", err)
-	}
-	if err := checkHostPort(c.Bootstrap); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
+	for _, f := range []struct{ name, v string }{{"federator", c.Federator}, {"bootstrap", c.Bootstrap}} {
+		for _, a := range splitAddrs(f.v) {
+			if err := checkHostPort(a); err != nil {
+				return fmt.Errorf("%s: %w", f.name, err)
+			}
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -16,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // grpcStopGrace is how long in-flight calls get on shutdown before the
@@ -48,16 +51,46 @@ func ServeGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
 
 // DialFederator opens a gRPC connection to a federator with a component's
 // certificate, accepting only the federator identity fedID verified
-// against bundles.
+// against bundles. addr may list several replicas separated by commas:
+// the connection uses the first that answers and moves to another when it
+// fails.
 func DialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
 	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
 		Source: cert, Bundles: bundles, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
 	}))
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	return dialReplicas(addr, grpc.WithTransportCredentials(creds))
+}
+
+// dialReplicas connects to one address, or to any of a comma-separated
+// list (pick-first over a static resolver).
+func dialReplicas(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	target := addr
+	if addrs := splitAddrs(addr); len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("causeway-replicas")
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+		}
+		r.InitialState(state)
+		target = r.Scheme() + ":///federator"
+		opts = append(opts, grpc.WithResolvers(r))
+	}
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to federator %s: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// splitAddrs splits a comma-separated address list, dropping blanks.
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // newRegistry is a component's metrics registry with the Go and process
@@ -126,9 +159,9 @@ func newClientIdentity(ctx context.Context, c *ClientConfig, component string, l
 	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
 		Bundles: own, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
 	}))
-	boot, err := grpc.NewClient(c.Bootstrap, grpc.WithTransportCredentials(creds))
+	boot, err := dialReplicas(c.Bootstrap, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		return nil, fmt.Errorf("connect to federator bootstrap %s: %w", c.Bootstrap, err)
+		return nil, err
 	}
 	log.Info("requesting certificate", "id", id.String(), "bootstrap", c.Bootstrap)
 	rot, err := certs.NewRotator(ctx, certs.RotatorConfig{

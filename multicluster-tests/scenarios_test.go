@@ -1,0 +1,224 @@
+package multicluster
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// dnsLoop queries c's DNS shim for name (A) in a loop; a result's
+// "cluster" is the first address answered.
+func dnsLoop(c *pcluster, name string) *trafficLoop {
+	client := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	return startLoop(1, func(ctx context.Context) (string, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		r, _, err := client.ExchangeContext(ctx, m, c.addr(pDNS))
+		if err != nil {
+			return "", err
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
+			return "", &dnsAnswerError{rcode: dns.RcodeToString[r.Rcode]}
+		}
+		return r.Answer[0].(*dns.A).A.String(), nil
+	})
+}
+
+type dnsAnswerError struct{ rcode string }
+
+func (e *dnsAnswerError) Error() string { return "no address in the answer: " + e.rcode }
+
+// recordRevisions maps every federation key that is not a lease-bound
+// record (gateways, leaders) to its ModRevision.
+func recordRevisions(t *testing.T, cli *clientv3.Client) map[string]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/causeway/v1/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	require.NoError(t, err)
+	out := map[string]int64{}
+	for _, kv := range resp.Kvs {
+		k := string(kv.Key)
+		if strings.HasPrefix(k, "/causeway/v1/gateways/") || strings.HasPrefix(k, "/causeway/v1/leaders/") {
+			continue
+		}
+		out[k] = kv.ModRevision
+	}
+	return out
+}
+
+// reportLoop logs what users saw in a loop since at and fails the test for
+// every failed request.
+func reportLoop(t *testing.T, what string, l *trafficLoop, at time.Time) {
+	t.Helper()
+	rs := l.since(at)
+	bad := failures(rs)
+	t.Logf("%s: %d requests, %d failed", what, len(rs), len(bad))
+	require.NotEmpty(t, rs, "%s: no request was made", what)
+	for i, r := range bad {
+		if i == 5 {
+			t.Errorf("%s: ... %d more failures", what, len(bad)-5)
+			break
+		}
+		t.Errorf("%s: request %s–%s failed: %v", what, r.start.Format("15:04:05.000"), r.end.Format("15:04:05.000"), r.err)
+	}
+}
+
+// TestScenarioFederationEtcdFaults is issue 8's scenarios 6 and 5 on a
+// 3-member federation etcd: (6) the etcd leader is killed, then (5) etcd
+// loses its quorum for 60 s (two of three members down). Traffic from west
+// to east and west's DNS answers carry on without a single failure, the
+// federators report etcd unreachable while it is, and after recovery no
+// record is rewritten (no churn).
+func TestScenarioFederationEtcdFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts six causeway processes and a 60 s etcd outage")
+	}
+	s := startPSet(t, 85, 3, []pclusterSpec{
+		{name: "west", region: "us", zone: "us-1a"},
+		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}},
+	})
+	west, east := s.clusters["west"], s.clusters["east"]
+	name := "echo.demo.svc.clusterset.local"
+	vip := s.resolveVIP(west, name, 30*time.Second)
+	traffic := startTraffic("http://"+net.JoinHostPort(vip, "8080")+"/", 2)
+	defer traffic.stop()
+	lookups := dnsLoop(west, name)
+	defer lookups.stop()
+	traffic.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
+	before := recordRevisions(t, s.etcd.Client())
+
+	// Scenario 6: one member (the leader) killed.
+	at := time.Now()
+	leader := s.etcd.WaitLeader()
+	s.etcd.StopMember(leader)
+	traffic.waitServedBy(t, time.Now(), "east", 50, 30*time.Second)
+	reportLoop(t, "scenario 6 (etcd leader killed): traffic", traffic, at)
+	reportLoop(t, "scenario 6 (etcd leader killed): DNS", lookups, at)
+	s.etcd.RestartMember(leader)
+	s.etcd.WaitLeader()
+
+	// Scenario 5: quorum lost for 60 s.
+	at = time.Now()
+	down := []int{s.etcd.Follower()}
+	s.etcd.StopMember(down[0])
+	down = append(down, s.etcd.Follower())
+	s.etcd.StopMember(down[1])
+	client := &http.Client{Timeout: time.Second}
+	require.Eventually(t, func() bool {
+		resp, err := client.Get("http://" + west.addr(pFedAdmin) + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, 20*time.Second, 100*time.Millisecond, "west's federator never reported etcd unreachable")
+	out := runCLI(t, nil, append([]string{"status"}, s.adminArgs(west)...)...)
+	t.Logf("causeway status during the outage (exit %d):\n%s%s", out.code, out.stdout, out.stderr)
+	require.Contains(t, strings.ToLower(out.stdout+out.stderr), "unreachable", "status does not say etcd is unreachable")
+	outage := time.NewTimer(60 * time.Second)
+	<-outage.C // the outage itself is the scenario: 60 s without etcd
+	reportLoop(t, "scenario 5 (etcd down 60 s): traffic", traffic, at)
+	reportLoop(t, "scenario 5 (etcd down 60 s): DNS", lookups, at)
+	recovered := time.Now()
+	for _, i := range down {
+		s.etcd.RestartMember(i)
+	}
+	s.etcd.WaitLeader()
+	for _, c := range []*pcluster{west, east} {
+		waitReady(t, c.fed, "http://"+c.addr(pFedAdmin)+"/readyz", 30*time.Second)
+	}
+	t.Logf("scenario 5: federators ready %s after etcd came back", time.Since(recovered).Round(time.Millisecond))
+	require.Never(t, func() bool {
+		after := recordRevisions(t, s.etcd.Client())
+		for k, rev := range before {
+			if after[k] != rev {
+				t.Logf("churn: %s rewritten (revision %d → %d)", k, rev, after[k])
+				return true
+			}
+		}
+		return len(after) != len(before)
+	}, 5*time.Second, 250*time.Millisecond, "records were rewritten after the outage")
+	reportLoop(t, "scenarios 5 and 6 overall: traffic", traffic, time.Time{})
+	reportLoop(t, "scenarios 5 and 6 overall: DNS", lookups, time.Time{})
+}
+
+// electionLeader is the instance leading cluster's federator election
+// (the candidate with the oldest key), "" when there is none.
+func electionLeader(t *testing.T, cli *clientv3.Client, cluster string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := cli.Get(ctx, "/causeway/v1/leaders/"+cluster+"/", clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithLimit(1))
+	require.NoError(t, err)
+	if len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+// TestScenarioFederatorLeaderKilled is issue 8's scenario 7: east runs two
+// federator replicas (gateway and DNS shim know both addresses); the
+// leader is killed with SIGKILL. The other replica leads within the lease
+// TTL (2 s here) plus one keep-alive, traffic from west to east carries on
+// without a failure, and no record is rewritten.
+func TestScenarioFederatorLeaderKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts seven causeway processes")
+	}
+	s := startPSet(t, 86, 1, []pclusterSpec{
+		{name: "west", region: "us", zone: "us-1a"},
+		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}, fedReplicas: 2},
+	})
+	west, east := s.clusters["west"], s.clusters["east"]
+	cli := s.etcd.Client()
+	vip := s.resolveVIP(west, "echo.demo.svc.clusterset.local", 30*time.Second)
+	traffic := startTraffic("http://"+net.JoinHostPort(vip, "8080")+"/", 2)
+	defer traffic.stop()
+	traffic.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
+	before := recordRevisions(t, cli)
+
+	leader := electionLeader(t, cli, "east")
+	require.Contains(t, []string{"east-0", "east-1"}, leader)
+	idx := 0
+	if leader == "east-1" {
+		idx = 1
+	}
+	at := time.Now()
+	east.feds[idx].kill()
+	var next string
+	require.Eventually(t, func() bool {
+		next = electionLeader(t, cli, "east")
+		return next != "" && next != leader
+	}, 10*time.Second, 20*time.Millisecond, "no new leader after %s was killed", leader)
+	took := time.Since(at)
+	t.Logf("scenario 7: %s killed, %s leads after %s", leader, next, took.Round(time.Millisecond))
+	require.Less(t, took, 2*time.Second+2*time.Second, "a new leader took longer than the lease TTL (+ a keep-alive)")
+
+	// The survivor serves the gateway and the shim: east keeps its
+	// gateway record and west keeps reaching east.
+	traffic.waitServedBy(t, time.Now(), "east", 50, 30*time.Second)
+	require.Never(t, func() bool {
+		after := recordRevisions(t, cli)
+		for k, rev := range before {
+			if after[k] != rev {
+				t.Logf("churn: %s rewritten (revision %d → %d)", k, rev, after[k])
+				return true
+			}
+		}
+		return false
+	}, 3*time.Second, 250*time.Millisecond, "records were rewritten by the new leader")
+	out := mustCLI(t, nil, append([]string{"status"}, "--admin", east.replicaAddr(1-idx, pFedGRPC),
+		"--cert", east.adminCreds+"/admin.crt", "--key", east.adminCreds+"/admin.key", "--ca", east.adminCreds+"/ca.crt")...)
+	require.Contains(t, out, next+" (this replica)")
+	require.Contains(t, out, "2 gateways", "a gateway record was lost with the killed replica")
+	reportLoop(t, "scenario 7 (federator leader killed): traffic", traffic, at)
+}
