@@ -274,6 +274,7 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcdEndpoint, dir string,
 		"gateway catalog": component.CatalogReady(c.gwCatalog),
 		"dnsshim catalog": component.CatalogReady(c.dnsCatalog),
 	})
+	adm.Handle("GET /explain", c.gw.ExplainHandler())
 	g.Go(c.spec.Name+" admin", func(ctx context.Context) error { return adm.Serve(ctx, c.adminLn) })
 	return nil
 }

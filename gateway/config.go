@@ -22,12 +22,36 @@ type Config struct {
 	HeaderTimeout time.Duration
 	// DialTimeout bounds dialing a backend or a peer. If zero, 3s.
 	DialTimeout time.Duration
-	// ShutdownGrace is how long open flows may finish on shutdown. If zero, 1s.
+	// ShutdownGrace is how long open flows may finish on shutdown, while new
+	// streams are answered DRAINING. If zero, 1s.
 	ShutdownGrace time.Duration
+	// FlowIdleTimeout closes (resets) a tunneled flow that carried no byte in
+	// either direction for this long. If zero, 1h.
+	FlowIdleTimeout time.Duration
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, not registered.
 	Registerer prometheus.Registerer
+
+	// MaxAttempts bounds the candidate clusters one egress flow tries
+	// (the first and its transparent retries). If zero, 3.
+	MaxAttempts int
+	// OutlierFailures is how many consecutive failures eject a cluster
+	// from egress balancing. If zero, 1.
+	OutlierFailures int
+	// OutlierBaseEjection is how long the first ejection lasts; each
+	// further consecutive failure doubles it. If zero, 1s.
+	OutlierBaseEjection time.Duration
+	// OutlierMaxEjection caps an ejection. If zero, 30s.
+	OutlierMaxEjection time.Duration
+	// ReconnectBackoff is the wait before re-dialing a peer gateway
+	// instance after a failed dial; it doubles per failure, with jitter.
+	// The re-dial after a connection that lived is immediate. If zero, 100ms.
+	ReconnectBackoff time.Duration
+	// ReconnectBackoffMax caps ReconnectBackoff's doubling. If zero, 5s.
+	ReconnectBackoffMax time.Duration
+	// Clock is outlier detection's time source. If nil, the system clock.
+	Clock Clock
 }
 
 func (c Config) withDefaults() Config {
@@ -43,6 +67,30 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = time.Second
 	}
+	if c.FlowIdleTimeout == 0 {
+		c.FlowIdleTimeout = time.Hour
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.OutlierFailures == 0 {
+		c.OutlierFailures = 1
+	}
+	if c.OutlierBaseEjection == 0 {
+		c.OutlierBaseEjection = time.Second
+	}
+	if c.OutlierMaxEjection == 0 {
+		c.OutlierMaxEjection = 30 * time.Second
+	}
+	if c.ReconnectBackoff == 0 {
+		c.ReconnectBackoff = 100 * time.Millisecond
+	}
+	if c.ReconnectBackoffMax == 0 {
+		c.ReconnectBackoffMax = 5 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -57,6 +105,26 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderSize < 0 || c.MaxHeaderSize > tunnel.MaxFrameSize {
 		return fmt.Errorf("gateway config: max header size %d not in 0..%d", c.MaxHeaderSize, tunnel.MaxFrameSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"header timeout", c.HeaderTimeout},
+		{"dial timeout", c.DialTimeout},
+		{"shutdown grace", c.ShutdownGrace},
+		{"flow idle timeout", c.FlowIdleTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("gateway config: negative %s %s", d.name, d.v)
+		}
+	}
+	if c.MaxAttempts < 0 || c.OutlierFailures < 0 || c.OutlierBaseEjection < 0 || c.OutlierMaxEjection < 0 ||
+		c.ReconnectBackoff < 0 || c.ReconnectBackoffMax < 0 {
+		return fmt.Errorf("gateway config: negative max attempts, outlier or reconnect setting")
+	}
+	if err := c.Tunnel.Validate(); err != nil {
+		return fmt.Errorf("gateway config: %w", err)
 	}
 	return nil
 }

@@ -4,7 +4,11 @@
 // ingress side that accepts those streams and dials local backends.
 //
 // Rules:
-//   - One QUIC connection per peer cluster, shared by all flows to it.
+//   - One QUIC connection per gateway instance of each peer cluster this
+//     gateway sends flows to, shared by the flows to that instance, kept
+//     open and re-dialed with back-off (peer.go).
+//   - An ejected cluster is a last resort, never a reason to fail a flow
+//     that it could still serve (outlier.go).
 //   - A peer is accepted only with a certificate of a member cluster's
 //     gateway identity; a stream's source cluster must match that identity.
 //   - A bad stream gets a response code or a reset on that stream only.

@@ -36,11 +36,14 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		}
 		wg.Wait()
 	}()
+	g.startPeers(ctx)
+	defer g.stopPeers()
 	readyOnce := sync.Once{}
 	for {
 		changed := g.src.Changed()
 		v := g.src.View()
 		g.syncBundles(v)
+		g.syncPeers(v)
 		want := desiredEgress(v, g.cfg.Cluster)
 		for addr, l := range listeners {
 			if t, ok := want[addr]; !ok || t != l.target {
@@ -123,47 +126,141 @@ func (g *Gateway) acceptEgress(ctx context.Context, l *egressListener) {
 }
 
 // handleEgress carries one client connection to the first candidate
-// cluster that accepts it.
+// cluster that accepts it. No byte of the client is read before a
+// candidate accepted the flow (a peer answered OK, or a local backend
+// connection is open), so a refused attempt moves the flow to the next
+// candidate without the client noticing; at most MaxAttempts are made.
+// Ejected clusters are tried only after every healthy one, and clusters
+// whose gateways all went silent after every other.
 func (g *Gateway) handleEgress(ctx context.Context, client *net.TCPConn, t egressTarget) {
 	start := time.Now()
-	g.metrics.active.WithLabelValues("egress").Inc()
-	defer g.metrics.active.WithLabelValues("egress").Dec()
+	active := g.metrics.active.WithLabelValues("egress")
+	active.Inc()
+	defer active.Dec()
 	v := g.src.View()
-	tried := 0
-	for _, cand := range Candidates(v, g.cfg.Cluster, t.key, t.port) {
-		if cand.Skip != "" {
-			break
+	service := serviceLabel(v, t.key)
+	cands := g.selector().Candidates(v, g.cfg.Cluster, t.key, t.port)
+	// Clusters whose every gateway went silent (likely dead, not yet timed
+	// out) are put off until the other candidates have been tried.
+	var deferred []Candidate
+	allowSilent := false
+	for i, attempts := 0, 0; attempts < g.cfg.MaxAttempts; {
+		if i == len(cands) || (cands[i].Skip != "" && !cands[i].LastResort()) {
+			if len(deferred) == 0 || allowSilent {
+				break // only unusable clusters are left
+			}
+			cands, deferred, i, allowSilent = deferred, nil, 0, true
+			continue
 		}
-		if tried > 0 {
+		cand := cands[i]
+		if !allowSilent && cand.Cluster != g.cfg.Cluster && g.peerSilent(cand.Cluster) {
+			deferred = append(deferred, cand)
+			i++
+			continue
+		}
+		if attempts > 0 {
 			g.metrics.retries.Inc()
 		}
-		tried++
-		var up, down int64
-		if cand.Cluster == g.cfg.Cluster {
-			x, _ := v.Export(t.key, g.cfg.Cluster)
-			backend, err := g.dialLocal(ctx, x, t.port)
-			if err != nil {
-				g.log.Debug("local target refused", "service", t.key.String(), "err", err)
-				continue
-			}
-			up, down = pipeTCP(client, backend)
-		} else {
-			stream, err := g.openStream(ctx, cand.Cluster, t, client.RemoteAddr().String())
-			if err != nil {
-				g.log.Debug("peer refused flow", "peer", cand.Cluster, "service", t.key.String(), "err", err)
-				continue
-			}
-			up, down = pipe(client, stream)
+		attempts++
+		res, up, down := g.egressTo(ctx, client, v, t, cand.Cluster, allowSilent)
+		switch res {
+		case attemptCarried:
+			g.metrics.bytes.WithLabelValues("egress").Add(float64(up + down))
+			g.metrics.streams.inc("egress", service, peerLabel(v, cand.Cluster), resultOK)
+			g.metrics.duration.WithLabelValues("egress").Observe(time.Since(start).Seconds())
+			return
+		case attemptNextInstance:
+			continue // same cluster, another gateway instance
 		}
-		g.metrics.bytes.WithLabelValues("egress").Add(float64(up + down))
-		g.metrics.streams.WithLabelValues("egress", resultOK).Inc()
-		g.metrics.duration.WithLabelValues("egress").Observe(time.Since(start).Seconds())
-		return
+		i++
 	}
-	g.metrics.streams.WithLabelValues("egress", resultNoTarget).Inc()
+	g.metrics.streams.inc("egress", service, labelOther, resultNoTarget)
 	g.log.Debug("no cluster can serve flow", "service", t.key.String(), "err", errNoCandidate)
 	_ = client.SetLinger(0)
 	_ = client.Close()
+}
+
+// attemptResult is what one egress attempt came to.
+type attemptResult int
+
+const (
+	attemptCarried      attemptResult = iota // the flow was carried (and has ended)
+	attemptNextCluster                       // refused: try the next candidate
+	attemptNextInstance                      // the instance is draining: try the cluster again
+)
+
+// egressTo tries to carry the flow to cluster. Once a backend connection
+// or an accepted stream is open it pipes the flow to its end and returns
+// the bytes carried each way.
+func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.View, t egressTarget,
+	cluster string, allowSilent bool) (res attemptResult, up, down int64) {
+	if cluster == g.cfg.Cluster {
+		x, _ := v.Export(t.key, cluster)
+		backend, err := g.dialLocal(ctx, x, t.port)
+		if err != nil {
+			g.attemptFailed(cluster, t, err)
+			return attemptNextCluster, 0, 0
+		}
+		g.outliers.success(cluster)
+		g.localOpen.Add(1)
+		defer g.localOpen.Add(-1)
+		up, down = pipeTCP(client, backend)
+		return attemptCarried, up, down
+	}
+	in, conn, err := g.pick(ctx, cluster, allowSilent)
+	if err != nil {
+		g.attemptFailed(cluster, t, err)
+		return attemptNextCluster, 0, 0
+	}
+	defer in.release()
+	// A stream still waiting for its response gives up when the instance
+	// goes silent or leaves the catalog: nothing reached a backend yet, so
+	// the flow moves on at once instead of waiting for the idle timeout.
+	actx, cancel := context.WithCancel(ctx)
+	stopAbandon := context.AfterFunc(in.abandoned(conn), cancel)
+	stream, err := g.openStreamOn(actx, conn, cluster, t, client.RemoteAddr().String())
+	stopAbandon()
+	cancel()
+	if err != nil {
+		res = attemptNextCluster
+		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {
+			in.markDraining(conn)
+			res = attemptNextInstance
+		}
+		g.attemptFailed(cluster, t, err)
+		return res, 0, 0
+	}
+	g.outliers.success(cluster)
+	up, down = pipe(client, stream)
+	return attemptCarried, up, down
+}
+
+// attemptFailed logs a refused attempt and feeds outlier detection.
+func (g *Gateway) attemptFailed(cluster string, t egressTarget, err error) {
+	failure := isClusterFailure(err)
+	g.log.Debug("flow attempt refused", "peer", cluster, "service", t.key.String(), "err", err, "counts_as_failure", failure)
+	if failure && g.outliers.failure(cluster) {
+		g.log.Info("cluster ejected from egress balancing", "peer", cluster, "until", g.outliers.ejectedUntil(cluster), "err", err)
+	}
+}
+
+// isClusterFailure reports whether a refused attempt says the cluster
+// cannot serve (see outlierDetector).
+func isClusterFailure(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errAllDraining) || errors.Is(err, errSilent) {
+		return false // our own shutdown, a peer moving its flows elsewhere, or a hiccup that may pass
+	}
+	switch refusalCode(err) {
+	case causewayv1.StreamCode_STREAM_CODE_UNSPECIFIED, // no connection, stream not opened, reset before the response
+		causewayv1.StreamCode_STREAM_CODE_NO_ENDPOINTS, causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED:
+		return true
+	}
+	return false
+}
+
+// selector orders candidates with this gateway's load and ejections.
+func (g *Gateway) selector() Selector {
+	return Selector{Load: g.openStreams, EjectedUntil: g.outliers.ejectedUntil}
 }
 
 func (g *Gateway) setEgressAddrs(ls map[string]*egressListener) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
@@ -33,10 +34,16 @@ type Gateway struct {
 
 	transport *quic.Transport
 
-	peersMu sync.Mutex // guards peers
-	peers   map[string]*peer
+	peersMu  sync.Mutex // guards peers, peerLife
+	peers    map[string]*peer
+	peerLife peerLife // instance goroutines (peer.go)
 
-	flows flowTracker // every flow, egress and ingress
+	outliers  *outlierDetector // ejects failing peer clusters (outlier.go)
+	localOpen atomic.Int64     // egress flows open to this cluster's own backends
+
+	flows     flowTracker    // every flow, egress and ingress
+	conns     connSet        // live peer connections, accepted and dialed
+	endpoints endpointPicker // ingress balancing over local endpoints
 
 	drainingMu sync.RWMutex // guards draining
 	draining   bool
@@ -62,10 +69,14 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		peers:   map[string]*peer{},
 		ready:   make(chan struct{}),
 	}
+	g.outliers = g.newOutliers()
 	if _, err := cert.Certificate(); err != nil {
 		return nil, fmt.Errorf("gateway certificate: %w", err)
 	}
 	g.tls = cert
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(newRTTCollector(g.conns.rtts))
+	}
 	return g, nil
 }
 
@@ -73,8 +84,11 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
 // Run serves ingress QUIC on udp and egress listeners on imported service
-// addresses (opened with listen) until ctx ends; then it stops accepting,
-// gives open flows ShutdownGrace to finish, and closes everything.
+// addresses (opened with listen) until ctx ends. Then it drains: egress
+// listeners close at once, peer connections stay up and every new stream
+// is answered DRAINING (so peers move new flows elsewhere), open flows get
+// ShutdownGrace to finish; then flows are reset and connections closed
+// with ConnCodeNoError.
 func (g *Gateway) Run(ctx context.Context, udp *net.UDPConn, listen ListenFunc) error {
 	g.transport = &quic.Transport{Conn: udp}
 	serverTLS := certs.ServerConfig(certs.TLSOptions{
@@ -87,28 +101,37 @@ func (g *Gateway) Run(ctx context.Context, udp *net.UDPConn, listen ListenFunc) 
 	if err != nil {
 		return fmt.Errorf("listen for quic on %s: %w", udp.LocalAddr(), err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Peer connections outlive ctx until the grace is over, so streams
+	// that arrive while draining get an answer (DRAINING).
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConns()
+	egressCtx, stopEgress := context.WithCancel(ctx)
+	defer stopEgress()
 	var wg sync.WaitGroup
-	wg.Go(func() { g.acceptConns(runCtx, ln) })
+	wg.Go(func() { g.acceptConns(connCtx, ln) })
+	wg.Go(func() { g.forgetStale(egressCtx) })
 	egressErr := make(chan error, 1)
-	wg.Go(func() { egressErr <- g.runEgress(runCtx, listen) })
+	wg.Go(func() { egressErr <- g.runEgress(egressCtx, listen) })
 
 	select {
 	case <-ctx.Done():
 	case err = <-egressErr:
-		cancel()
 	}
-	g.shutdown()
+	stopEgress()
+	g.shutdown(stopConns)
 	_ = ln.Close()
 	wg.Wait()
 	return err
 }
 
-func (g *Gateway) shutdown() {
+// shutdown drains the gateway: new streams are answered DRAINING while
+// open flows get ShutdownGrace; then it resets the flows left, cancels
+// the connections' context (stopConns) and closes every connection.
+func (g *Gateway) shutdown(stopConns context.CancelFunc) {
 	g.drainingMu.Lock()
 	g.draining = true
 	g.drainingMu.Unlock()
+	g.log.Info("draining", "grace", g.cfg.ShutdownGrace)
 	t := time.NewTimer(g.cfg.ShutdownGrace)
 	defer t.Stop()
 	select {
@@ -117,13 +140,31 @@ func (g *Gateway) shutdown() {
 		g.log.Info("shutdown grace over; closing open flows")
 	}
 	g.flows.closeAll()
+	stopConns()
 	g.peersMu.Lock()
 	for _, p := range g.peers {
 		p.close()
 	}
 	g.peersMu.Unlock()
+	g.conns.closeAll("gateway shutting down")
 	_ = g.transport.Close()
 	<-g.flows.idleCh()
+}
+
+// forgetStale drops metric series and balancer state of services and
+// clusters that left the catalog, until ctx ends.
+func (g *Gateway) forgetStale(ctx context.Context) {
+	for {
+		changed := g.src.Changed()
+		v := g.src.View()
+		g.metrics.streams.forget(v)
+		g.endpoints.forget(func(k catalog.ServiceKey) bool { _, ok := v.Export(k, g.cfg.Cluster); return ok })
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }
 
 func (g *Gateway) isDraining() bool {
@@ -173,12 +214,15 @@ func (g *Gateway) acceptConns(ctx context.Context, ln *quic.Listener) {
 			continue
 		}
 		g.metrics.handshakes.WithLabelValues("server", "ok").Inc()
-		wg.Go(func() { g.serveConn(ctx, conn, id) })
+		peer := clusterOf(g.src.View(), id)
+		g.conns.track(peer, conn)
+		wg.Go(func() { g.serveConn(ctx, conn, peer, id) })
 	}
 }
 
-// serveConn accepts streams of one peer connection until it closes.
-func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn, id certs.ID) {
+// serveConn accepts streams of one connection from cluster peer's gateway
+// (identity id) until it closes or ctx ends.
+func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn, peer string, id certs.ID) {
 	log := g.log.With("peer", id.String())
 	log.Debug("peer connected", "addr", conn.RemoteAddr())
 	for {
@@ -187,19 +231,21 @@ func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn, id certs.ID) {
 			log.Debug("peer connection ended", "err", err)
 			return
 		}
+		// Write side first: the pipe resets the stream as soon as a side
+		// fails, and the peer must see why (0x3), not a FLOW_RESET.
 		fid, ok := g.flows.add(closerFunc(func() error {
-			stream.CancelRead(tunnel.CodeShutdown)
 			stream.CancelWrite(tunnel.CodeShutdown)
+			stream.CancelRead(tunnel.CodeShutdown)
 			return nil
 		}))
 		if !ok {
-			stream.CancelRead(tunnel.CodeShutdown)
 			stream.CancelWrite(tunnel.CodeShutdown)
+			stream.CancelRead(tunnel.CodeShutdown)
 			continue
 		}
 		go func() {
 			defer g.flows.done(fid)
-			g.handleIngress(ctx, stream, id)
+			g.handleIngress(ctx, stream, peer, id)
 		}()
 	}
 }

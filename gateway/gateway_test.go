@@ -29,6 +29,8 @@ type testCluster struct {
 	ca   *certs.CA
 	udp  *net.UDPConn
 	gw   *Gateway
+	stop context.CancelFunc // stops this gateway alone
+	done chan struct{}      // closed when its Run returned
 }
 
 type fixture struct {
@@ -63,7 +65,8 @@ func echoBackend(t *testing.T) net.Listener {
 	return ln
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture starts east and west; opts adjust each gateway's Config.
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	f := &fixture{t: t, entries: map[string]*causewayv1.Entry{}, clusters: map[string]*testCluster{},
 		listeners: map[string]net.Listener{}}
 	f.backend = echoBackend(t)
@@ -105,10 +108,16 @@ func newFixture(t *testing.T) *fixture {
 	for _, c := range f.clusters {
 		cert, err := c.ca.NewLeafKeyPair("gateway", time.Hour, time.Now())
 		require.NoError(t, err)
-		gw, err := New(Config{Cluster: c.name, ShutdownGrace: 100 * time.Millisecond}, f.feed, certs.NewStaticSource(cert))
+		cfg := Config{Cluster: c.name, ShutdownGrace: 100 * time.Millisecond}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		gw, err := New(cfg, f.feed, certs.NewStaticSource(cert))
 		require.NoError(t, err)
 		c.gw = gw
-		wg.Go(func() { _ = gw.Run(ctx, c.udp, f.listen) })
+		cctx, stop := context.WithCancel(ctx)
+		c.stop, c.done = stop, make(chan struct{})
+		wg.Go(func() { defer close(c.done); _ = gw.Run(cctx, c.udp, f.listen) })
 		select {
 		case <-gw.Ready():
 		case <-time.After(10 * time.Second):

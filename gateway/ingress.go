@@ -3,9 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net"
-	"strconv"
+	"strings"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -23,54 +22,94 @@ type refusal struct {
 
 func (r *refusal) Error() string { return r.code.String() + ": " + r.msg }
 
-// handleIngress serves one stream opened by a peer gateway.
-func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peerID certs.ID) {
+// refusalCode returns the StreamResponse code of a flow refused by a peer
+// gateway (STREAM_CODE_UNSPECIFIED if err is no refusal). Every refusal
+// comes before any byte reached a backend, so the flow may move to the
+// next candidate; DRAINING (the peer is shutting down) and DIAL_FAILED
+// or NO_ENDPOINTS (its backends) say something different about the peer
+// than a transport error does, which outlier detection may care about.
+func refusalCode(err error) causewayv1.StreamCode {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.code
+	}
+	return causewayv1.StreamCode_STREAM_CODE_UNSPECIFIED
+}
+
+// handleIngress serves one stream opened by the gateway of cluster peer
+// (labelOther if not a member), authenticated as peerID. Whatever goes
+// wrong ends this stream only: a response code, or a reset.
+func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer string, peerID certs.ID) {
 	start := time.Now()
-	g.metrics.active.WithLabelValues("ingress").Inc()
-	defer g.metrics.active.WithLabelValues("ingress").Dec()
+	active := g.metrics.active.WithLabelValues("ingress")
+	active.Inc()
+	defer active.Dec()
+	service, result := labelOther, resultError
+	defer func() { g.metrics.streams.inc("ingress", service, peer, result) }()
 
 	_ = stream.SetReadDeadline(start.Add(g.cfg.HeaderTimeout))
 	h, err := tunnel.ReadHeader(stream, g.cfg.MaxHeaderSize)
 	if err != nil {
-		g.metrics.streams.WithLabelValues("ingress", resultError).Inc()
 		g.log.Debug("bad stream header", "peer", peerID.String(), "err", err)
-		g.refuse(stream, &refusal{causewayv1.StreamCode_STREAM_CODE_BAD_HEADER, err.Error()})
+		g.refuse(stream, &refusal{causewayv1.StreamCode_STREAM_CODE_BAD_HEADER, err.Error()}, tunnel.CodeProtocolError)
 		return
 	}
 	_ = stream.SetReadDeadline(time.Time{})
 
-	backend, ref := g.admitIngress(ctx, h, peerID)
+	v := g.src.View()
+	service = serviceLabel(v, catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()})
+	backend, ref := g.admitIngress(ctx, v, h, peerID)
 	if ref != nil {
-		g.metrics.streams.WithLabelValues("ingress", resultRefused).Inc()
-		g.refuse(stream, ref)
+		result = resultRefused
+		g.log.Debug("stream refused", "peer", peerID.String(), "service", service, "code", ref.code.String(), "err", ref.msg)
+		g.refuse(stream, ref, tunnel.CodeFlowReset)
 		return
 	}
 	_ = stream.SetWriteDeadline(time.Now().Add(g.cfg.HeaderTimeout))
 	if err := tunnel.WriteFrame(stream, &causewayv1.StreamResponse{Code: causewayv1.StreamCode_STREAM_CODE_OK}); err != nil {
-		g.metrics.streams.WithLabelValues("ingress", resultError).Inc()
-		_ = backend.Close()
-		stream.CancelRead(tunnel.CodeFlowReset)
+		resetFlow(backend, stream, tunnel.CodeProtocolError)
 		return
 	}
 	_ = stream.SetWriteDeadline(time.Time{})
+	stop := watchIdle(backend, g.cfg.FlowIdleTimeout, func() { resetFlow(backend, stream, tunnel.CodeFlowReset) })
 	up, down := pipe(backend, stream)
+	stop()
+	result = resultOK
 	g.metrics.bytes.WithLabelValues("ingress").Add(float64(down + up))
-	g.metrics.streams.WithLabelValues("ingress", resultOK).Inc()
 	g.metrics.duration.WithLabelValues("ingress").Observe(time.Since(start).Seconds())
 }
 
-// refuse answers a stream with a refusal and closes it.
-func (g *Gateway) refuse(stream *quic.Stream, r *refusal) {
-	_ = stream.SetWriteDeadline(time.Now().Add(g.cfg.HeaderTimeout))
-	_ = tunnel.WriteFrame(stream, &causewayv1.StreamResponse{Code: r.code, Message: r.msg})
-	_ = stream.Close()
-	stream.CancelRead(tunnel.CodeFlowReset)
+// resetFlow ends a flow both ways at once: the stream is reset with code
+// and the TCP leg closed with RST.
+func resetFlow(tcp *net.TCPConn, stream *quic.Stream, code quic.StreamErrorCode) {
+	stream.CancelWrite(code)
+	stream.CancelRead(code)
+	_ = tcp.SetLinger(0)
+	_ = tcp.Close()
 }
 
-// admitIngress checks a stream header against the peer identity and the
-// catalog and dials a ready local endpoint.
-func (g *Gateway) admitIngress(ctx context.Context, h *causewayv1.StreamHeader, peerID certs.ID) (*net.TCPConn, *refusal) {
-	v := g.src.View()
+// maxRefusalMessage caps the message of a refusal, in bytes.
+const maxRefusalMessage = 256
+
+// refuse answers a stream with a refusal, closes its send side and stops
+// reading it with code (STOP_SENDING).
+func (g *Gateway) refuse(stream *quic.Stream, r *refusal, code quic.StreamErrorCode) {
+	msg := r.msg
+	if len(msg) > maxRefusalMessage { // it may quote the peer's header
+		msg = strings.ToValidUTF8(msg[:maxRefusalMessage], "") + "…"
+	}
+	_ = stream.SetWriteDeadline(time.Now().Add(g.cfg.HeaderTimeout))
+	if err := tunnel.WriteFrame(stream, &causewayv1.StreamResponse{Code: r.code, Message: msg}); err != nil {
+		stream.CancelWrite(code)
+	} else {
+		_ = stream.Close()
+	}
+	stream.CancelRead(code)
+}
+
+// admitIngress checks a stream header against the peer identity, the
+// gateway's state and the catalog v, and dials a ready local endpoint.
+func (g *Gateway) admitIngress(ctx context.Context, v *catalog.View, h *causewayv1.StreamHeader, peerID certs.ID) (*net.TCPConn, *refusal) {
 	src, ok := v.Cluster(h.GetSourceCluster())
 	if !ok || src.GetTrustDomain() != peerID.TrustDomain {
 		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_FORBIDDEN,
@@ -96,46 +135,4 @@ func (g *Gateway) admitIngress(ctx context.Context, h *causewayv1.StreamHeader, 
 		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, err.Error()}
 	}
 	return conn, nil
-}
-
-// dialLocal dials a ready endpoint of a local export on the target of
-// service port port, trying endpoints in random order.
-func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, port uint32) (*net.TCPConn, error) {
-	var sp *causewayv1.ServicePort
-	for _, p := range x.GetPorts() {
-		if p.GetPort() == port && p.GetProtocol() == causewayv1.Protocol_PROTOCOL_TCP {
-			sp = p
-		}
-	}
-	if sp == nil {
-		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_NOT_EXPORTED,
-			"port " + strconv.Itoa(int(port)) + " is not exposed by " + g.cfg.Cluster}
-	}
-	var ready []*causewayv1.Endpoint
-	for _, e := range x.GetEndpoints() {
-		if e.GetReady() {
-			ready = append(ready, e)
-		}
-	}
-	if len(ready) == 0 {
-		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_NO_ENDPOINTS, "no ready endpoint in " + g.cfg.Cluster}
-	}
-	var lastErr error
-	d := net.Dialer{Timeout: g.cfg.DialTimeout}
-	for _, i := range rand.Perm(len(ready)) {
-		e := ready[i]
-		target := port
-		if t, ok := e.GetTargetPorts()[sp.GetName()]; ok && sp.GetName() != "" {
-			target = t
-		} else if t, ok := e.GetTargetPorts()[strconv.Itoa(int(port))]; ok {
-			target = t
-		}
-		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(e.GetAddress(), strconv.Itoa(int(target))))
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return c.(*net.TCPConn), nil
-	}
-	return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, lastErr.Error()}
 }

@@ -5,26 +5,98 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
 )
 
-const copyBufferSize = 32 << 10
+// copyBufferSize is the size of the pooled copy buffers. A flow holds one
+// per direction only while bytes are moving: an idle flow holds none (see
+// copyFromTCP and copyFromStream), so 10,000 idle flows cost no buffers and
+// a busy flow gets a large one (fewer reads, writes and stream handoffs).
+const copyBufferSize = 64 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
 
-// copyCounted copies src to dst with a pooled buffer and returns the bytes
-// written and the first read error that is not io.EOF (nil on a clean EOF),
-// or the write error.
-func copyCounted(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
+func putBuf(b *[]byte) { bufPool.Put(b) }
+
+// copyFromTCP copies src to dst until EOF and returns the bytes written and
+// the first read error (nil on a clean EOF), or the write error. It waits
+// for src to be readable without holding a buffer: a buffer is taken from
+// the pool when data is there and returned as soon as a read would block.
+func copyFromTCP(dst io.Writer, src *net.TCPConn) (n int64, readErr, writeErr error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return 0, err, nil
+	}
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			putBuf(bp)
+		}
+	}()
+	var nr int
+	var rerr error
+	read := func(fd uintptr) bool {
+		if bp == nil {
+			bp = getBuf()
+		}
+		for {
+			nr, rerr = syscall.Read(int(fd), *bp)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			putBuf(bp) // nothing to read: wait without a buffer
+			bp = nil
+			return false
+		}
+		return true
+	}
 	for {
-		nr, rerr := src.Read(buf)
+		if err := rc.Read(read); err != nil {
+			return n, err, nil // closed, or a deadline
+		}
+		switch {
+		case rerr != nil:
+			return n, rerr, nil // ECONNRESET and the like
+		case nr <= 0:
+			return n, nil, nil // EOF
+		}
+		nw, werr := dst.Write((*bp)[:nr])
+		n += int64(nw)
+		if werr != nil {
+			return n, nil, werr
+		}
+	}
+}
+
+// copyFromStream copies src to dst until EOF and returns the bytes written
+// and the first read error that is not io.EOF, or the write error. Like
+// copyFromTCP it holds no buffer while the stream is idle: it waits with a
+// one-byte Peek, then reads what is there into a pooled buffer, which it
+// keeps only while reads fill it.
+func copyFromStream(dst io.Writer, src *quic.Stream) (n int64, readErr, writeErr error) {
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			putBuf(bp)
+		}
+	}()
+	var one [1]byte
+	for {
+		if bp == nil {
+			// Errors (EOF, reset, deadline) come again from Read below,
+			// which also lets the stream account for its end.
+			_, _ = src.Peek(one[:])
+			bp = getBuf()
+		}
+		nr, rerr := src.Read(*bp)
 		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
+			nw, werr := dst.Write((*bp)[:nr])
 			n += int64(nw)
 			if werr != nil {
 				return n, nil, werr
@@ -36,12 +108,17 @@ func copyCounted(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error
 			}
 			return n, rerr, nil
 		}
+		if nr < len(*bp) { // drained what had arrived: wait without a buffer
+			putBuf(bp)
+			bp = nil
+		}
 	}
 }
 
 // pipe carries a flow between a TCP connection and a QUIC stream until both
 // directions end. FIN maps to FIN; an error (RST) on one side resets the
-// other. It returns the bytes carried tcp→stream and stream→tcp.
+// other. It returns the bytes carried tcp→stream and stream→tcp. It runs
+// one goroutine besides the caller's: each direction needs a blocked read.
 func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 	// reset ends the flow both ways: a TCP RST becomes a stream reset and
 	// a stream reset (or a peer that stopped reading) becomes a TCP RST.
@@ -54,7 +131,7 @@ func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var rerr, werr error
-		up, rerr, werr = copyCounted(stream, tcp)
+		up, rerr, werr = copyFromTCP(stream, tcp)
 		if rerr != nil || werr != nil {
 			reset()
 			return
@@ -62,7 +139,7 @@ func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 		_ = stream.Close() // FIN
 	})
 	var rerr, werr error
-	down, rerr, werr = copyCounted(tcp, stream)
+	down, rerr, werr = copyFromStream(tcp, stream)
 	if rerr != nil || werr != nil {
 		reset()
 	} else {
@@ -78,7 +155,7 @@ func pipeTCP(client, backend *net.TCPConn) (up, down int64) {
 	var wg sync.WaitGroup
 	one := func(dst, src *net.TCPConn, n *int64) {
 		var rerr, werr error
-		*n, rerr, werr = copyCounted(dst, src)
+		*n, rerr, werr = copyFromTCP(dst, src)
 		if rerr != nil || werr != nil {
 			_ = client.SetLinger(0)
 			_ = backend.SetLinger(0)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -17,6 +19,16 @@ func (g *Gateway) openStream(ctx context.Context, cluster string, t egressTarget
 	if err != nil {
 		return nil, err
 	}
+	g.conns.track(cluster, conn) // for the RTT gauge; cheap when known
+	return g.openStreamOn(ctx, conn, cluster, t, source)
+}
+
+// openStreamOn opens a flow on conn, a connection to cluster's gateway:
+// opening the stream, writing the header and reading the response take at
+// most HeaderTimeout together, so a peer that never answers costs one
+// HeaderTimeout. Any error means no byte of the client reached a backend;
+// a non-OK response is a *refusal.
+func (g *Gateway) openStreamOn(ctx context.Context, conn *quic.Conn, cluster string, t egressTarget, source string) (*quic.Stream, error) {
 	deadline := time.Now().Add(g.cfg.HeaderTimeout)
 	octx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -25,6 +37,21 @@ func (g *Gateway) openStream(ctx context.Context, cluster string, t egressTarget
 		return nil, fmt.Errorf("open stream to %s: %w", cluster, err)
 	}
 	_ = stream.SetDeadline(deadline)
+	// ctx ending (the instance was abandoned, the gateway stops) cuts the
+	// wait for the response short. Once the response is read, it no longer
+	// touches the stream.
+	var (
+		abortMu sync.Mutex
+		settled bool
+	)
+	stopAbort := context.AfterFunc(octx, func() {
+		abortMu.Lock()
+		defer abortMu.Unlock()
+		if !settled {
+			_ = stream.SetDeadline(time.Now())
+		}
+	})
+	defer stopAbort()
 	h := &causewayv1.StreamHeader{
 		Version:        tunnel.HeaderVersion,
 		Namespace:      t.key.Namespace,
@@ -41,6 +68,14 @@ func (g *Gateway) openStream(ctx context.Context, cluster string, t egressTarget
 		return nil, fmt.Errorf("send header to %s: %w", cluster, err)
 	}
 	resp, err := tunnel.ReadResponse(stream, g.cfg.MaxHeaderSize)
+	abortMu.Lock()
+	settled = true
+	abortMu.Unlock()
+	if err == nil && octx.Err() != nil && !errors.Is(context.Cause(octx), context.DeadlineExceeded) {
+		// The response arrived, but the attempt was abandoned meanwhile and
+		// the stream's deadline may have cut it: give up on it anyway.
+		err = fmt.Errorf("attempt abandoned: %w", context.Cause(octx))
+	}
 	if err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
 		stream.CancelWrite(tunnel.CodeProtocolError)

@@ -117,15 +117,84 @@ func TestResponseWithoutCode(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformedFrame)
 }
 
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// FuzzReadHeader feeds arbitrary bytes, as a hostile peer's stream would,
+// to the header decoder under a small limit. It must never panic, never
+// read past the frame (prefix + at most limit bytes), and only return
+// headers that validate and survive a re-encode.
 func FuzzReadHeader(f *testing.F) {
-	good, _ := proto.Marshal(validHeader())
-	f.Add(frame(good))
-	f.Add([]byte{0xff, 0xff})
-	f.Add([]byte{})
+	good, err := proto.Marshal(validHeader())
+	require.NoError(f, err)
+	mutated := func(m func(h *causewayv1.StreamHeader)) []byte {
+		h := validHeader()
+		m(h)
+		b, err := proto.Marshal(h)
+		require.NoError(f, err)
+		return frame(b)
+	}
+	seeds := [][]byte{
+		frame(good),
+		append(frame(good), "GET / HTTP/1.1\r\n"...), // payload after the header
+		{},           // nothing
+		{0x01},       // half a prefix
+		{0xff, 0xff}, // oversize prefix, no body
+		append([]byte{0x10, 0x01}, make([]byte, 0x1001)...),                // one byte over the limit
+		frame(good)[:len(good)/2],                                          // truncated body
+		frame([]byte{0xff, 0xff, 0xff, 0xff}),                              // garbage protobuf
+		frame([]byte{0x0a, 0x80}),                                          // truncated varint tag
+		frame(nil),                                                         // empty header
+		mutated(func(h *causewayv1.StreamHeader) { h.Version = 2 }),        // wrong version
+		mutated(func(h *causewayv1.StreamHeader) { h.Service = "E/../x" }), // bad label
+		mutated(func(h *causewayv1.StreamHeader) { h.Namespace = strings.Repeat("a", 64) }),
+		mutated(func(h *causewayv1.StreamHeader) { h.Port = 1 << 20 }),
+		mutated(func(h *causewayv1.StreamHeader) { h.Protocol = causewayv1.Protocol_PROTOCOL_UDP }),
+		mutated(func(h *causewayv1.StreamHeader) { h.SourceCluster = "" }),
+		append(frame(good[:0:0]), good...), // a zero-length frame followed by bytes
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	const limit = DefaultMaxHeaderSize
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := ReadHeader(bytes.NewReader(data), DefaultMaxHeaderSize)
-		if err == nil && ValidateHeader(h) != nil {
-			t.Fatalf("accepted an invalid header %v", h)
+		r := &countingReader{r: bytes.NewReader(data)}
+		h, err := ReadHeader(r, limit)
+		if r.n > prefixLen+limit {
+			t.Fatalf("read %d bytes, more than a frame of the limit", r.n)
+		}
+		if err != nil {
+			if h != nil {
+				t.Fatalf("returned a header with error %v", err)
+			}
+			if !errors.Is(err, ErrFrameTooLarge) && !errors.Is(err, ErrMalformedFrame) &&
+				!errors.Is(err, ErrInvalidHeader) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("error of no known kind: %v", err)
+			}
+			return
+		}
+		if verr := ValidateHeader(h); verr != nil {
+			t.Fatalf("accepted an invalid header %v: %v", h, verr)
+		}
+		if want := prefixLen + int(binary.BigEndian.Uint16(data)); r.n != want {
+			t.Fatalf("consumed %d bytes, frame is %d", r.n, want)
+		}
+		var buf bytes.Buffer
+		if err := WriteFrame(&buf, h); err != nil {
+			t.Fatalf("re-encode accepted header: %v", err)
+		}
+		again, err := ReadHeader(&buf, MaxFrameSize)
+		if err != nil || !proto.Equal(h, again) {
+			t.Fatalf("re-encoded header does not round-trip: %v", err)
 		}
 	})
 }

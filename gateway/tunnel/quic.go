@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -24,16 +25,21 @@ const (
 
 // Config holds the QUIC transport knobs. The zero value is valid.
 type Config struct {
-	// KeepAlivePeriod is how often an idle connection sends a PING.
-	// If zero, defaults to 1s.
+	// KeepAlivePeriod is how long after the last packet received a
+	// connection sends a PING. If zero, defaults to 500ms.
 	KeepAlivePeriod time.Duration
-	// IdleTimeout closes a connection that received nothing for this long,
-	// which is how a dead peer is detected. If zero, defaults to 3s.
+	// IdleTimeout closes a connection whose peer went silent, which is how
+	// a dead peer is detected. QUIC counts it from the first ack-eliciting
+	// packet sent after the last packet received (at the latest the
+	// keep-alive), so a dead peer is noticed within KeepAlivePeriod +
+	// IdleTimeout. If zero, defaults to 2.5s (3s with the keep-alive).
 	IdleTimeout time.Duration
 	// HandshakeTimeout bounds the handshake. If zero, defaults to 5s.
 	HandshakeTimeout time.Duration
-	// MaxIncomingStreams caps concurrent streams a peer may open on one
-	// connection. If zero, defaults to 4096.
+	// MaxIncomingStreams caps concurrent streams (tunneled flows) a peer may
+	// open on one connection; a peer over the limit waits for a stream slot
+	// (bounded by its HeaderTimeout). If zero, defaults to
+	// DefaultMaxIncomingStreams.
 	MaxIncomingStreams int64
 	// MaxStreamReceiveWindow is the per-stream flow-control window.
 	// If zero, defaults to 8 MiB.
@@ -43,19 +49,42 @@ type Config struct {
 	MaxConnectionReceiveWindow uint64
 }
 
+// DefaultMaxIncomingStreams is the default stream limit per connection:
+// above the 10,000 concurrent flows one peer must carry (bench target).
+const DefaultMaxIncomingStreams = 16384
+
+// maxStreamLimit is the largest stream count QUIC can express (RFC 9000).
+const maxStreamLimit = 1 << 60
+
+// Validate reports the first problem of c (zero fields are valid).
+func (c Config) Validate() error {
+	switch {
+	case c.KeepAlivePeriod < 0, c.IdleTimeout < 0, c.HandshakeTimeout < 0:
+		return fmt.Errorf("tunnel config: negative keep-alive %s, idle %s or handshake timeout %s",
+			c.KeepAlivePeriod, c.IdleTimeout, c.HandshakeTimeout)
+	case c.MaxIncomingStreams < 0 || c.MaxIncomingStreams > maxStreamLimit:
+		return fmt.Errorf("tunnel config: max incoming streams %d not in 0..2^60", c.MaxIncomingStreams)
+	}
+	d := c.WithDefaults()
+	if d.KeepAlivePeriod >= d.IdleTimeout {
+		return fmt.Errorf("tunnel config: keep-alive period %s must be below idle timeout %s", d.KeepAlivePeriod, d.IdleTimeout)
+	}
+	return nil
+}
+
 // WithDefaults returns c with zero fields replaced by defaults.
 func (c Config) WithDefaults() Config {
 	if c.KeepAlivePeriod == 0 {
-		c.KeepAlivePeriod = time.Second
+		c.KeepAlivePeriod = 500 * time.Millisecond
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 3 * time.Second
+		c.IdleTimeout = 2500 * time.Millisecond
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 5 * time.Second
 	}
 	if c.MaxIncomingStreams == 0 {
-		c.MaxIncomingStreams = 4096
+		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
 	if c.MaxStreamReceiveWindow == 0 {
 		c.MaxStreamReceiveWindow = 8 << 20

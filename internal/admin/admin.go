@@ -54,6 +54,11 @@ func New(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
+// Handle registers h for pattern (http.ServeMux syntax, e.g.
+// "GET /explain"), for a component's own admin endpoint. Call it before
+// Serve.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // Serve serves on ln until ctx ends, then shuts down within 2s.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}

@@ -71,7 +71,9 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 		announce(ctx, conn, c.Instance, c.Advertise, log)
 		return nil
 	})
-	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat)}))
+	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat)})
+	adm.Handle("GET /explain", gw.ExplainHandler())
+	serveAdmin(g, adminLn, adm)
 	log.Info("gateway started", "listen", udp.LocalAddr().String(), "advertise", c.Advertise, "admin", adminLn.Addr().String())
 	return g.Wait()
 }
