@@ -211,6 +211,30 @@ type GatewayConfig struct {
 	Admin string `json:"admin,omitempty"`
 	// ShutdownGrace lets open flows finish on SIGTERM (default 1s).
 	ShutdownGrace metav1.Duration `json:"shutdownGrace,omitempty"`
+	// Limits of the data plane; zero fields take the gateway's defaults
+	// (gateway/README.md).
+	Limits GatewayLimits `json:"limits,omitempty"`
+}
+
+// GatewayLimits are the gateway's configurable limits.
+type GatewayLimits struct {
+	// MaxHeaderSize caps a stream header, bytes (default 4096).
+	MaxHeaderSize int `json:"maxHeaderSize,omitempty"`
+	// HeaderTimeout bounds reading a stream header or response (5s).
+	HeaderTimeout metav1.Duration `json:"headerTimeout,omitempty"`
+	// DialTimeout bounds dialing a backend or a peer (3s).
+	DialTimeout metav1.Duration `json:"dialTimeout,omitempty"`
+	// FlowIdleTimeout closes a flow without bytes either way (1h).
+	FlowIdleTimeout metav1.Duration `json:"flowIdleTimeout,omitempty"`
+	// MaxStreamsPerPeer caps concurrent flows a peer connection may open
+	// (16384).
+	MaxStreamsPerPeer int64 `json:"maxStreamsPerPeer,omitempty"`
+	// KeepAlivePeriod and IdleTimeout of peer connections (500ms, 2.5s): a
+	// dead peer is detected within their sum.
+	KeepAlivePeriod metav1.Duration `json:"keepAlivePeriod,omitempty"`
+	IdleTimeout     metav1.Duration `json:"idleTimeout,omitempty"`
+	// MaxAttempts bounds the candidates one flow tries (3).
+	MaxAttempts int `json:"maxAttempts,omitempty"`
 }
 
 // DNSShimConfig is the file of `causeway dnsshim --config`.
@@ -399,6 +423,9 @@ func (c *GatewayConfig) validate() error {
 	}
 	if len(c.Advertise) == 0 {
 		return fmt.Errorf("advertise: required when listen (%s) names no host", c.Listen)
+	}
+	if err := c.gatewayConfig().Validate(); err != nil {
+		return fmt.Errorf("limits: %w", err)
 	}
 	for _, a := range c.Advertise {
 		if host, _, err := net.SplitHostPort(a); err != nil || host == "" || checkHostPort(a) != nil {

@@ -96,6 +96,8 @@ func TestLoadGatewayAndDNSConfig(t *testing.T) {
 		{"bad advertise", goodClient + "instance: gw-1\nadvertise: [\":4433\"]\n", "advertise"},
 		{"bad instance", goodClient + "instance: GW_1\nlisten: 10.0.0.5:4433\n", "instance"},
 		{"unknown field", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\nport: 1\n", `unknown field "port"`},
+		{"bad limits", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\nlimits: {keepAlivePeriod: 5s, idleTimeout: 1s}\n", "limits:"},
+		{"negative limit", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\nlimits: {dialTimeout: -1s}\n", "limits:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadGatewayConfig(writeConfig(t, tc.body))

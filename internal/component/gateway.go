@@ -48,8 +48,9 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 		_ = g.Stop()
 		return err
 	}
-	gw, err := gateway.New(gateway.Config{Cluster: c.Cluster, ShutdownGrace: c.ShutdownGrace.Duration,
-		Logger: log, Registerer: reg}, cat, ident.cert)
+	gcfg := c.gatewayConfig()
+	gcfg.Logger, gcfg.Registerer = log, reg
+	gw, err := gateway.New(gcfg, cat, ident.cert)
 	if err != nil {
 		_ = g.Stop()
 		return err
@@ -105,4 +106,17 @@ func announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// gatewayConfig is the gateway package's configuration of c (no logger
+// or registry).
+func (c *GatewayConfig) gatewayConfig() gateway.Config {
+	l := c.Limits
+	gcfg := gateway.Config{Cluster: c.Cluster, ShutdownGrace: c.ShutdownGrace.Duration,
+		MaxHeaderSize: l.MaxHeaderSize, HeaderTimeout: l.HeaderTimeout.Duration, DialTimeout: l.DialTimeout.Duration,
+		FlowIdleTimeout: l.FlowIdleTimeout.Duration, MaxAttempts: l.MaxAttempts}
+	gcfg.Tunnel.MaxIncomingStreams = l.MaxStreamsPerPeer
+	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
+	gcfg.Tunnel.IdleTimeout = l.IdleTimeout.Duration
+	return gcfg
 }
