@@ -18,6 +18,7 @@ import (
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -50,11 +51,19 @@ func TestAnswersFollowTheFederation(t *testing.T) {
 		stops = append(stops, done)
 		return f, path
 	}
-	east, eastFile := startFederator("east", "10.1.0.0/24", "version: 1\nservices: []\n")
+	_, eastFile := startFederator("east", "10.1.0.0/24", "version: 1\nservices: []\n")
 	west, _ := startFederator("west", "10.2.0.0/24", "version: 1\nservices: []\n")
-	gwDone := make(chan error, 1)
-	go func() { gwDone <- east.AnnounceGateway(ctx, "gw-0", []string{"127.0.0.1:1"}, 0) }()
-	stops = append(stops, gwDone)
+	// east's gateway, announced as Federator.AnnounceGateway does (a record
+	// on a 5 s lease), by hand so the test can let the lease expire.
+	st := store.New(cli, store.Options{})
+	announce := func() *concurrency.Session {
+		sess, err := concurrency.NewSession(cli, concurrency.WithTTL(5))
+		require.NoError(t, err)
+		require.NoError(t, st.RegisterGateway(ctx, sess, &causewayv1.GatewayRecord{Cluster: "east", Instance: "gw-0", Addresses: []string{"127.0.0.1:1"}}))
+		t.Cleanup(func() { _ = sess.Close() })
+		return sess
+	}
+	gw := announce()
 
 	// west's catalog over real gRPC.
 	gs := grpc.NewServer()
@@ -136,11 +145,22 @@ services:
 `)
 	eventually("endpoint unready", db, dns.RcodeSuccess, []string{"10.8.1.2"})
 
-	st := store.New(cli, store.Options{})
 	require.NoError(t, st.PutDrain(ctx, &causewayv1.DrainRecord{Cluster: "east", Reason: "test"}))
 	eventually("east drained", db, dns.RcodeNameError, nil)
 	require.NoError(t, st.DeleteDrain(ctx, "east", "", ""))
 	eventually("east undrained", db, dns.RcodeSuccess, []string{"10.8.1.2"})
+
+	// east's gateway dies without revoking its lease (a crash, a partition):
+	// its headless endpoints leave the answers once the 5 s lease expires,
+	// plus the propagation time. The ClusterSetIP answer stays: it is west's
+	// own VIP, and west's gateway routes around the dead cluster.
+	gw.Orphan()
+	dead := time.Now()
+	eventually("east's gateway lease expired", db, dns.RcodeNameError, nil)
+	require.Less(t, time.Since(dead), 5*time.Second+3*time.Second, "dropped within the lease TTL and the propagation time")
+	eventually("ClusterSetIP kept", echo, dns.RcodeSuccess, []string{"10.2.0.1"})
+	announce()
+	eventually("east's gateway back", db, dns.RcodeSuccess, []string{"10.8.1.2"})
 
 	write("version: 1\nservices: []\n")
 	eventually("export removed", echo, dns.RcodeNameError, nil)

@@ -112,7 +112,7 @@ func (s *Server) nameServer(name string, qtype uint16, local net.Addr) result {
 		return result{}
 	}
 	ap, err := netip.ParseAddrPort(local.String())
-	if err != nil {
+	if err != nil || ap.Addr().IsUnspecified() { // a wildcard socket: no address to give
 		return result{}
 	}
 	return s.addrRRs(name, qtype, []netip.Addr{ap.Addr().Unmap()})
@@ -195,7 +195,10 @@ func (s *Server) service(v *catalog.View, imp *causewayv1.ImportRecord, key cata
 		for _, p := range imp.GetPorts() {
 			if p.GetName() != "" {
 				r := s.srv(name, svcName, p, addrs, eps)
-				res.answer, res.extra = append(res.answer, r.answer...), append(res.extra, r.extra...)
+				res.answer = append(res.answer, r.answer...)
+				if res.extra == nil { // the same targets for every port
+					res.extra = r.extra
+				}
 			}
 		}
 		return res
@@ -247,7 +250,7 @@ func (s *Server) srv(name, svcName string, p *causewayv1.ServicePort, addrs []ne
 // pod answers <host>.<cluster>.<svc>.<ns>.svc.<zone> of a headless service.
 func (s *Server) pod(v *catalog.View, key catalog.ServiceKey, name, cluster, host string, qtype uint16) result {
 	for _, e := range readyEndpoints(v, key) {
-		if e.cluster == cluster && e.host == host {
+		if e.cluster == cluster && strings.EqualFold(e.host, host) {
 			return s.addrRRs(name, qtype, []netip.Addr{e.addr})
 		}
 	}

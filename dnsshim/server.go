@@ -6,16 +6,25 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/miekg/dns"
 )
 
-// ViewSource is the catalog the shim answers from.
+// ViewSource is the catalog the shim answers from. If it also has an
+// IsReady() bool method (catalog.Client does), the shim answers SERVFAIL
+// until it reports ready, so resolvers do not cache NXDOMAIN for names
+// that only wait for the first snapshot.
 type ViewSource interface {
 	View() *catalog.View
 }
+
+// readiness is the optional side of a ViewSource.
+type readiness interface{ IsReady() bool }
+
+var _ readiness = (*catalog.Client)(nil)
 
 // Server is an authoritative DNS server for the clusterset zone.
 type Server struct {
@@ -23,6 +32,7 @@ type Server struct {
 	src     ViewSource
 	log     *slog.Logger
 	metrics *metrics
+	ready   atomic.Bool // latches once src reports ready
 }
 
 // New returns a server answering for cfg.Cluster from src.
@@ -46,7 +56,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 		defer func() { _ = pc.Close(); <-udpDone }()
 	}
 	if ln != nil {
-		servers = append(servers, &dns.Server{Listener: ln, Handler: s,
+		servers = append(servers, &dns.Server{Listener: ln, Handler: s, MsgAcceptFunc: acceptQuery,
 			ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
 	}
 	errc := make(chan error, len(servers))
@@ -81,39 +91,69 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	return err
 }
 
+// acceptQuery hands every message but responses to ServeDNS, which
+// answers other opcodes and question counts itself (as over UDP) and counts
+// them.
+func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	if dh.Bits&(1<<15) != 0 { // QR: a response, never answered
+		return dns.MsgIgnore
+	}
+	return dns.MsgAccept
+}
+
 // ServeDNS answers one query (the TCP path, tests and fuzzing).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
 	_, isTCP := w.RemoteAddr().(*net.TCPAddr)
-	m, size := s.reply(r, w.LocalAddr(), !isTCP)
+	m, size, _ := s.reply(s.view(), r, w.LocalAddr(), !isTCP)
 	fit(m, size)
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("write dns answer", "err", err)
 	}
+	s.metrics.count(r, m.Rcode).Inc()
+	if isTCP {
+		s.metrics.tcpDuration.Observe(time.Since(start).Seconds())
+	} else {
+		s.metrics.udpDuration.Observe(time.Since(start).Seconds())
+	}
 }
 
-// reply builds the answer to r and counts it. size is the most the answer
-// may take on the wire; callers trim it with fit only when it is larger, so
-// the common small answer is packed exactly once.
-func (s *Server) reply(r *dns.Msg, local net.Addr, udp bool) (m *dns.Msg, size int) {
-	start := time.Now()
-	m = s.answer(local, r)
-	qtype := "other"
-	if len(r.Question) == 1 {
-		qtype = qtypeLabel(r.Question[0].Qtype)
+// view returns the view to answer from, or nil while the source is not
+// ready (SERVFAIL).
+func (s *Server) view() *catalog.View {
+	if !s.ready.Load() {
+		if r, ok := s.src.(readiness); ok && !r.IsReady() {
+			return nil
+		}
+		s.ready.Store(true)
 	}
-	size, transport := dns.MaxMsgSize, "tcp"
+	return s.src.View()
+}
+
+// reply builds the answer to r from v (nil: not ready). size is the most
+// the answer may take on the wire; callers trim it with fit only when it is
+// larger, so the common small answer is packed exactly once. cacheable
+// reports whether the answer depends only on v, the local address and the
+// query (so the UDP path may replay it for the same question).
+func (s *Server) reply(v *catalog.View, r *dns.Msg, local net.Addr, udp bool) (m *dns.Msg, size int, cacheable bool) {
+	m = s.answer(v, local, r)
+	size = dns.MaxMsgSize
 	m.Compress = true
 	if udp {
 		// The client's EDNS0 size, but never more than the size we
 		// advertise: larger UDP replies risk fragmentation.
-		size, transport = dns.MinMsgSize, "udp"
-		if opt := r.IsEdns0(); opt != nil {
-			size = max(dns.MinMsgSize, min(int(opt.UDPSize()), ednsUDPSize))
-		}
+		size = udpLimit(r.IsEdns0())
 	}
-	s.metrics.queries.WithLabelValues(qtype, dns.RcodeToString[m.Rcode]).Inc()
-	s.metrics.duration.WithLabelValues(transport).Observe(time.Since(start).Seconds())
-	return m, size
+	return m, size, v != nil
+}
+
+// udpLimit is the most an answer over UDP may take: 512 bytes, or the
+// query's EDNS0 size capped at the size the shim advertises.
+func udpLimit(opt *dns.OPT) int {
+	if opt == nil {
+		return dns.MinMsgSize
+	}
+	return max(dns.MinMsgSize, min(int(opt.UDPSize()), ednsUDPSize))
 }
 
 // ednsUDPSize is the EDNS0 payload size the shim advertises and the most it
@@ -138,7 +178,7 @@ func fit(m *dns.Msg, size int) {
 	m.Truncate(size)
 }
 
-func (s *Server) answer(local net.Addr, r *dns.Msg) *dns.Msg {
+func (s *Server) answer(v *catalog.View, local net.Addr, r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Compress = true
@@ -175,8 +215,11 @@ func (s *Server) answer(local net.Addr, r *dns.Msg) *dns.Msg {
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
+	if v == nil { // the catalog has not arrived yet
+		m.Rcode = dns.RcodeServerFailure
+		return m
+	}
 	m.Authoritative = true
-	v := s.src.View() // one view for the whole answer
 	res := s.resolve(v, q, local)
 	switch {
 	case res.nxdomain:

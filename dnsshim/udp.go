@@ -6,27 +6,41 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 
+	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // serveUDP answers UDP queries on pc until it is closed. A few readers share
-// the socket, each reusing its buffers, so a query costs no goroutine and
-// almost no allocation beyond the answer itself.
+// the socket (GOMAXPROCS, at least 2, so one reads while another writes),
+// each with its own buffers and answer cache, so a query costs no goroutine,
+// no lock and, once its answer is cached, almost no allocation. On a
+// *net.UDPConn readers move datagrams in batches (recvmmsg/sendmmsg on
+// Linux): under load one system call carries many queries or answers.
 func (s *Server) serveUDP(pc net.PacketConn) {
 	var wg sync.WaitGroup
+	bc := newBatchConn(pc)
 	for range max(2, runtime.GOMAXPROCS(0)) {
-		wg.Go(func() { s.udpReader(pc) })
+		if bc != nil {
+			wg.Go(func() { s.batchReader(bc, pc.LocalAddr()) })
+		} else {
+			wg.Go(func() { s.udpReader(pc) })
+		}
 	}
 	wg.Wait()
 }
 
+// udpReader answers queries on pc one datagram at a time, for packet
+// conns that are not UDP sockets.
 func (s *Server) udpReader(pc net.PacketConn) {
 	in := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, ednsUDPSize)
 	local := pc.LocalAddr()
+	c := newAnswerCache()
 	for {
-		n, peer, err := pc.ReadFrom(in)
+		n, from, err := pc.ReadFrom(in)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -38,39 +52,65 @@ func (s *Server) udpReader(pc net.PacketConn) {
 			s.log.Debug("read dns query", "err", err)
 			continue
 		}
-		if n < dnsHeaderSize {
-			continue // not even a header: nothing to answer
-		}
-		r := new(dns.Msg)
-		if err := r.Unpack(in[:n]); err != nil {
-			s.writeUDP(pc, peer, formErr(in[:n]), dns.MinMsgSize, out)
+		start := time.Now()
+		b, counter := s.handlePacket(c, local, in[:n], out)
+		if b == nil {
 			continue
 		}
-		m, size := s.reply(r, local, true)
-		s.writeUDP(pc, peer, m, size, out)
+		if _, err := pc.WriteTo(b, from); err != nil {
+			s.log.Debug("write dns answer", "peer", from.String(), "err", err)
+		}
+		counter.Inc()
+		s.metrics.udpDuration.Observe(time.Since(start).Seconds())
 	}
 }
 
-const dnsHeaderSize = 12
-
-// writeUDP packs m into buf and sends it; an answer over size is trimmed
-// with fit and packed again (rare: most answers fit at the first pack).
-func (s *Server) writeUDP(pc net.PacketConn, peer net.Addr, m *dns.Msg, size int, buf []byte) {
-	if m == nil {
-		return
+// handlePacket answers one UDP query packet: from c when it holds the
+// answer, else by the full path (whose answer it then caches). It returns
+// the answer's bytes (in out or in c; valid until the next call) and the
+// counter to count it with, or nil when the packet gets no answer.
+func (s *Server) handlePacket(c *answerCache, local net.Addr, pkt, out []byte) ([]byte, prometheus.Counter) {
+	if len(pkt) < dnsHeaderSize || pkt[2]&0x80 != 0 {
+		return nil, nil // not even a header, or a response: never answered
 	}
-	b, err := m.PackBuffer(buf[:cap(buf)])
+	q, plain := parseQuery(pkt)
+	var v *catalog.View
+	if plain {
+		v = s.view()
+		if ans := c.get(v, q); ans != nil {
+			return ans.copyTo(out, pkt), ans.counter
+		}
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(pkt); err != nil {
+		m := formErr(pkt)
+		if m == nil {
+			return nil, nil
+		}
+		b, err := m.PackBuffer(out[:cap(out)])
+		if err != nil {
+			return nil, nil
+		}
+		return b, s.metrics.counter(0, dns.RcodeFormatError)
+	}
+	if !plain {
+		v = s.view()
+	}
+	m, size, cacheable := s.reply(v, r, local, true)
+	b, err := m.PackBuffer(out[:cap(out)])
 	if err == nil && len(b) > size {
 		fit(m, size)
-		b, err = m.PackBuffer(buf[:cap(buf)])
+		b, err = m.PackBuffer(out[:cap(out)])
 	}
 	if err != nil {
 		s.log.Debug("pack dns answer", "err", err)
-		return
+		return nil, nil
 	}
-	if _, err := pc.WriteTo(b, peer); err != nil {
-		s.log.Debug("write dns answer", "peer", peer.String(), "err", err)
+	counter := s.metrics.count(r, m.Rcode)
+	if plain && cacheable {
+		c.put(v, q, b, counter)
 	}
+	return b, counter
 }
 
 // formErr answers a packet that has a header but does not parse, echoing
