@@ -43,8 +43,11 @@ func (f *Federator) announceGateway(ctx context.Context, instance string, addrs 
 				}
 			}
 			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, _ = f.store.Client().Revoke(rctx, sess.Lease())
+			_, rerr := f.store.Client().Revoke(rctx, sess.Lease())
 			cancel()
+			if ctx.Err() != nil {
+				f.log.Info("gateway announcement withdrawn", "instance", instance, "revoked", rerr == nil)
+			}
 			_ = sess.Close()
 		}
 		if err != nil && ctx.Err() == nil {

@@ -61,9 +61,10 @@ type instance struct {
 	retired  bool
 	open     int
 	// abandon ends when streams still waiting for their response on conn
-	// should give up and move to another candidate: the instance went
-	// silent or left the catalog (a SIGKILLed gateway's lease is revoked
-	// at once). Streams already answered are not affected.
+	// should give up and move to another candidate: the instance left the
+	// catalog (a SIGKILLed gateway's lease is revoked at once). Silence
+	// alone does not abandon them: on a loaded host a live peer can be
+	// quiet for a second. Streams already answered are not affected.
 	abandon     context.Context
 	abandonConn context.CancelFunc
 }
@@ -153,6 +154,7 @@ func (g *Gateway) syncPeersLocked(v *catalog.View, activate string) {
 		}
 		for key, in := range p.instances {
 			if _, ok := want[key]; !ok {
+				in.log.Info("peer gateway instance left the catalog; pending flows move on, open ones finish")
 				in.retire()
 				delete(p.instances, key)
 			}
@@ -369,9 +371,6 @@ func (g *Gateway) watchConn(in *instance, conn *quic.Conn) bool {
 			changed := in.conn == conn && in.silent != silent
 			if changed {
 				in.silent = silent
-				if silent {
-					in.abandonPendingLocked()
-				}
 			}
 			in.mu.Unlock()
 			if changed && silent {

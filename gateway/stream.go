@@ -71,9 +71,10 @@ func (g *Gateway) openStreamOn(ctx context.Context, conn *quic.Conn, cluster str
 	abortMu.Lock()
 	settled = true
 	abortMu.Unlock()
-	if err == nil && octx.Err() != nil && !errors.Is(context.Cause(octx), context.DeadlineExceeded) {
-		// The response arrived, but the attempt was abandoned meanwhile and
-		// the stream's deadline may have cut it: give up on it anyway.
+	if octx.Err() != nil && !errors.Is(context.Cause(octx), context.DeadlineExceeded) {
+		// The attempt was abandoned (ctx ended): the deadline set above cut
+		// the read, or the response raced it. Give up either way, as a
+		// cancellation, which says nothing about the peer's health.
 		err = fmt.Errorf("attempt abandoned: %w", context.Cause(octx))
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -471,6 +472,46 @@ func startLoop(workers int, fn func(ctx context.Context) (string, error)) *traff
 	return l
 }
 
+// startOpenTraffic starts a GET every interval (each on a new
+// connection), at most 64 in flight, whether or not earlier ones have
+// answered: a request hanging on a dead peer does not hold the next ones
+// back, as it would with a fixed set of sequential workers.
+func startOpenTraffic(url string, interval time.Duration) *trafficLoop {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &trafficLoop{cancel: cancel}
+	slots := make(chan struct{}, 64)
+	l.wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for n := 0; n < 200000; n++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				continue // 64 in flight: skip this tick
+			}
+			l.wg.Go(func() {
+				defer func() { <-slots }()
+				r := result{start: time.Now()}
+				r.cluster, r.err = get(ctx, client, url)
+				r.end = time.Now()
+				if ctx.Err() != nil {
+					return
+				}
+				l.mu.Lock()
+				l.results = append(l.results, r)
+				l.mu.Unlock()
+			})
+		}
+	})
+	return l
+}
+
 func (l *trafficLoop) stop() []result {
 	l.cancel()
 	l.wg.Wait()
@@ -499,6 +540,7 @@ func (l *trafficLoop) waitServedBy(tb testing.TB, t time.Time, cluster string, n
 	var at time.Time
 	require.Eventually(tb, func() bool {
 		rs := l.since(t)
+		sort.Slice(rs, func(i, j int) bool { return rs[i].start.Before(rs[j].start) })
 		run := 0
 		for i, r := range rs {
 			if r.err == nil && r.cluster == cluster {

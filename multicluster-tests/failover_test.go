@@ -1,0 +1,80 @@
+package multicluster
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestGatewayFailover is issue 6's failover acceptance with real
+// processes: west calls echo, exported by east (same region, preferred)
+// and north (another region), while (a) east's backend stops, (b) east is
+// drained with the CLI, (c) east's gateway is killed with SIGKILL. In (a)
+// and (b) no request fails; in (c) only requests in flight at the kill may
+// fail; in each, traffic is on north within 2 s.
+func TestGatewayFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts nine causeway processes")
+	}
+	s := startPSet(t, 84, 1, []pclusterSpec{
+		{name: "west", region: "us", zone: "us-1a"},
+		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}},
+		{name: "north", region: "eu", zone: "eu-1a", exports: []string{"echo"}},
+	})
+	west, east := s.clusters["west"], s.clusters["east"]
+	vip := s.resolveVIP(west, "echo.demo.svc.clusterset.local", 30*time.Second)
+	url := "http://" + net.JoinHostPort(vip, "8080") + "/"
+	loop := startOpenTraffic(url, 10*time.Millisecond)
+	defer loop.stop()
+	loop.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
+
+	// moved checks the fault applied at `at` (failures counted from
+	// `from`, before the operator's command started).
+	moved := func(name string, from, at time.Time, lossOK func(result) bool) {
+		t.Helper()
+		first := loop.waitServedBy(t, at, "north", 20, 10*time.Second)
+		took := max(first.Sub(at), 0)
+		rs := loop.since(from)
+		var bad []result
+		for _, r := range failures(rs) {
+			if lossOK == nil || !lossOK(r) {
+				bad = append(bad, r)
+			}
+		}
+		t.Logf("%s: traffic on north %s after the fault; %d requests since, %d failed (%d allowed)",
+			name, took.Round(time.Millisecond), len(rs), len(failures(rs)), len(failures(rs))-len(bad))
+		for _, r := range bad {
+			t.Errorf("%s: request %s–%s failed: %v", name, r.start.Format("15:04:05.000"), r.end.Format("15:04:05.000"), r.err)
+		}
+		require.LessOrEqual(t, took, 2*time.Second, "%s: traffic moved after %s", name, took)
+	}
+	back := func() {
+		t.Helper()
+		loop.waitServedBy(t, time.Now(), "east", 20, 60*time.Second)
+	}
+
+	// (a) east's backend stops: the ingress cannot dial it, the stream is
+	// refused before any byte reached a backend, and west retries north.
+	at := time.Now()
+	addr := east.stopBackend("echo")
+	moved("backend stopped", at, at, nil)
+	east.restartBackend(t, "echo", addr)
+	back()
+
+	// (b) causeway drain east.
+	from := time.Now()
+	mustCLI(t, nil, append([]string{"drain", "east", "--reason", "failover test"}, s.adminArgs(east)...)...)
+	moved("drain", from, time.Now(), nil) // the drain is applied when the command returns
+	mustCLI(t, nil, append([]string{"undrain", "east"}, s.adminArgs(east)...)...)
+	back()
+
+	// (c) east's gateway killed: requests in flight at the kill may fail.
+	at = time.Now()
+	east.gw.kill()
+	killed := time.Now()
+	moved("gateway SIGKILL", at, at, func(r result) bool { return r.start.Before(killed) })
+	s.restartGateway(east)
+	back()
+}
