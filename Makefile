@@ -61,9 +61,10 @@ lint: $(TOOLS_BIN)/staticcheck
 	$(GO) vet ./...
 	staticcheck ./...
 
-## bench: HTTP through the tunnel vs direct, DNS shim vs CoreDNS (dnsperf); results appended to bench/RESULTS.md.
+## bench: HTTP through the tunnel vs direct, gateway vs an HAProxy mTLS pair (wrk, iperf3, 10k idle flows), DNS shim vs CoreDNS (dnsperf); results appended to bench/RESULTS.md.
 bench: build
 	bench/run.sh
+	bench/gateway.sh
 	bench/dns.sh
 	bench/federation.sh
 
