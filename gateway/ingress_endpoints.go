@@ -125,7 +125,9 @@ func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, por
 	key := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
 	order := g.endpoints.order(key, addrs, time.Now())
 	var lastErr error
-	var d net.Dialer
+	// Flows have their own idle timeout; TCP keep-alive probes on every
+	// backend connection would only cost a setsockopt per dial.
+	d := net.Dialer{KeepAlive: -1}
 	for i, addr := range order {
 		if budget.Err() != nil {
 			break

@@ -12,17 +12,6 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// openStream opens a flow to cluster's gateway and waits for its answer.
-// Any error means no byte of the client reached a backend.
-func (g *Gateway) openStream(ctx context.Context, cluster string, t egressTarget, source string) (*quic.Stream, error) {
-	conn, err := g.conn(ctx, cluster)
-	if err != nil {
-		return nil, err
-	}
-	g.conns.track(cluster, conn) // for the RTT gauge; cheap when known
-	return g.openStreamOn(ctx, conn, cluster, t, source)
-}
-
 // openStreamOn opens a flow on conn, a connection to cluster's gateway:
 // opening the stream, writing the header and reading the response take at
 // most HeaderTimeout together, so a peer that never answers costs one

@@ -29,8 +29,13 @@ type versioned interface {
 	GetSchemaVersion() uint32
 }
 
-// Encode marshals a record, stamping the current schema version.
+// Encode marshals a record, stamping the current schema version. m is
+// not modified (callers may share it with readers): a record of another
+// version is stamped on a copy.
 func Encode(m proto.Message) ([]byte, error) {
+	if v, ok := m.(versioned); ok && v.GetSchemaVersion() != SchemaVersion {
+		m = proto.Clone(m)
+	}
 	switch r := m.(type) {
 	case *causewayv1.ClusterRecord:
 		r.SchemaVersion = SchemaVersion
