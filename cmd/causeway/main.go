@@ -41,7 +41,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCmd(g), newVersionCmd(),
 		newClustersCmd(g), newExportsCmd(g), newImportsCmd(g), newStatusCmd(g), newDrainCmd(g), newUndrainCmd(g), newExplainCmd(g),
-		newCertsCmd(g), newFederatorCmd(g), newGatewayCmd(g), newDNSShimCmd(g))
+		newCertsCmd(g), newFederatorCmd(g), newGatewayCmd(g), newDNSShimCmd(g), newJoinCmd())
 	return root
 }
 

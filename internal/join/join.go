@@ -1,0 +1,287 @@
+package join
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// ErrRegistered is returned when the cluster is already registered in the
+// federation etcd and Options.Force is not set.
+var ErrRegistered = errors.New("join: cluster already registered")
+
+// Names of the files written to Options.Out.
+const (
+	CADirName      = "ca"
+	ValuesFile     = "values.yaml"
+	CASecretFile   = "ca-secret.yaml"
+	EtcdSecretFile = "etcd-secret.yaml"
+)
+
+// Result is what Run did.
+type Result struct {
+	Cluster     string `json:"cluster"`
+	TrustDomain string `json:"trustDomain"`
+	// CADir is the new CA directory (ca.crt, ca.key, bundle.crt).
+	CADir string `json:"caDir"`
+	// ValuesFile is the Helm values file.
+	ValuesFile string `json:"valuesFile"`
+	// CASecret and EtcdSecret are the Secret manifests; EtcdSecret is
+	// empty when no etcd credential was given.
+	CASecret   string `json:"caSecret"`
+	EtcdSecret string `json:"etcdSecret,omitempty"`
+	// Namespace the manifests are for.
+	Namespace string `json:"namespace"`
+	// Replaced is set when an existing registration was overwritten (Force).
+	Replaced bool `json:"replaced"`
+	// NeedsAdvertise is set when no gateway address was given.
+	NeedsAdvertise bool `json:"needsAdvertise"`
+}
+
+// Run registers o.Cluster in the federation etcd, creates its CA,
+// publishes its trust bundle and writes the values file and Secret
+// manifests for `helm install` into o.Out.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.defaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{
+		Cluster: o.Cluster, TrustDomain: certs.TrustDomainFor(o.Cluster, o.Domain), Namespace: o.Namespace,
+		CADir: filepath.Join(out, CADirName), ValuesFile: filepath.Join(out, ValuesFile),
+		CASecret: filepath.Join(out, CASecretFile), NeedsAdvertise: len(o.Advertise) == 0,
+	}
+	if o.Etcd.hasCredentials() {
+		r.EtcdSecret = filepath.Join(out, EtcdSecretFile)
+	}
+	etcdSecret, err := etcdSecretManifest(o) // reads the credential files: fail before writing
+	if err != nil {
+		return nil, err
+	}
+	if !o.Force {
+		if err := checkAbsent(r.ValuesFile, r.CASecret, r.EtcdSecret); err != nil {
+			return nil, err
+		}
+	}
+	cli, err := newEtcdClient(o.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	st := store.New(cli, store.Options{})
+	if !o.Force {
+		if err := checkUnregistered(ctx, cli, o.Cluster); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", out, err)
+	}
+	lifetime := o.CALifetime
+	if lifetime == 0 {
+		lifetime = certs.DefaultCALifetime
+	}
+	ca, err := certs.InitCADir(r.CADir, r.TrustDomain, lifetime, o.Now(), o.Force)
+	if err != nil {
+		return nil, err
+	}
+	written := []string{
+		filepath.Join(r.CADir, certs.CACertFile), filepath.Join(r.CADir, certs.CAKeyFile), filepath.Join(r.CADir, certs.BundleFile),
+	}
+	undo := func() {
+		if o.Force {
+			return // files we replaced cannot be restored; leave the new ones
+		}
+		for _, p := range written {
+			_ = os.Remove(p)
+		}
+		_ = os.Remove(r.CADir) // only if empty
+	}
+
+	replaced, err := register(ctx, st, o, r.TrustDomain, ca.Cert)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	r.Replaced = replaced
+
+	caSecret, err := caSecretManifest(o, r.CADir)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	files := []struct {
+		path string
+		data []byte
+		perm os.FileMode
+	}{
+		{r.CASecret, caSecret, 0o600},
+		{r.ValuesFile, valuesFile(o), 0o644},
+	}
+	if r.EtcdSecret != "" {
+		files = append(files, struct {
+			path string
+			data []byte
+			perm os.FileMode
+		}{r.EtcdSecret, etcdSecret, 0o600})
+	}
+	for _, f := range files {
+		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, o.Force); err != nil {
+			return nil, fmt.Errorf("join %s (registered; rerun with --force to rewrite the files): %w", o.Cluster, err)
+		}
+	}
+	return r, nil
+}
+
+// checkAbsent fails when any of paths (empty ones skipped) exists.
+func checkAbsent(paths ...string) error {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("join: %s: %w (pass --force to replace it)", p, fs.ErrExist)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("join: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkUnregistered fails with ErrRegistered when the cluster has a record
+// or a bundle in etcd.
+func checkUnregistered(ctx context.Context, cli *clientv3.Client, cluster string) error {
+	for _, key := range []string{store.ClusterKey(cluster), store.BundleKey(cluster)} {
+		resp, err := cli.Get(ctx, key, clientv3.WithCountOnly())
+		if err != nil {
+			return fmt.Errorf("join: read %s: %w", key, err)
+		}
+		if resp.Count > 0 {
+			return fmt.Errorf("%w: %s exists (pass --force to replace the cluster's registration and CA)", ErrRegistered, key)
+		}
+	}
+	return nil
+}
+
+// register writes the cluster record and the trust bundle: create-only
+// unless o.Force. It reports whether a registration was replaced.
+func register(ctx context.Context, st *store.Store, o Options, td string, caCert *x509.Certificate) (bool, error) {
+	rec, err := store.Encode(&causewayv1.ClusterRecord{Name: o.Cluster, Region: o.Region, Zone: o.Zone, TrustDomain: td})
+	if err != nil {
+		return false, err
+	}
+	bundle, err := store.Encode(&causewayv1.TrustBundle{
+		Cluster: o.Cluster, TrustDomain: td,
+		X509Authorities: certs.AuthoritiesDER([]*x509.Certificate{caCert}),
+		Sequence:        uint64(o.Now().UnixNano()),
+	})
+	if err != nil {
+		return false, err
+	}
+	ck, bk := store.ClusterKey(o.Cluster), store.BundleKey(o.Cluster)
+	puts := []clientv3.Op{clientv3.OpPut(ck, string(rec)), clientv3.OpPut(bk, string(bundle))}
+	absent := []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(ck), "=", 0),
+		clientv3.Compare(clientv3.CreateRevision(bk), "=", 0),
+	}
+	cli := st.Client()
+	if o.Force {
+		resp, err := cli.Txn(ctx).If(absent...).Then(puts...).Else(puts...).Commit()
+		if err != nil {
+			return false, fmt.Errorf("join: register %s: %w", o.Cluster, err)
+		}
+		return !resp.Succeeded, nil
+	}
+	resp, err := cli.Txn(ctx).If(absent...).Then(puts...).Commit()
+	if err != nil {
+		return false, fmt.Errorf("join: register %s: %w", o.Cluster, err)
+	}
+	if !resp.Succeeded {
+		return false, fmt.Errorf("%w: %s was registered meanwhile", ErrRegistered, o.Cluster)
+	}
+	return false, nil
+}
+
+// newEtcdClient connects to the federation etcd with o's credentials.
+func newEtcdClient(e EtcdOptions) (*clientv3.Client, error) {
+	cfg := clientv3.Config{Endpoints: e.Endpoints, DialTimeout: e.DialTimeout, Logger: zap.NewNop(), Username: e.Username}
+	if e.PasswordFile != "" {
+		b, err := os.ReadFile(e.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read etcd password: %w", err)
+		}
+		cfg.Password = strings.TrimSpace(string(b))
+	}
+	if e.CAFile != "" || e.CertFile != "" {
+		t := &tls.Config{MinVersion: tls.VersionTLS12}
+		if e.CAFile != "" {
+			b, err := os.ReadFile(e.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("read etcd CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(b) {
+				return nil, fmt.Errorf("etcd CA %s: no PEM certificate", e.CAFile)
+			}
+			t.RootCAs = pool
+		}
+		if e.CertFile != "" {
+			kp, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("load etcd client certificate: %w", err)
+			}
+			t.Certificates = []tls.Certificate{kp}
+		}
+		cfg.TLS = t
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, err)
+	}
+	return cli, nil
+}
+
+// WriteTable implements cli.Tabular: what was done and what to run next.
+func (r *Result) WriteTable(w io.Writer) error {
+	verb := "registered"
+	if r.Replaced {
+		verb = "re-registered (the previous registration and trust bundle were replaced)"
+	}
+	fmt.Fprintf(w, "cluster %s %s, trust domain %s; its trust bundle is published\n", r.Cluster, verb, r.TrustDomain)
+	fmt.Fprintf(w, "  CA directory:  %s (ca.key is 0600: keep it secret, back it up)\n", r.CADir)
+	fmt.Fprintf(w, "  values file:   %s\n", r.ValuesFile)
+	fmt.Fprintf(w, "  CA Secret:     %s (holds the CA key)\n", r.CASecret)
+	if r.EtcdSecret != "" {
+		fmt.Fprintf(w, "  etcd Secret:   %s (holds the etcd credentials)\n", r.EtcdSecret)
+	}
+	fmt.Fprintf(w, "next, with kubectl pointed at the cluster:\n")
+	fmt.Fprintf(w, "  kubectl create namespace %s\n", r.Namespace)
+	secrets := "-f " + r.CASecret
+	if r.EtcdSecret != "" {
+		secrets += " -f " + r.EtcdSecret
+	}
+	fmt.Fprintf(w, "  kubectl apply %s\n", secrets)
+	if r.NeedsAdvertise {
+		fmt.Fprintf(w, "  set gateway.advertise in %s to the address peers dial\n", r.ValuesFile)
+	}
+	_, err := fmt.Fprintf(w, "  helm install causeway deploy/helm/causeway -n %s -f %s\n", r.Namespace, r.ValuesFile)
+	return err
+}
