@@ -16,6 +16,12 @@ type Config struct {
 	Cluster string
 	// Tunnel holds the QUIC settings.
 	Tunnel tunnel.Config
+	// EgressMode is where egress listens: EgressAddresses (default) or
+	// EgressPorts.
+	EgressMode string
+	// EgressBind is the host egress listens on in EgressPorts mode; empty
+	// means every address.
+	EgressBind string
 	// MaxHeaderSize caps a stream header. If zero, 4096 bytes.
 	MaxHeaderSize int
 	// HeaderTimeout bounds reading a stream header or response. If zero, 5s.
@@ -102,6 +108,11 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	if !names.IsDNSLabel(c.Cluster) {
 		return fmt.Errorf("gateway config: cluster name %q is not a DNS label", c.Cluster)
+	}
+	switch c.EgressMode {
+	case "", EgressAddresses, EgressPorts:
+	default:
+		return fmt.Errorf("gateway config: egress mode %q: want %s or %s", c.EgressMode, EgressAddresses, EgressPorts)
 	}
 	if c.MaxHeaderSize < 0 || c.MaxHeaderSize > tunnel.MaxFrameSize {
 		return fmt.Errorf("gateway config: max header size %d not in 0..%d", c.MaxHeaderSize, tunnel.MaxFrameSize)

@@ -44,7 +44,7 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		v := g.src.View()
 		g.syncBundles(v)
 		g.syncPeers(v)
-		want := desiredEgress(v, g.cfg.Cluster)
+		want := desiredEgress(v, g.cfg.Cluster, g.cfg.EgressMode, g.cfg.EgressBind)
 		for addr, l := range listeners {
 			if t, ok := want[addr]; !ok || t != l.target {
 				_ = l.ln.Close()
@@ -84,11 +84,30 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 	}
 }
 
+// Egress modes (Config.EgressMode).
+const (
+	// EgressAddresses listens on each import's clusterset IPs at the
+	// service ports (hosts and dev: the clusterset IP is local).
+	EgressAddresses = "addresses"
+	// EgressPorts listens on EgressBind at each import port's egress port
+	// (Kubernetes: the derived Service's EndpointSlices point at the
+	// gateway pods at those ports).
+	EgressPorts = "ports"
+)
+
 // desiredEgress maps listen addresses to what they serve.
-func desiredEgress(v *catalog.View, cluster string) map[string]egressTarget {
+func desiredEgress(v *catalog.View, cluster, mode, bind string) map[string]egressTarget {
 	want := map[string]egressTarget{}
 	for key, imp := range v.Imports(cluster) {
 		if imp.GetType() != causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP {
+			continue
+		}
+		if mode == EgressPorts {
+			for _, e := range imp.GetEgressPorts() {
+				if e.GetProtocol() == causewayv1.Protocol_PROTOCOL_TCP && e.GetEgressPort() != 0 {
+					want[net.JoinHostPort(bind, strconv.Itoa(int(e.GetEgressPort())))] = egressTarget{key: key, port: e.GetPort()}
+				}
+			}
 			continue
 		}
 		for _, ip := range imp.GetIps() {

@@ -211,9 +211,21 @@ type GatewayConfig struct {
 	Admin string `json:"admin,omitempty"`
 	// ShutdownGrace lets open flows finish on SIGTERM (default 1s).
 	ShutdownGrace metav1.Duration `json:"shutdownGrace,omitempty"`
+	// Egress says where flows to imported services enter the gateway.
+	Egress GatewayEgress `json:"egress,omitempty"`
 	// Limits of the data plane; zero fields take the gateway's defaults
 	// (gateway/README.md).
 	Limits GatewayLimits `json:"limits,omitempty"`
+}
+
+// GatewayEgress is the gateway's egress mode.
+type GatewayEgress struct {
+	// Mode "addresses" (default; hosts: listen on the clusterset IPs) or
+	// "ports" (Kubernetes: listen on each imported port's egress port,
+	// where the derived Services' EndpointSlices point).
+	Mode string `json:"mode,omitempty"`
+	// Bind is the host "ports" mode listens on (default: every address).
+	Bind string `json:"bind,omitempty"`
 }
 
 // GatewayLimits are the gateway's configurable limits.

@@ -96,6 +96,7 @@ func TestLoadGatewayAndDNSConfig(t *testing.T) {
 		{"bad advertise", goodClient + "instance: gw-1\nadvertise: [\":4433\"]\n", "advertise"},
 		{"bad instance", goodClient + "instance: GW_1\nlisten: 10.0.0.5:4433\n", "instance"},
 		{"unknown field", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\nport: 1\n", `unknown field "port"`},
+		{"bad egress mode", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\negress: {mode: vip}\n", "egress mode"},
 		{"bad limits", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\nlimits: {keepAlivePeriod: 5s, idleTimeout: 1s}\n", "limits:"},
 		{"negative limit", goodClient + "instance: gw-1\nlisten: 10.0.0.5:4433\nlimits: {dialTimeout: -1s}\n", "limits:"},
 	} {

@@ -72,7 +72,14 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 		announce(ctx, conn, c.Instance, c.Advertise, log)
 		return nil
 	})
-	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat)})
+	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat), "egress": func() error {
+		select {
+		case <-gw.Ready():
+			return nil
+		default:
+			return fmt.Errorf("egress listeners not opened yet")
+		}
+	}})
 	adm.Handle("GET /explain", gw.ExplainHandler())
 	serveAdmin(g, adminLn, adm)
 	log.Info("gateway started", "listen", udp.LocalAddr().String(), "advertise", c.Advertise, "admin", adminLn.Addr().String())
@@ -114,7 +121,8 @@ func (c *GatewayConfig) gatewayConfig() gateway.Config {
 	l := c.Limits
 	gcfg := gateway.Config{Cluster: c.Cluster, ShutdownGrace: c.ShutdownGrace.Duration,
 		MaxHeaderSize: l.MaxHeaderSize, HeaderTimeout: l.HeaderTimeout.Duration, DialTimeout: l.DialTimeout.Duration,
-		FlowIdleTimeout: l.FlowIdleTimeout.Duration, MaxAttempts: l.MaxAttempts}
+		FlowIdleTimeout: l.FlowIdleTimeout.Duration, MaxAttempts: l.MaxAttempts,
+		EgressMode: c.Egress.Mode, EgressBind: c.Egress.Bind}
 	gcfg.Tunnel.MaxIncomingStreams = l.MaxStreamsPerPeer
 	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
 	gcfg.Tunnel.IdleTimeout = l.IdleTimeout.Duration
