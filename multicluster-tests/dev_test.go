@@ -134,7 +134,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	// The tunnel was really used: north's gateway counted ingress streams.
 	north := clusterByName(t, st, "north")
 	metrics := httpText(t, "http://"+north.Admin+"/metrics")
-	require.Regexp(t, `causeway_gateway_streams_total\{direction="ingress",result="ok"\} [1-9]`, metrics)
+	require.Regexp(t, `causeway_gateway_streams_total\{direction="ingress",peer_cluster="[a-z]+",result="ok",service="demo/[a-z]+"\} [1-9]`, metrics)
 	require.Equal(t, "ok\n", httpText(t, "http://"+north.Admin+"/readyz"))
 
 	// SIGTERM: exit 0 within 5 s, nothing left listening.
