@@ -90,6 +90,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	require.NoError(t, err)
 	_, err = dnsshim.New(dnsshim.Config{Zone: "clusterset.local.", Cluster: "east", Registerer: rec}, feed)
 	require.NoError(t, err)
+	require.NoError(t, certs.RegisterExpiry(rec, "gateway", certs.NewStaticSource(&tls.Certificate{})))
 	return rec.names
 }
 

@@ -51,6 +51,7 @@ type cluster struct {
 	dnsCatalog *catalog.Client
 	gw         *gateway.Gateway
 	admin      adminCreds // the CLI's credentials for the federator's Admin API
+	reg        prometheus.Registerer
 }
 
 // listen binds every listener of the cluster, so that an address in use is
@@ -166,6 +167,11 @@ func (c *cluster) leaf(g *rungroup.Group, component string, lifetime time.Durati
 		return nil, certs.ID{}, fmt.Errorf("issue %s certificate of %s: %w", component, c.spec.Name, err)
 	}
 	g.Go(c.spec.Name+" "+component+" certificate", r.Run)
+	if c.reg != nil {
+		if err := certs.RegisterExpiry(c.reg, component, r); err != nil {
+			return nil, certs.ID{}, err
+		}
+	}
 	return r, id, nil
 }
 
@@ -174,6 +180,7 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcdEndpoint, dir string,
 	log := cfg.Logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c.reg = reg
 
 	ownBundle := certs.NewBundleSet()
 	ownBundle.Set(c.td, []*x509.Certificate{c.ca.Cert})

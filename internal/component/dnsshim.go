@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/causeway-mesh/causeway/dnsshim"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/internal/admin"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 )
@@ -39,6 +40,10 @@ func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 	}
 	g := rungroup.New(ctx)
 	g.Go("dnsshim certificate", ident.run)
+	if err := certs.RegisterExpiry(reg, "dnsshim", ident.cert); err != nil {
+		_ = g.Stop()
+		return err
+	}
 	cat, _, err := ident.catalog(g, "dnsshim", reg)
 	if err != nil {
 		_ = g.Stop()

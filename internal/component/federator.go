@@ -135,6 +135,10 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 		return fmt.Errorf("issue the federator's certificate: %w", err)
 	}
 	g.Go("federator certificate", cert.Run)
+	if err := certs.RegisterExpiry(reg, "federator", cert); err != nil {
+		_ = g.Stop()
+		return err
+	}
 	g.Go("federator", func(ctx context.Context) error { return fed.Run(ctx, src) })
 
 	mtls := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{

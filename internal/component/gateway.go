@@ -9,6 +9,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/gateway"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/internal/admin"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 	"google.golang.org/grpc"
@@ -43,6 +44,10 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 	}
 	g := rungroup.New(ctx)
 	g.Go("gateway certificate", ident.run)
+	if err := certs.RegisterExpiry(reg, "gateway", ident.cert); err != nil {
+		_ = g.Stop()
+		return err
+	}
 	cat, conn, err := ident.catalog(g, "gateway", reg)
 	if err != nil {
 		_ = g.Stop()
