@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/causeway-mesh/causeway/dnsshim"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/dnsshim"
 	"github.com/causeway-mesh/causeway/internal/admin"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 )

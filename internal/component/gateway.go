@@ -8,8 +8,8 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/internal/admin"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 	"google.golang.org/grpc"
