@@ -8,12 +8,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestGatewayFailover is issue 6's failover acceptance with real
-// processes: west calls echo, exported by east (same region, preferred)
-// and north (another region), while (a) east's backend stops, (b) east is
-// drained with the CLI, (c) east's gateway is killed with SIGKILL. In (a)
+// TestGatewayFailover is issue 6's failover acceptance (and issue 8's
+// scenarios 2, 4 and 8) with real processes: west calls echo, exported by
+// east (same region, preferred) and north (another region), while (a)
+// east's backend stops, (b) east is drained with the CLI, then only east's
+// echo, (c) east's gateway is killed with SIGKILL, then restarted. In (a)
 // and (b) no request fails; in (c) only requests in flight at the kill may
-// fail; in each, traffic is on north within 2 s.
+// fail; in each, traffic is on north within 2 s, and back on east after.
+// Locality first: east and north each reach their own backend.
 func TestGatewayFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nine causeway processes")
@@ -24,6 +26,17 @@ func TestGatewayFailover(t *testing.T) {
 		{name: "north", region: "eu", zone: "eu-1a", exports: []string{"echo"}},
 	})
 	west, east := s.clusters["west"], s.clusters["east"]
+	for _, own := range []string{"east", "north"} {
+		ownVIP := s.resolveVIP(s.clusters[own], "echo.demo.svc.clusterset.local", 30*time.Second)
+		l := startTraffic("http://"+net.JoinHostPort(ownVIP, "8080")+"/", 1)
+		l.waitServedBy(t, time.Now(), own, 10, 30*time.Second)
+		rs := l.stop()
+		for _, r := range rs {
+			require.NoError(t, r.err, "a request from %s to its own echo", own)
+			require.Equal(t, own, r.cluster, "%s's own backend is healthy, yet %s answered", own, r.cluster)
+		}
+		t.Logf("locality: %s's %d requests all served by %s itself", own, len(rs), own)
+	}
 	vip := s.resolveVIP(west, "echo.demo.svc.clusterset.local", 30*time.Second)
 	url := "http://" + net.JoinHostPort(vip, "8080") + "/"
 	loop := startOpenTraffic(url, 10*time.Millisecond)
@@ -68,6 +81,13 @@ func TestGatewayFailover(t *testing.T) {
 	mustCLI(t, nil, append([]string{"drain", "east", "--reason", "failover test"}, s.adminArgs(east)...)...)
 	moved("drain", from, time.Now(), nil) // the drain is applied when the command returns
 	mustCLI(t, nil, append([]string{"undrain", "east"}, s.adminArgs(east)...)...)
+	back()
+
+	// (b') causeway drain east --service demo/echo: only that service.
+	from = time.Now()
+	mustCLI(t, nil, append([]string{"drain", "east", "--service", "demo/echo", "--reason", "failover test"}, s.adminArgs(east)...)...)
+	moved("service drain", from, time.Now(), nil)
+	mustCLI(t, nil, append([]string{"undrain", "east", "--service", "demo/echo"}, s.adminArgs(east)...)...)
 	back()
 
 	// (c) east's gateway killed: requests in flight at the kill may fail.
