@@ -97,6 +97,7 @@ type pcluster struct {
 	dir, caDir         string
 	vipRange           string
 	fedReplicas        int
+	leafLifetime       string
 
 	backendsMu sync.Mutex
 	backends   map[string]*http.Server // by service name
@@ -143,6 +144,7 @@ type pclusterSpec struct {
 	name, region, zone string
 	exports            []string // names of services (namespace demo, port 8080) it exports
 	fedReplicas        int      // federator replicas (default 1)
+	leafLifetime       string   // of the leaves Certs.Sign issues (default 1h)
 }
 
 // pset is a process-level clusterset.
@@ -168,7 +170,10 @@ func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset
 			dir:      filepath.Join(t.TempDir(), sp.name),
 			vipRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1),
 			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
-			fedReplicas: max(sp.fedReplicas, 1),
+			fedReplicas: max(sp.fedReplicas, 1), leafLifetime: sp.leafLifetime,
+		}
+		if c.leafLifetime == "" {
+			c.leafLifetime = "1h"
 		}
 		require.NoError(t, os.MkdirAll(c.dir, 0o700))
 		c.caDir = filepath.Join(c.dir, "ca")
@@ -292,14 +297,16 @@ listen:
   bootstrap: %q
   admin: %q
 caDir: %s
+caReloadInterval: 300ms
 vipRanges: [%q]
 exports:
   static: %s
 signing:
-  lifetime: 1h
+  lifetime: %s
   joinTokensFile: %s
 `, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
-			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.vipRange, filepath.Join(c.dir, "exports.yaml"), tokens), 0o644)
+			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.vipRange, filepath.Join(c.dir, "exports.yaml"),
+			c.leafLifetime, tokens), 0o644)
 		c.feds = append(c.feds, startProc(t, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))
 	}
 	c.fed = c.feds[0]

@@ -2,8 +2,11 @@ package multicluster
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -221,4 +224,120 @@ func TestScenarioFederatorLeaderKilled(t *testing.T) {
 	require.Contains(t, out, next+" (this replica)")
 	require.Contains(t, out, "2 gateways", "a gateway record was lost with the killed replica")
 	reportLoop(t, "scenario 7 (federator leader killed): traffic", traffic, at)
+}
+
+// metricValue reads one sample of a Prometheus text exposition: the
+// first line starting with series (name and labels), 0 when absent.
+func metricValue(t *testing.T, url, series string) float64 {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestScenarioRotationUnderLoad is issue 8's scenario 10: east issues
+// 6-second leaves (its gateway and DNS shim renew every 4 s) and its CA
+// is rotated with `causeway certs rotate-ca` (new CA published, switched
+// to, old CA dropped) while west calls east's echo continuously. No
+// request fails and every step is visible to the operator.
+func TestScenarioRotationUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts six causeway processes")
+	}
+	s := startPSet(t, 88, 1, []pclusterSpec{
+		{name: "west", region: "us", zone: "us-1a"},
+		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}, leafLifetime: "6s"},
+	})
+	west, east := s.clusters["west"], s.clusters["east"]
+	vip := s.resolveVIP(west, "echo.demo.svc.clusterset.local", 30*time.Second)
+	traffic := startOpenTraffic("http://"+net.JoinHostPort(vip, "8080")+"/", 20*time.Millisecond)
+	defer traffic.stop()
+	start := time.Now()
+	traffic.waitServedBy(t, start, "east", 20, 30*time.Second)
+
+	// Leaf rotation: east's gateway certificate is renewed (its expiry
+	// moves) several times while traffic flows.
+	expiry := func() float64 {
+		return metricValue(t, "http://"+east.addr(pGwAdmin)+"/metrics", `causeway_certs_expiry_timestamp_seconds{component="gateway"}`)
+	}
+	seen := map[float64]bool{}
+	require.Eventually(t, func() bool {
+		if v := expiry(); v > 0 {
+			seen[v] = true
+		}
+		return len(seen) >= 3
+	}, 30*time.Second, 200*time.Millisecond, "east's gateway certificate was not renewed twice")
+	t.Logf("scenario 10: east's gateway renewed its leaf %d times in %s", len(seen)-1, time.Since(start).Round(time.Millisecond))
+
+	// CA rotation, driven like an operator would: rerun the command until
+	// it reports the rotation done (it refuses steps that come too early).
+	rotate := []string{"certs", "rotate-ca", "--cluster", "east", "--dir", east.caDir,
+		"--propagation-wait", "2s", "--leaf-lifetime", "6s", "-o", "json"}
+	var phases []string
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		out := runCLI(t, nil, rotate...)
+		var rep struct {
+			Phase string `json:"phase"`
+			Did   string `json:"did"`
+		}
+		if out.code == 0 && json.Unmarshal([]byte(out.stdout), &rep) == nil {
+			if rep.Did != "" {
+				phases = append(phases, rep.Phase)
+				t.Logf("scenario 10: rotate-ca: %s (phase %s)", rep.Did, rep.Phase)
+			}
+			if rep.Phase == "done" {
+				break
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // the command itself says when to come back; poll it
+	}
+	require.NotEmpty(t, phases)
+	require.Equal(t, "done", phases[len(phases)-1], "the CA rotation did not finish: %v", phases)
+
+	// West trusts the new CA only: east's published bundle has one CA, and
+	// traffic still flows (the leaves were reissued by the new CA).
+	var newCA string
+	var rep struct {
+		Dir   string `json:"dir"`
+		State struct {
+			NewSerial string `json:"newSerial"`
+		} `json:"state"`
+	}
+	status := mustCLI(t, nil, append(rotate[:len(rotate)-2], "--status", "-o", "json")...)
+	require.NoError(t, json.Unmarshal([]byte(status), &rep), status)
+	newCA = rep.State.NewSerial
+	var bundles struct {
+		Bundles []struct {
+			Cluster     string `json:"cluster"`
+			Authorities []struct {
+				Serial string `json:"serial"`
+			} `json:"authorities"`
+		} `json:"bundles"`
+	}
+	require.Eventually(t, func() bool {
+		out := runCLI(t, nil, append([]string{"certs", "bundles", "-o", "json"}, s.adminArgs(west)...)...)
+		if out.code != 0 || json.Unmarshal([]byte(out.stdout), &bundles) != nil {
+			return false
+		}
+		for _, b := range bundles.Bundles {
+			if b.Cluster == "east" {
+				return len(b.Authorities) == 1 && (newCA == "" || b.Authorities[0].Serial == newCA)
+			}
+		}
+		return false
+	}, 20*time.Second, 200*time.Millisecond, "west does not see east's bundle with only the new CA %s", newCA)
+	at := time.Now()
+	traffic.waitServedBy(t, at, "east", 50, 30*time.Second)
+	reportLoop(t, "scenario 10 (leaf and CA rotation under load): traffic", traffic, start)
 }

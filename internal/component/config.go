@@ -76,6 +76,8 @@ type FederatorConfig struct {
 	// CADir is the cluster's CA directory (`causeway certs init`); it is
 	// re-read every 10s, so `causeway certs rotate-ca` needs no restart.
 	CADir string `json:"caDir"`
+	// CAReloadInterval is how often CADir is re-read (default 10s).
+	CAReloadInterval metav1.Duration `json:"caReloadInterval,omitempty"`
 	// VIPRanges are the CIDRs clusterset IPs come from on hosts (static
 	// exports). Required without kubernetes.
 	VIPRanges []string `json:"vipRanges,omitempty"`

@@ -121,7 +121,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	}
 
 	g := rungroup.New(ctx)
-	g.Go("ca directory", (&certs.CADirWatcher{Dir: c.CADir, Set: cas, Logger: log}).Run)
+	g.Go("ca directory", (&certs.CADirWatcher{Dir: c.CADir, Set: cas, Interval: c.CAReloadInterval.Duration, Logger: log}).Run)
 	fedID, err := certs.NewID(c.TrustDomain(), "federator")
 	if err != nil {
 		return err
