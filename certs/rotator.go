@@ -41,6 +41,11 @@ type RotatorConfig struct {
 	// Logger receives one line per renewal and per failure. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+	// Renew, if set, returns a channel that is closed when the certificate
+	// should be renewed at once rather than at 2/3 of its lifetime (called
+	// again after each renewal): the federator's own certificate follows
+	// its CA set this way, so a CA rotation reissues it.
+	Renew func() <-chan struct{}
 	// OnRotate, if set, is called with every new certificate after it is
 	// in place, from the goroutine that obtained it. For logging, metrics,
 	// and consumers that cannot read from a Source; it must not block.
@@ -74,6 +79,7 @@ type Rotator struct {
 	cfg     RotatorConfig
 	log     *slog.Logger
 	current atomic.Pointer[rotated]
+	renewCh <-chan struct{} // cfg.Renew's channel as of the last renewal; used by Run's goroutine only
 }
 
 // rotated is one certificate with the bookkeeping of its renewal.
@@ -128,7 +134,7 @@ func (r *Rotator) Run(ctx context.Context) error {
 		} else {
 			wait = r.retryDelay(failures, cur.cert.Leaf.NotAfter)
 		}
-		if !sleepCtx(ctx, wait) {
+		if !r.wait(ctx, wait) {
 			return nil
 		}
 		if err := r.renew(ctx); err != nil {
@@ -146,6 +152,24 @@ func (r *Rotator) Run(ctx context.Context) error {
 		}
 		failures = 0
 	}
+}
+
+// wait waits d, or less when cfg.Renew asks for a renewal; false when
+// ctx ended.
+func (r *Rotator) wait(ctx context.Context, d time.Duration) bool {
+	if r.cfg.Renew == nil {
+		return sleepCtx(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-r.renewCh:
+		r.log.Info("renewing certificate early: its issuer changed")
+	}
+	return true
 }
 
 // retryDelay is the jittered delay before retry number failures (>= 1),
@@ -196,6 +220,12 @@ func (r *Rotator) renew(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("renew %s: %w", r.cfg.ID, err)
 	}
+	// Taken before signing: a change of issuer from now on, even one that
+	// races this signature, makes the next wait end at once.
+	var renewCh <-chan struct{}
+	if r.cfg.Renew != nil {
+		renewCh = r.cfg.Renew()
+	}
 	sctx, cancel := context.WithTimeout(ctx, r.cfg.SignTimeout)
 	chain, err := r.cfg.Signer.Sign(sctx, csr)
 	cancel()
@@ -214,6 +244,7 @@ func (r *Rotator) renew(ctx context.Context) error {
 		renewAt = floor
 	}
 	next := &rotated{cert: cert, obtained: now, renewAt: renewAt}
+	r.renewCh = renewCh
 	prev := r.current.Swap(next)
 	args := []any{"serial", SerialHex(cert.Leaf), "not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
 		"renew_in", next.renewAt.Sub(now).Round(time.Millisecond)}

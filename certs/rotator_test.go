@@ -265,3 +265,35 @@ func TestNewRotatorValidatesAndWaits(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }
+
+// TestRotatorRenewsWhenIssuerChanges: with Renew following a CA set, a
+// CA rotation's switch reissues the certificate from the new CA at once,
+// long before 2/3 of its lifetime.
+func TestRotatorRenewsWhenIssuerChanges(t *testing.T) {
+	td := "east.clusterset.local"
+	oldCA, err := certs.NewCA(td, time.Hour, time.Now())
+	require.NoError(t, err)
+	newCA, err := certs.NewCA(td, time.Hour, time.Now())
+	require.NoError(t, err)
+	set, err := certs.NewCASet(oldCA, nil)
+	require.NoError(t, err)
+	id, err := certs.NewID(td, "federator")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := certs.NewRotator(ctx, certs.RotatorConfig{ID: id, Signer: &certs.LocalSigner{CA: set, Lifetime: 24 * time.Hour}, Renew: set.Changed})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	issuer := func() string {
+		c, err := r.Certificate()
+		require.NoError(t, err)
+		return string(c.Leaf.AuthorityKeyId)
+	}
+	require.Equal(t, string(oldCA.Cert.SubjectKeyId), issuer())
+	require.NoError(t, set.Update(newCA, []*x509.Certificate{oldCA.Cert, newCA.Cert}))
+	require.Eventually(t, func() bool { return issuer() == string(newCA.Cert.SubjectKeyId) }, 5*time.Second, 10*time.Millisecond,
+		"the certificate was not reissued by the new CA")
+	cancel()
+	require.NoError(t, <-done)
+}

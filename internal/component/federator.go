@@ -127,7 +127,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 		return err
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	cert, err := certs.NewRotator(ictx, certs.RotatorConfig{ID: fedID, Logger: log,
+	cert, err := certs.NewRotator(ictx, certs.RotatorConfig{ID: fedID, Logger: log, Renew: cas.Changed,
 		Signer: &certs.LocalSigner{CA: cas, Lifetime: federatorCertLifetime}})
 	cancel()
 	if err != nil {
