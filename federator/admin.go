@@ -22,8 +22,10 @@ const AdminComponent = "admin"
 
 // AdminOptions configures the Admin service. The zero value is valid.
 type AdminOptions struct {
-	// EtcdTimeout bounds the etcd reads of Status (reachability, leader) and
-	// ListClusters (gateway leases). If zero, 2s.
+	// EtcdTimeout bounds each etcd read and write of the Admin API
+	// (Status, ListClusters, Drain, Undrain, RemoveCluster), below the
+	// CLI's deadline so that an unreachable etcd is reported as such. If
+	// zero, 2s.
 	EtcdTimeout time.Duration
 	// VisibleTimeout bounds how long a write waits to show in the
 	// federator's view before it answers, so that a read right after a
@@ -231,9 +233,11 @@ func (s *AdminServer) Drain(ctx context.Context, req *causewayv1.DrainRequest) (
 			return nil, status.Errorf(codes.NotFound, "cluster %s does not export %s/%s", cluster, ns, name)
 		}
 	}
-	rec, created, err := s.f.store.CreateDrain(ctx, &causewayv1.DrainRecord{
+	wctx, cancel := context.WithTimeout(ctx, s.opts.EtcdTimeout)
+	rec, created, err := s.f.store.CreateDrain(wctx, &causewayv1.DrainRecord{
 		Cluster: cluster, Namespace: ns, Name: name, Reason: req.GetReason(), Since: timestamppb.New(s.opts.Now()),
 	})
+	cancel()
 	if err != nil {
 		return nil, etcdError(err)
 	}
@@ -261,7 +265,9 @@ func (s *AdminServer) Undrain(ctx context.Context, req *causewayv1.UndrainReques
 	if err := validService(ns, name); err != nil {
 		return nil, err
 	}
-	removed, err := s.f.store.RemoveDrain(ctx, cluster, ns, name)
+	wctx, cancel := context.WithTimeout(ctx, s.opts.EtcdTimeout)
+	removed, err := s.f.store.RemoveDrain(wctx, cluster, ns, name)
+	cancel()
 	if err != nil {
 		return nil, etcdError(err)
 	}
@@ -297,7 +303,9 @@ func (s *AdminServer) RemoveCluster(ctx context.Context, req *causewayv1.RemoveC
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"cluster %s still has %d live gateway(s): stop its federator and gateways first, or force", name, len(gws))
 	}
-	r, err := s.f.store.RemoveCluster(ctx, name)
+	wctx, cancel := context.WithTimeout(ctx, s.opts.EtcdTimeout)
+	r, err := s.f.store.RemoveCluster(wctx, name)
+	cancel()
 	if err != nil {
 		return nil, etcdError(err)
 	}

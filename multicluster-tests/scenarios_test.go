@@ -254,7 +254,7 @@ func TestScenarioRotationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six causeway processes")
 	}
-	s := startPSet(t, 88, 1, []pclusterSpec{
+	s := startPSet(t, 89, 1, []pclusterSpec{
 		{name: "west", region: "us", zone: "us-1a"},
 		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}, leafLifetime: "6s"},
 	})
