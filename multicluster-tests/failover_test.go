@@ -12,8 +12,9 @@ import (
 // scenarios 2, 4 and 8) with real processes: west calls echo, exported by
 // east (same region, preferred) and north (another region), while (a)
 // east's backend stops, (b) east is drained with the CLI, then only east's
-// echo, (c) east's gateway is killed with SIGKILL, then restarted. In (a)
-// and (b) no request fails; in (c) only requests in flight at the kill may
+// echo, (c) east's gateway is killed with SIGKILL, then restarted; also
+// east's endpoint turns unready (issue 8's scenario 3). In (a) and (b) no
+// request fails; in (c) only requests in flight at the kill may
 // fail; in each, traffic is on north within 2 s, and back on east after.
 // Locality first: east and north each reach their own backend.
 func TestGatewayFailover(t *testing.T) {
@@ -76,8 +77,22 @@ func TestGatewayFailover(t *testing.T) {
 	east.restartBackend(t, "echo", addr)
 	back()
 
-	// (b) causeway drain east.
+	// (a') east's endpoint becomes unready (its readiness probe fails):
+	// east exports no ready endpoint and west moves to north.
+	// (The static source re-reads its file every second, so the time to
+	// move is not bounded by 2 s here.)
 	from := time.Now()
+	east.setReady(t, "echo", false)
+	first := loop.waitServedBy(t, from, "north", 20, 10*time.Second)
+	rs := loop.since(from)
+	t.Logf("endpoints unready: traffic on north %s after the change; %d requests since, %d failed",
+		first.Sub(from).Round(time.Millisecond), len(rs), len(failures(rs)))
+	require.Empty(t, failures(rs), "requests failed while east's endpoints became unready")
+	east.setReady(t, "echo", true)
+	back()
+
+	// (b) causeway drain east.
+	from = time.Now()
 	mustCLI(t, nil, append([]string{"drain", "east", "--reason", "failover test"}, s.adminArgs(east)...)...)
 	moved("drain", from, time.Now(), nil) // the drain is applied when the command returns
 	mustCLI(t, nil, append([]string{"undrain", "east"}, s.adminArgs(east)...)...)

@@ -102,6 +102,7 @@ type pcluster struct {
 	backendsMu sync.Mutex
 	backends   map[string]*http.Server // by service name
 	backendLn  map[string]net.Listener
+	unready    map[string]bool // services whose endpoint the exports file marks not ready
 
 	fed, gw, dns *proc
 	feds         []*proc // every federator replica; fed is feds[0]
@@ -251,12 +252,15 @@ func (c *pcluster) restartBackend(t *testing.T, svc, addr string) {
 func (c *pcluster) writeExports(t *testing.T) {
 	t.Helper()
 	f := static.File{Version: static.FormatVersion}
+	c.backendsMu.Lock()
+	defer c.backendsMu.Unlock()
 	for svc, ln := range c.backendLn {
+		ready := !c.unready[svc]
 		f.Services = append(f.Services, static.Service{
 			Namespace: "demo", Name: svc,
 			Ports: []static.Port{{Name: "http", Port: 8080, Protocol: "TCP"}},
 			Endpoints: []static.Endpoint{{
-				Address: c.ip, Hostname: svc + "-0", Zone: c.zone,
+				Address: c.ip, Hostname: svc + "-0", Zone: c.zone, Ready: &ready,
 				TargetPorts: map[string]uint32{"http": uint32(ln.Addr().(*net.TCPAddr).Port)},
 			}},
 		})
@@ -264,6 +268,19 @@ func (c *pcluster) writeExports(t *testing.T) {
 	b, err := yaml.Marshal(f)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(c.dir, "exports.yaml"), b, 0o644))
+}
+
+// setReady marks svc's endpoint ready or not in the cluster's exports
+// file, as a readiness probe would; the federator re-reads the file.
+func (c *pcluster) setReady(t *testing.T, svc string, ready bool) {
+	t.Helper()
+	c.backendsMu.Lock()
+	if c.unready == nil {
+		c.unready = map[string]bool{}
+	}
+	c.unready[svc] = !ready
+	c.backendsMu.Unlock()
+	c.writeExports(t)
 }
 
 // writeFile writes a file into the cluster's directory.
