@@ -21,6 +21,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/kubetest"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
@@ -98,6 +99,7 @@ type pcluster struct {
 	vipRange           string
 	fedReplicas        int
 	leafLifetime       string
+	kube               *kubetest.Cluster
 
 	backendsMu sync.Mutex
 	backends   map[string]*http.Server // by service name
@@ -146,6 +148,10 @@ type pclusterSpec struct {
 	exports            []string // names of services (namespace demo, port 8080) it exports
 	fedReplicas        int      // federator replicas (default 1)
 	leafLifetime       string   // of the leaves Certs.Sign issues (default 1h)
+	// kube, when set, is the cluster's apiserver: the federator reads
+	// ServiceExports and writes imports there (no static exports), and
+	// the gateway listens on egress ports.
+	kube *kubetest.Cluster
 }
 
 // pset is a process-level clusterset.
@@ -171,7 +177,7 @@ func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset
 			dir:      filepath.Join(t.TempDir(), sp.name),
 			vipRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1),
 			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
-			fedReplicas: max(sp.fedReplicas, 1), leafLifetime: sp.leafLifetime,
+			fedReplicas: max(sp.fedReplicas, 1), leafLifetime: sp.leafLifetime, kube: sp.kube,
 		}
 		if c.leafLifetime == "" {
 			c.leafLifetime = "1h"
@@ -315,18 +321,30 @@ listen:
   admin: %q
 caDir: %s
 caReloadInterval: 300ms
-vipRanges: [%q]
-exports:
-  static: %s
+%s
 signing:
   lifetime: %s
   joinTokensFile: %s
 `, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
-			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.vipRange, filepath.Join(c.dir, "exports.yaml"),
-			c.leafLifetime, tokens), 0o644)
+			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.exportsConfig(), c.leafLifetime, tokens), 0o644)
 		c.feds = append(c.feds, startProc(t, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))
 	}
 	c.fed = c.feds[0]
+}
+
+// exportsConfig is the federator's source (and VIP) configuration.
+func (c *pcluster) exportsConfig() string {
+	if c.kube != nil {
+		return fmt.Sprintf(`exports:
+  kubernetes:
+    kubeconfig: %s
+    defaultZone: %s
+    gatewayService: causeway/causeway-gateway
+    egressPorts: 30000-30999`, c.kube.Kubeconfig, c.zone)
+	}
+	return fmt.Sprintf(`vipRanges: [%q]
+exports:
+  static: %s`, c.vipRange, filepath.Join(c.dir, "exports.yaml"))
 }
 
 // clientConfig is the part gateway and dnsshim configurations share.
@@ -347,8 +365,17 @@ func (s *pset) startGateway(c *pcluster) {
 listen: %q
 admin: %q
 shutdownGrace: 2s
-`, c.addr(pGateway), c.addr(pGwAdmin)), 0o644)
+%s`, c.addr(pGateway), c.addr(pGwAdmin), c.egressConfig()), 0o644)
 	c.gw = startProc(t, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
+}
+
+// egressConfig puts a Kubernetes cluster's gateway in ports mode on the
+// cluster's address (the derived Services' ClusterIPs are not local).
+func (c *pcluster) egressConfig() string {
+	if c.kube == nil {
+		return ""
+	}
+	return fmt.Sprintf("egress: {mode: ports, bind: %q}\n", c.ip)
 }
 
 // restartGateway starts the gateway again with the same configuration.
