@@ -62,9 +62,10 @@ type instance struct {
 	open     int
 	// abandon ends when streams still waiting for their response on conn
 	// should give up and move to another candidate: the instance left the
-	// catalog (a SIGKILLed gateway's lease is revoked at once). Silence
-	// alone does not abandon them: on a loaded host a live peer can be
-	// quiet for a second. Streams already answered are not affected.
+	// catalog (a SIGKILLed gateway's lease is revoked at once) or went
+	// silent (a partition). Streams already answered are not affected, and
+	// attempts started after the silence was noticed are not abandoned by
+	// it (the instance may be the last resort).
 	abandon     context.Context
 	abandonConn context.CancelFunc
 }
@@ -371,6 +372,14 @@ func (g *Gateway) watchConn(in *instance, conn *quic.Conn) bool {
 			changed := in.conn == conn && in.silent != silent
 			if changed {
 				in.silent = silent
+				if silent {
+					// Attempts waiting for a response now give up and move
+					// on (a partitioned or vanished peer will not answer);
+					// attempts made from now on, if the instance is the last
+					// resort, get a fresh chance.
+					in.abandonPendingLocked()
+					in.abandon, in.abandonConn = context.WithCancel(context.Background())
+				}
 			}
 			in.mu.Unlock()
 			if changed && silent {

@@ -100,6 +100,8 @@ type pcluster struct {
 	fedReplicas        int
 	leafLifetime       string
 	kube               *kubetest.Cluster
+	relay              *udpRelay // in front of the gateway when the spec asks for one
+	wantRelay          bool
 
 	backendsMu sync.Mutex
 	backends   map[string]*http.Server // by service name
@@ -148,6 +150,9 @@ type pclusterSpec struct {
 	exports            []string // names of services (namespace demo, port 8080) it exports
 	fedReplicas        int      // federator replicas (default 1)
 	leafLifetime       string   // of the leaves Certs.Sign issues (default 1h)
+	// relay puts a UDP relay (udpRelay) in front of the cluster's gateway
+	// and advertises it, so a test can partition the gateway from one peer.
+	relay bool
 	// kube, when set, is the cluster's apiserver: the federator reads
 	// ServiceExports and writes imports there (no static exports), and
 	// the gateway listens on egress ports.
@@ -178,6 +183,7 @@ func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset
 			vipRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1),
 			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
 			fedReplicas: max(sp.fedReplicas, 1), leafLifetime: sp.leafLifetime, kube: sp.kube,
+			wantRelay: sp.relay,
 		}
 		if c.leafLifetime == "" {
 			c.leafLifetime = "1h"
@@ -361,11 +367,19 @@ tokenFile: %s
 
 func (s *pset) startGateway(c *pcluster) {
 	t := s.t
+	advertise := c.addr(pGateway)
+	if c.wantRelay && c.relay == nil {
+		c.relay = startUDPRelay(t, c.replicaAddr(1, pGateway), c.addr(pGateway))
+	}
+	if c.relay != nil {
+		advertise = c.relay.addr()
+	}
 	c.gwConfig = c.writeFile(t, "gateway.yaml", s.clientConfig(c, "gateway")+fmt.Sprintf(`instance: gw-0
 listen: %q
+advertise: [%q]
 admin: %q
 shutdownGrace: 2s
-%s`, c.addr(pGateway), c.addr(pGwAdmin), c.egressConfig()), 0o644)
+%s`, c.addr(pGateway), advertise, c.addr(pGwAdmin), c.egressConfig()), 0o644)
 	c.gw = startProc(t, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
 }
 
