@@ -18,7 +18,7 @@ type udpRelay struct {
 	upstream *net.UDPAddr
 
 	mu      sync.Mutex
-	blocked map[string]bool          // client IPs
+	blocked map[string]bool         // client IPs
 	clients map[string]*net.UDPConn // by client address
 	wg      sync.WaitGroup
 	closed  bool
