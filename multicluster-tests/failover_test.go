@@ -78,17 +78,27 @@ func TestGatewayFailover(t *testing.T) {
 	back()
 
 	// (a') east's endpoint becomes unready (its readiness probe fails):
-	// east exports no ready endpoint and west moves to north.
-	// (The static source re-reads its file every second, so the time to
-	// move is not bounded by 2 s here.)
+	// east exports no ready endpoint, so west and east's own clients (whose
+	// local backend it is) move to north. (The static source re-reads its
+	// file every second, so the time to move is not bounded by 2 s here.)
+	eastVIP := s.resolveVIP(east, "echo.demo.svc.clusterset.local", 10*time.Second)
+	local := startOpenTraffic("http://"+net.JoinHostPort(eastVIP, "8080")+"/", 10*time.Millisecond)
+	local.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
 	from := time.Now()
 	east.setReady(t, "echo", false)
-	first := loop.waitServedBy(t, from, "north", 20, 10*time.Second)
-	rs := loop.since(from)
-	t.Logf("endpoints unready: traffic on north %s after the change; %d requests since, %d failed",
-		first.Sub(from).Round(time.Millisecond), len(rs), len(failures(rs)))
-	require.Empty(t, failures(rs), "requests failed while east's endpoints became unready")
+	for _, l := range []struct {
+		name string
+		loop *trafficLoop
+	}{{"west", loop}, {"east (local backend unready)", local}} {
+		first := l.loop.waitServedBy(t, from, "north", 20, 10*time.Second)
+		rs := l.loop.since(from)
+		t.Logf("endpoints unready: %s's traffic on north %s after the change; %d requests since, %d failed",
+			l.name, first.Sub(from).Round(time.Millisecond), len(rs), len(failures(rs)))
+		require.Empty(t, failures(rs), "%s's requests failed while east's endpoints became unready", l.name)
+	}
 	east.setReady(t, "echo", true)
+	local.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
+	require.Empty(t, failures(local.stop()), "east's own clients saw failures")
 	back()
 
 	// (b) causeway drain east.
