@@ -32,10 +32,12 @@ func TestAdminListDrainUndrainRemove(t *testing.T) {
 	defer cancel()
 
 	echo, clock := catalog.ServiceKey{Namespace: "demo", Name: "echo"}, catalog.ServiceKey{Namespace: "demo", Name: "clock"}
-	adminWaitView(t, west.fed, "west's imports and east's gateway", func(v *catalog.View) bool {
+	adminWaitView(t, west.fed, "both clusters' imports and east's gateway", func(v *catalog.View) bool {
 		e, ok1 := v.Import("west", echo)
 		_, ok2 := v.Import("west", clock)
-		return ok1 && ok2 && len(e.GetClusters()) == 2 && len(v.Gateways("east")) == 1
+		ee, ok3 := v.Import("east", echo)
+		_, ok4 := v.Import("east", clock)
+		return ok1 && ok2 && ok3 && ok4 && len(e.GetClusters()) == 2 && len(ee.GetClusters()) == 2 && len(v.Gateways("east")) == 1
 	})
 
 	// Clusters: both, with locality, gateways and export counts.
