@@ -522,15 +522,7 @@ func startLoop(workers int, fn func(ctx context.Context) (string, error)) *traff
 	for range workers {
 		l.wg.Go(func() {
 			for n := 0; n < 100000 && ctx.Err() == nil; n++ {
-				r := result{start: time.Now()}
-				r.cluster, r.err = fn(ctx)
-				r.end = time.Now()
-				if ctx.Err() != nil {
-					return
-				}
-				l.mu.Lock()
-				l.results = append(l.results, r)
-				l.mu.Unlock()
+				l.do(ctx, fn)
 			}
 		})
 	}
@@ -562,19 +554,25 @@ func startOpenTraffic(url string, interval time.Duration) *trafficLoop {
 			}
 			l.wg.Go(func() {
 				defer func() { <-slots }()
-				r := result{start: time.Now()}
-				r.cluster, r.err = get(ctx, client, url)
-				r.end = time.Now()
-				if ctx.Err() != nil {
-					return
-				}
-				l.mu.Lock()
-				l.results = append(l.results, r)
-				l.mu.Unlock()
+				l.do(ctx, func(ctx context.Context) (string, error) { return get(ctx, client, url) })
 			})
 		}
 	})
 	return l
+}
+
+// do makes one request with fn and records it, unless the loop was
+// stopped meanwhile.
+func (l *trafficLoop) do(ctx context.Context, fn func(ctx context.Context) (string, error)) {
+	r := result{start: time.Now()}
+	r.cluster, r.err = fn(ctx)
+	r.end = time.Now()
+	if ctx.Err() != nil {
+		return
+	}
+	l.mu.Lock()
+	l.results = append(l.results, r)
+	l.mu.Unlock()
 }
 
 func (l *trafficLoop) stop() []result {

@@ -57,6 +57,17 @@ func recordRevisions(t *testing.T, cli *clientv3.Client) map[string]int64 {
 	return out
 }
 
+// rewritten reports (and logs) a key of before whose revision changed.
+func rewritten(t *testing.T, before, after map[string]int64) bool {
+	for k, rev := range before {
+		if after[k] != rev {
+			t.Logf("churn: %s rewritten (revision %d → %d)", k, rev, after[k])
+			return true
+		}
+	}
+	return false
+}
+
 // reportLoop logs what users saw in a loop since at and fails the test for
 // every failed request.
 func reportLoop(t *testing.T, what string, l *trafficLoop, at time.Time) {
@@ -141,13 +152,7 @@ func TestScenarioFederationEtcdFaults(t *testing.T) {
 	t.Logf("scenario 5: federators ready %s after etcd came back", time.Since(recovered).Round(time.Millisecond))
 	require.Never(t, func() bool {
 		after := recordRevisions(t, s.etcd.Client())
-		for k, rev := range before {
-			if after[k] != rev {
-				t.Logf("churn: %s rewritten (revision %d → %d)", k, rev, after[k])
-				return true
-			}
-		}
-		return len(after) != len(before)
+		return rewritten(t, before, after) || len(after) != len(before)
 	}, 5*time.Second, 250*time.Millisecond, "records were rewritten after the outage")
 	reportLoop(t, "scenarios 5 and 6 overall: traffic", traffic, time.Time{})
 	reportLoop(t, "scenarios 5 and 6 overall: DNS", lookups, time.Time{})
@@ -210,14 +215,7 @@ func TestScenarioFederatorLeaderKilled(t *testing.T) {
 	// gateway record and west keeps reaching east.
 	traffic.waitServedBy(t, time.Now(), "east", 50, 30*time.Second)
 	require.Never(t, func() bool {
-		after := recordRevisions(t, cli)
-		for k, rev := range before {
-			if after[k] != rev {
-				t.Logf("churn: %s rewritten (revision %d → %d)", k, rev, after[k])
-				return true
-			}
-		}
-		return false
+		return rewritten(t, before, recordRevisions(t, cli))
 	}, 3*time.Second, 250*time.Millisecond, "records were rewritten by the new leader")
 	out := mustCLI(t, nil, append([]string{"status"}, "--admin", east.replicaAddr(1-idx, pFedGRPC),
 		"--cert", east.adminCreds+"/admin.crt", "--key", east.adminCreds+"/admin.key", "--ca", east.adminCreds+"/ca.crt")...)

@@ -68,7 +68,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	}
 	defer adminLn.Close()
 
-	cli, err := newEtcdClient(c.Etcd)
+	cli, err := NewEtcdClient(c.Etcd)
 	if err != nil {
 		return err
 	}
@@ -205,8 +205,9 @@ func (as anyAuthenticator) Authenticate(ctx context.Context, token string) (fede
 	return federator.Principal{}, errors.Join(errs...)
 }
 
-// newEtcdClient connects to the federation etcd as configured.
-func newEtcdClient(e EtcdConfig) (*clientv3.Client, error) {
+// NewEtcdClient connects to the federation etcd as configured (TLS and
+// user optional); `causeway federator` and `causeway join` share it.
+func NewEtcdClient(e EtcdConfig) (*clientv3.Client, error) {
 	cfg := clientv3.Config{Endpoints: e.Endpoints, DialTimeout: e.DialTimeout.Duration, Logger: zap.NewNop(), Username: e.Username}
 	if e.PasswordFile != "" {
 		b, err := os.ReadFile(e.PasswordFile)

@@ -2,7 +2,6 @@ package join
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,13 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
+	"github.com/causeway-mesh/causeway/internal/component"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ErrRegistered is returned when the cluster is already registered in the
@@ -222,41 +221,10 @@ func register(ctx context.Context, st *store.Store, o Options, td string, caCert
 
 // newEtcdClient connects to the federation etcd with o's credentials.
 func newEtcdClient(e EtcdOptions) (*clientv3.Client, error) {
-	cfg := clientv3.Config{Endpoints: e.Endpoints, DialTimeout: e.DialTimeout, Logger: zap.NewNop(), Username: e.Username}
-	if e.PasswordFile != "" {
-		b, err := os.ReadFile(e.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read etcd password: %w", err)
-		}
-		cfg.Password = strings.TrimSpace(string(b))
-	}
-	if e.CAFile != "" || e.CertFile != "" {
-		t := &tls.Config{MinVersion: tls.VersionTLS12}
-		if e.CAFile != "" {
-			b, err := os.ReadFile(e.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("read etcd CA: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(b) {
-				return nil, fmt.Errorf("etcd CA %s: no PEM certificate", e.CAFile)
-			}
-			t.RootCAs = pool
-		}
-		if e.CertFile != "" {
-			kp, err := tls.LoadX509KeyPair(e.CertFile, e.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("load etcd client certificate: %w", err)
-			}
-			t.Certificates = []tls.Certificate{kp}
-		}
-		cfg.TLS = t
-	}
-	cli, err := clientv3.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, err)
-	}
-	return cli, nil
+	return component.NewEtcdClient(component.EtcdConfig{
+		Endpoints: e.Endpoints, CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile,
+		Username: e.Username, PasswordFile: e.PasswordFile, DialTimeout: metav1.Duration{Duration: e.DialTimeout},
+	})
 }
 
 // WriteTable implements cli.Tabular: what was done and what to run next.
