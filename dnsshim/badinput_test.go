@@ -95,26 +95,24 @@ func (w *fakeWriter) RemoteAddr() net.Addr {
 }
 func (w *fakeWriter) WriteMsg(m *dns.Msg) error { w.msg = m; return nil }
 
-// fuzzSeeds are queries worth mutating: every kind of name and some EDNS.
-func fuzzSeeds() [][]byte {
-	var out [][]byte
+// fuzzServer seeds f with queries worth mutating (every kind of name and
+// some EDNS) and returns a server for west's view to feed them to.
+func fuzzServer(f *testing.F) *Server {
+	f.Helper()
 	for _, tc := range conformanceCases() {
-		b, err := tc.query().Pack()
-		if err == nil {
-			out = append(out, b)
+		if b, err := tc.query().Pack(); err == nil {
+			f.Add(b)
 		}
-	}
-	return out
-}
-
-func FuzzServeDNS(f *testing.F) {
-	for _, b := range fuzzSeeds() {
-		f.Add(b)
 	}
 	src := &source{}
 	src.v.Store(testView(5))
 	s, err := New(Config{Cluster: "west"}, src)
 	require.NoError(f, err)
+	return s
+}
+
+func FuzzServeDNS(f *testing.F) {
+	s := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := new(dns.Msg)
 		if m.Unpack(data) != nil {
@@ -135,13 +133,7 @@ func FuzzServeDNS(f *testing.F) {
 // unpack, fit the UDP limit and echo the ID; and an answer replayed from
 // the cache must be byte for byte the answer the full path gives.
 func FuzzHandlePacket(f *testing.F) {
-	for _, b := range fuzzSeeds() {
-		f.Add(b)
-	}
-	src := &source{}
-	src.v.Store(testView(5))
-	s, err := New(Config{Cluster: "west"}, src)
-	require.NoError(f, err)
+	s := fuzzServer(f)
 	local := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
 	cached := newAnswerCache()
 	f.Fuzz(func(t *testing.T, pkt []byte) { checkPacket(t, s, cached, local, pkt) })

@@ -9,6 +9,18 @@ import (
 // BenchmarkServeDNS measures the handler alone (no sockets): the per-query
 // work the shim adds on top of the DNS library.
 func BenchmarkServeDNS(b *testing.B) {
+	s, q := benchSetup(b)
+	w := &packingWriter{}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ServeDNS(w, q)
+	}
+}
+
+// benchSetup returns a server for west's view with 3 headless endpoints
+// and the query the benchmarks ask.
+func benchSetup(b *testing.B) (*Server, *dns.Msg) {
+	b.Helper()
 	src := &source{}
 	src.v.Store(testView(3))
 	s, err := New(Config{Cluster: "west"}, src)
@@ -17,11 +29,7 @@ func BenchmarkServeDNS(b *testing.B) {
 	}
 	q := new(dns.Msg)
 	q.SetQuestion("echo.demo.svc.clusterset.local.", dns.TypeA)
-	w := &packingWriter{}
-	b.ReportAllocs()
-	for b.Loop() {
-		s.ServeDNS(w, q)
-	}
+	return s, q
 }
 
 // packingWriter packs the reply as a real server would.
@@ -35,14 +43,7 @@ func (w *packingWriter) WriteMsg(m *dns.Msg) error {
 // BenchmarkHandlePacket measures the UDP path without sockets: a plain query
 // whose answer is cached after the first round.
 func BenchmarkHandlePacket(b *testing.B) {
-	src := &source{}
-	src.v.Store(testView(3))
-	s, err := New(Config{Cluster: "west"}, src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	q := new(dns.Msg)
-	q.SetQuestion("echo.demo.svc.clusterset.local.", dns.TypeA)
+	s, q := benchSetup(b)
 	pkt, err := q.Pack()
 	if err != nil {
 		b.Fatal(err)

@@ -42,22 +42,23 @@ func (c *answerCache) keyOf(q wireQuery) []byte {
 	return c.key
 }
 
-// get returns the answer to q in view v, or nil.
-func (c *answerCache) get(v *catalog.View, q wireQuery) *cachedAnswer {
+// use empties c when v is not the view it holds answers of.
+func (c *answerCache) use(v *catalog.View) {
 	if v != c.view {
 		clear(c.entries)
 		c.view = v
-		return nil
 	}
+}
+
+// get returns the answer to q in view v, or nil.
+func (c *answerCache) get(v *catalog.View, q wireQuery) *cachedAnswer {
+	c.use(v)
 	return c.entries[string(c.keyOf(q))]
 }
 
 // put stores a copy of wire as the answer to q in view v.
 func (c *answerCache) put(v *catalog.View, q wireQuery, wire []byte, counter prometheus.Counter) {
-	if v != c.view {
-		clear(c.entries)
-		c.view = v
-	}
+	c.use(v)
 	if len(c.entries) >= maxCachedAnswers {
 		clear(c.entries)
 	}

@@ -111,11 +111,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		s.log.Debug("write dns answer", "err", err)
 	}
 	s.metrics.count(r, m.Rcode).Inc()
+	duration := s.metrics.udpDuration
 	if isTCP {
-		s.metrics.tcpDuration.Observe(time.Since(start).Seconds())
-	} else {
-		s.metrics.udpDuration.Observe(time.Since(start).Seconds())
+		duration = s.metrics.tcpDuration
 	}
+	duration.Observe(time.Since(start).Seconds())
 }
 
 // view returns the view to answer from, or nil while the source is not
@@ -136,9 +136,8 @@ func (s *Server) view() *catalog.View {
 // reports whether the answer depends only on v, the local address and the
 // query (so the UDP path may replay it for the same question).
 func (s *Server) reply(v *catalog.View, r *dns.Msg, local net.Addr, udp bool) (m *dns.Msg, size int, cacheable bool) {
-	m = s.answer(v, local, r)
+	m = s.answer(v, local, r) // compressed
 	size = dns.MaxMsgSize
-	m.Compress = true
 	if udp {
 		// The client's EDNS0 size, but never more than the size we
 		// advertise: larger UDP replies risk fragmentation.
@@ -148,12 +147,18 @@ func (s *Server) reply(v *catalog.View, r *dns.Msg, local net.Addr, udp bool) (m
 }
 
 // udpLimit is the most an answer over UDP may take: 512 bytes, or the
-// query's EDNS0 size capped at the size the shim advertises.
+// query's EDNS0 size clamped by ednsLimit.
 func udpLimit(opt *dns.OPT) int {
 	if opt == nil {
 		return dns.MinMsgSize
 	}
-	return max(dns.MinMsgSize, min(int(opt.UDPSize()), ednsUDPSize))
+	return ednsLimit(opt.UDPSize())
+}
+
+// ednsLimit is the answer size allowed by an EDNS0 payload size: at least
+// 512 bytes, at most the size the shim advertises.
+func ednsLimit(payload uint16) int {
+	return max(dns.MinMsgSize, min(int(payload), ednsUDPSize))
 }
 
 // ednsUDPSize is the EDNS0 payload size the shim advertises and the most it

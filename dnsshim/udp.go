@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,14 +41,9 @@ func (s *Server) udpReader(pc net.PacketConn) {
 	for {
 		n, from, err := pc.ReadFrom(in)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if s.readFailed(err, "read dns query") {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			s.log.Debug("read dns query", "err", err)
 			continue
 		}
 		start := time.Now()
@@ -65,6 +59,20 @@ func (s *Server) udpReader(pc net.PacketConn) {
 	}
 }
 
+// readFailed handles a read error of a UDP reader: it reports whether the
+// socket is closed (the reader stops); other errors are logged, timeouts
+// silently, and the reader reads on.
+func (s *Server) readFailed(err error, msg string) (closed bool) {
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		s.log.Debug(msg, "err", err)
+	}
+	return false
+}
+
 // handlePacket answers one UDP query packet: from c when it holds the
 // answer, else by the full path (whose answer it then caches). It returns
 // the answer's bytes (in out or in c; valid until the next call) and the
@@ -73,28 +81,16 @@ func (s *Server) handlePacket(c *answerCache, local net.Addr, pkt, out []byte) (
 	if len(pkt) < dnsHeaderSize || pkt[2]&0x80 != 0 {
 		return nil, nil // not even a header, or a response: never answered
 	}
+	v := s.view()
 	q, plain := parseQuery(pkt)
-	var v *catalog.View
 	if plain {
-		v = s.view()
 		if ans := c.get(v, q); ans != nil {
 			return ans.copyTo(out, pkt), ans.counter
 		}
 	}
 	r := new(dns.Msg)
 	if err := r.Unpack(pkt); err != nil {
-		m := formErr(pkt)
-		if m == nil {
-			return nil, nil
-		}
-		b, err := m.PackBuffer(out[:cap(out)])
-		if err != nil {
-			return nil, nil
-		}
-		return b, s.metrics.counter(0, dns.RcodeFormatError)
-	}
-	if !plain {
-		v = s.view()
+		return s.formErrPacket(pkt, out)
 	}
 	m, size, cacheable := s.reply(v, r, local, true)
 	b, err := m.PackBuffer(out[:cap(out)])
@@ -111,6 +107,24 @@ func (s *Server) handlePacket(c *answerCache, local net.Addr, pkt, out []byte) (
 		c.put(v, q, b, counter)
 	}
 	return b, counter
+}
+
+// formErrPacket packs the FORMERR answer to pkt into out and returns it
+// with its counter, or nil when pkt gets no answer (shorter than a header,
+// or a response).
+func (s *Server) formErrPacket(pkt, out []byte) ([]byte, prometheus.Counter) {
+	if len(pkt) < dnsHeaderSize {
+		return nil, nil
+	}
+	m := formErr(pkt)
+	if m == nil {
+		return nil, nil
+	}
+	b, err := m.PackBuffer(out[:cap(out)])
+	if err != nil {
+		return nil, nil
+	}
+	return b, s.metrics.counter(0, dns.RcodeFormatError)
 }
 
 // formErr answers a packet that has a header but does not parse, echoing

@@ -5,7 +5,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -48,45 +47,34 @@ func (s *Server) batchReader(bc batchConn, local net.Addr) {
 	in := make([]ipv4.Message, udpBatch)
 	out := make([]ipv4.Message, udpBatch)
 	bufs := make([]byte, udpBatch*(maxUDPQuery+ednsUDPSize))
+	answers := make([][]byte, udpBatch) // the answer buffers of out
 	for i := range in {
 		b := bufs[i*(maxUDPQuery+ednsUDPSize):]
 		in[i].Buffers = [][]byte{b[:maxUDPQuery:maxUDPQuery]}
-		out[i].Buffers = [][]byte{b[maxUDPQuery : maxUDPQuery+ednsUDPSize : maxUDPQuery+ednsUDPSize]}
-	}
-	answers := make([][]byte, udpBatch) // the answer buffers of out
-	for i := range out {
-		answers[i] = out[i].Buffers[0]
+		answers[i] = b[maxUDPQuery : maxUDPQuery+ednsUDPSize : maxUDPQuery+ednsUDPSize]
+		out[i].Buffers = [][]byte{answers[i]}
 	}
 	counters := make([]prometheus.Counter, udpBatch)
 	c := newAnswerCache()
 	for {
 		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if s.readFailed(err, "read dns queries") {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			s.log.Debug("read dns queries", "err", err)
 			continue
 		}
 		start := time.Now()
 		k := 0
 		for _, m := range in[:n] {
 			pkt := m.Buffers[0][:m.N]
-			if m.N == maxUDPQuery { // possibly cut: never guess
-				pkt = pkt[:min(m.N, dnsHeaderSize)]
-				b, counter := s.tooLarge(pkt, answers[k])
-				if b == nil {
-					continue
-				}
-				out[k].Buffers[0], out[k].Addr, counters[k] = b, m.Addr, counter
-				k++
-				continue
+			var b []byte
+			var counter prometheus.Counter
+			if m.N == maxUDPQuery { // possibly cut: never guess, answer FORMERR
+				b, counter = s.formErrPacket(pkt, answers[k])
+			} else {
+				b, counter = s.handlePacket(c, local, pkt, answers[k])
 			}
-			b, counter := s.handlePacket(c, local, pkt, answers[k])
 			if b == nil {
 				continue
 			}
@@ -104,22 +92,6 @@ func (s *Server) batchReader(bc batchConn, local net.Addr) {
 			in[i].Addr = nil
 		}
 	}
-}
-
-// tooLarge answers a datagram larger than the shim reads with FORMERR.
-func (s *Server) tooLarge(hdr, out []byte) ([]byte, prometheus.Counter) {
-	if len(hdr) < dnsHeaderSize {
-		return nil, nil
-	}
-	m := formErr(hdr)
-	if m == nil {
-		return nil, nil
-	}
-	b, err := m.PackBuffer(out[:cap(out)])
-	if err != nil {
-		return nil, nil
-	}
-	return b, s.metrics.counter(0, dns.RcodeFormatError)
 }
 
 // writeBatch sends ms, skipping a datagram the kernel refuses.

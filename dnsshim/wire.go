@@ -68,7 +68,7 @@ func parseQuery(pkt []byte) (q wireQuery, ok bool) {
 			return q, false
 		}
 		q.edns = true
-		q.udpSize = uint16(max(dns.MinMsgSize, min(int(be.Uint16(pkt[off+3:])), ednsUDPSize)))
+		q.udpSize = uint16(ednsLimit(be.Uint16(pkt[off+3:])))
 		q.do = pkt[off+7]&0x80 != 0
 		rdlen := int(be.Uint16(pkt[off+9:]))
 		off += 11
