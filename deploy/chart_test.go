@@ -134,7 +134,6 @@ func TestChartAppliesToAPIServer(t *testing.T) {
 	require.NoError(t, err)
 
 	cases := append(valuesCases(), valuesCase{name: "join"})
-	var crdsApplied bool
 	for i, vc := range cases {
 		ns := []string{"causeway", "mesh-system", "causeway-min", "causeway"}[i]
 		var objs []*unstructured.Unstructured
@@ -152,9 +151,8 @@ func TestChartAppliesToAPIServer(t *testing.T) {
 			}
 		}
 		require.Len(t, crds, 2, "the chart ships the ServiceExport and ServiceImport CRDs")
-		if !crdsApplied {
+		if i == 0 { // the CRDs are the same in every case
 			a.installCRDs(t, append(crds, serviceMonitorCRD()))
-			crdsApplied = true
 		}
 		createNamespace(t, c, ns)
 		if vc.name == "join" {

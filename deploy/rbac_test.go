@@ -206,7 +206,6 @@ func (f *forbiddenLog) lines() []string {
 
 // runningFederator is a federator started by startFederator.
 type runningFederator struct {
-	fed       *federator.Federator
 	stop      func() // idempotent; also run by t.Cleanup
 	forbidden *forbiddenLog
 }
@@ -248,7 +247,7 @@ func startFederator(t *testing.T, cfg *component.FederatorConfig, kc kubernetes.
 		}
 	}
 	t.Cleanup(stop)
-	return &runningFederator{fed: fed, stop: stop, forbidden: forbidden}
+	return &runningFederator{stop: stop, forbidden: forbidden}
 }
 
 // testWriter sends log output to t.Log.

@@ -17,21 +17,23 @@ import (
 func TestJoinCommand(t *testing.T) {
 	srv, cli := embedetcd.StartForTest(t)
 	out := filepath.Join(t.TempDir(), "east")
-	root := newRoot()
-	var stdout bytes.Buffer
-	root.SetOut(&stdout)
-	root.SetArgs([]string{"join", "--cluster", "east", "--region", "us-east", "--zone", "us-east-1a",
-		"--etcd", "http://" + srv.Endpoint(), "--advertise", "gw.east.example:4433", "--out", out})
-	require.NoError(t, root.ExecuteContext(context.Background()))
-	require.Contains(t, stdout.String(), "cluster east registered")
-	require.Contains(t, stdout.String(), "kubectl apply -f "+filepath.Join(out, "ca-secret.yaml"))
+	join := func(args ...string) (string, error) {
+		root := newRoot()
+		var stdout bytes.Buffer
+		root.SetOut(&stdout)
+		root.SetArgs(append([]string{"join", "--cluster", "east", "--etcd", "http://" + srv.Endpoint(), "--out", out}, args...))
+		err := root.ExecuteContext(context.Background())
+		return stdout.String(), err
+	}
+	stdout, err := join("--region", "us-east", "--zone", "us-east-1a", "--advertise", "gw.east.example:4433")
+	require.NoError(t, err)
+	require.Contains(t, stdout, "cluster east registered")
+	require.Contains(t, stdout, "kubectl apply -f "+filepath.Join(out, "ca-secret.yaml"))
 	resp, err := cli.Get(context.Background(), store.BundleKey("east"))
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
 
 	// Again: refused, without --force.
-	root = newRoot()
-	root.SetOut(&stdout)
-	root.SetArgs([]string{"join", "--cluster", "east", "--etcd", "http://" + srv.Endpoint(), "--out", out})
-	require.ErrorContains(t, root.ExecuteContext(context.Background()), "--force")
+	_, err = join()
+	require.ErrorContains(t, err, "--force")
 }

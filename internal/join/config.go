@@ -114,7 +114,7 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// hasEtcdCredentials reports whether any etcd credential is configured,
+// hasCredentials reports whether any etcd credential is configured,
 // so the federator needs the etcd Secret.
 func (e EtcdOptions) hasCredentials() bool {
 	return e.CAFile != "" || e.CertFile != "" || e.Username != ""

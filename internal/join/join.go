@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
@@ -84,7 +85,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer cli.Close()
-	st := store.New(cli, store.Options{})
 	if !o.Force {
 		if err := checkUnregistered(ctx, cli, o.Cluster); err != nil {
 			return nil, err
@@ -98,49 +98,38 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if lifetime == 0 {
 		lifetime = certs.DefaultCALifetime
 	}
-	ca, err := certs.InitCADir(r.CADir, r.TrustDomain, lifetime, o.Now(), o.Force)
+	now := o.Now()
+	ca, err := certs.InitCADir(r.CADir, r.TrustDomain, lifetime, now, o.Force)
 	if err != nil {
 		return nil, err
-	}
-	written := []string{
-		filepath.Join(r.CADir, certs.CACertFile), filepath.Join(r.CADir, certs.CAKeyFile), filepath.Join(r.CADir, certs.BundleFile),
 	}
 	undo := func() {
 		if o.Force {
 			return // files we replaced cannot be restored; leave the new ones
 		}
-		for _, p := range written {
-			_ = os.Remove(p)
+		for _, name := range []string{certs.CACertFile, certs.CAKeyFile, certs.BundleFile} {
+			_ = os.Remove(filepath.Join(r.CADir, name))
 		}
 		_ = os.Remove(r.CADir) // only if empty
 	}
-
-	replaced, err := register(ctx, st, o, r.TrustDomain, ca.Cert)
-	if err != nil {
-		undo()
-		return nil, err
-	}
-	r.Replaced = replaced
-
+	// Read back before registering: a failure here leaves etcd untouched.
 	caSecret, err := caSecretManifest(o, r.CADir)
 	if err != nil {
 		undo()
 		return nil, err
 	}
-	files := []struct {
-		path string
-		data []byte
-		perm os.FileMode
-	}{
+	r.Replaced, err = register(ctx, cli, o, r.TrustDomain, ca.Cert, now)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+
+	files := []outFile{
 		{r.CASecret, caSecret, 0o600},
 		{r.ValuesFile, valuesFile(o), 0o644},
 	}
 	if r.EtcdSecret != "" {
-		files = append(files, struct {
-			path string
-			data []byte
-			perm os.FileMode
-		}{r.EtcdSecret, etcdSecret, 0o600})
+		files = append(files, outFile{r.EtcdSecret, etcdSecret, 0o600})
 	}
 	for _, f := range files {
 		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, o.Force); err != nil {
@@ -148,6 +137,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	return r, nil
+}
+
+// outFile is one file Run writes into Options.Out.
+type outFile struct {
+	path string
+	data []byte
+	perm os.FileMode
 }
 
 // checkAbsent fails when any of paths (empty ones skipped) exists.
@@ -182,7 +178,7 @@ func checkUnregistered(ctx context.Context, cli *clientv3.Client, cluster string
 
 // register writes the cluster record and the trust bundle: create-only
 // unless o.Force. It reports whether a registration was replaced.
-func register(ctx context.Context, st *store.Store, o Options, td string, caCert *x509.Certificate) (bool, error) {
+func register(ctx context.Context, cli *clientv3.Client, o Options, td string, caCert *x509.Certificate, now time.Time) (bool, error) {
 	rec, err := store.Encode(&causewayv1.ClusterRecord{Name: o.Cluster, Region: o.Region, Zone: o.Zone, TrustDomain: td})
 	if err != nil {
 		return false, err
@@ -190,33 +186,31 @@ func register(ctx context.Context, st *store.Store, o Options, td string, caCert
 	bundle, err := store.Encode(&causewayv1.TrustBundle{
 		Cluster: o.Cluster, TrustDomain: td,
 		X509Authorities: certs.AuthoritiesDER([]*x509.Certificate{caCert}),
-		Sequence:        uint64(o.Now().UnixNano()),
+		Sequence:        uint64(now.UnixNano()),
 	})
 	if err != nil {
 		return false, err
 	}
 	ck, bk := store.ClusterKey(o.Cluster), store.BundleKey(o.Cluster)
 	puts := []clientv3.Op{clientv3.OpPut(ck, string(rec)), clientv3.OpPut(bk, string(bundle))}
-	absent := []clientv3.Cmp{
+	txn := cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.CreateRevision(ck), "=", 0),
 		clientv3.Compare(clientv3.CreateRevision(bk), "=", 0),
-	}
-	cli := st.Client()
+	).Then(puts...)
 	if o.Force {
-		resp, err := cli.Txn(ctx).If(absent...).Then(puts...).Else(puts...).Commit()
-		if err != nil {
-			return false, fmt.Errorf("join: register %s: %w", o.Cluster, err)
-		}
-		return !resp.Succeeded, nil
+		txn = txn.Else(puts...) // present: replace
 	}
-	resp, err := cli.Txn(ctx).If(absent...).Then(puts...).Commit()
+	resp, err := txn.Commit()
 	if err != nil {
 		return false, fmt.Errorf("join: register %s: %w", o.Cluster, err)
 	}
-	if !resp.Succeeded {
-		return false, fmt.Errorf("%w: %s was registered meanwhile", ErrRegistered, o.Cluster)
+	switch {
+	case resp.Succeeded:
+		return false, nil
+	case o.Force:
+		return true, nil
 	}
-	return false, nil
+	return false, fmt.Errorf("%w: %s was registered meanwhile", ErrRegistered, o.Cluster)
 }
 
 // newEtcdClient connects to the federation etcd with o's credentials.
