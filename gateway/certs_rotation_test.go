@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,15 +159,20 @@ func (h *certsFreshHandshakes) finish(t *testing.T) []*x509.Certificate {
 	return h.leaves
 }
 
+// reverifyOften re-verifies connections every 100ms, so the rotation
+// tests see connections replaced within their short leaf lifetimes.
+func reverifyOften(c *Config) { c.ReverifyInterval = 100 * time.Millisecond }
+
 // TestLeafRotationUnderLoad renews both gateways' leaves every 2-3s
 // (lifetime 4s) while requests flow east -> west through the tunnel:
-// no request fails, the QUIC connection between the gateways is never
-// re-established, and new handshakes see new certificates.
+// no request fails, east replaces its connection to west after renewing
+// (so it presents its current leaf, and never relies on an expired one of
+// west's), and new handshakes see new certificates.
 func TestLeafRotationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several seconds")
 	}
-	f := newFixture(t)
+	f := newFixture(t, reverifyOften)
 	east, west := f.clusters["east"], f.clusters["west"]
 	eastRot := certsRotate(t, east, east.ca, nil)
 	certsRotate(t, west, west.ca, nil)
@@ -188,14 +194,17 @@ func TestLeafRotationUnderLoad(t *testing.T) {
 	leaves := fresh.finish(t)
 	load.finish(t, 100)
 
-	// The connection east's gateway tunnels through is the one from before
-	// the rotations, still open, still authenticated by west's first leaf,
-	// which has expired meanwhile.
-	require.Same(t, conn, certsPeerConn(east.gw, "west"))
-	require.NoError(t, conn.Context().Err())
-	require.Equal(t, dialsBefore, testutil.ToFloat64(dials), "east re-dialed west")
-	require.True(t, firstWestLeaf.Equal(conn.ConnectionState().TLS.PeerCertificates[0]))
-	require.True(t, time.Now().After(firstWestLeaf.NotAfter))
+	// The connection from before the rotations was replaced (east renewed
+	// its leaf) and closed; the one east tunnels through now verifies.
+	require.Eventually(t, func() bool { return conn.Context().Err() != nil }, 5*time.Second, 20*time.Millisecond,
+		"the connection from before the rotations is still open")
+	require.Greater(t, testutil.ToFloat64(dials), dialsBefore, "east never re-dialed west")
+	require.Positive(t, testutil.ToFloat64(east.gw.metrics.replaced.WithLabelValues("client", reasonRenewed)))
+	require.NoError(t, certsEchoThroughEgress(vip, "after"))
+	cur := certsPeerConn(east.gw, "west")
+	require.NotSame(t, conn, cur)
+	_, err := certs.VerifyPeer(cur.ConnectionState().TLS, east.gw.bundles, time.Now())
+	require.NoError(t, err, "east tunnels through a connection whose peer no longer verifies")
 
 	serials := map[string]bool{}
 	for _, l := range leaves {
@@ -213,7 +222,7 @@ func TestCARotationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several seconds")
 	}
-	f := newFixture(t)
+	f := newFixture(t, reverifyOften)
 	east, west := f.clusters["east"], f.clusters["west"]
 	oldCA := west.ca
 	set, err := certs.NewCASet(oldCA, nil)
@@ -289,9 +298,60 @@ func TestCARotationUnderLoad(t *testing.T) {
 	_, _, err = certs.VerifyChain(oldLeaf.Certificate, east.gw.bundles, time.Now())
 	var unknown x509.UnknownAuthorityError
 	require.ErrorAs(t, err, &unknown)
-	// The tunnel connection survived the whole rotation; certs.VerifyPeer
-	// is what a gateway would use to find it now unverifiable.
-	require.Same(t, conn, certsPeerConn(east.gw, "west"))
-	_, err = certs.VerifyPeer(conn.ConnectionState().TLS, east.gw.bundles, time.Now())
-	require.Error(t, err)
+	// The connection from before the rotation (authenticated by an
+	// old-CA leaf) is gone; east tunnels through one that verifies.
+	require.Eventually(t, func() bool { return conn.Context().Err() != nil }, 5*time.Second, 20*time.Millisecond,
+		"the connection from before the rotation is still open")
+	require.NoError(t, certsEchoThroughEgress(vip, "after"))
+	cur := certsPeerConn(east.gw, "west")
+	_, err = certs.VerifyPeer(cur.ConnectionState().TLS, east.gw.bundles, time.Now())
+	require.NoError(t, err)
+}
+
+// TestUntrustedPeerConnectionClosed drops east's CA from the bundles
+// (as removing a compromised cluster would): west closes the connection
+// east opened, with ConnCodeUntrusted, once ReplaceGrace is over, and
+// east cannot open a new one, so its flows to west fail. A flow open at
+// the drop carries on until then.
+func TestUntrustedPeerConnectionClosed(t *testing.T) {
+	const grace = 700 * time.Millisecond
+	f := newFixture(t, reverifyOften, func(c *Config) { c.ReplaceGrace = grace })
+	east, west := f.clusters["east"], f.clusters["west"]
+	vip := f.vip("127.0.0.1:8080")
+	require.NoError(t, certsEchoThroughEgress(vip, "before"))
+	conn := certsPeerConn(east.gw, "west")
+	require.NotNil(t, conn)
+
+	// A flow opened before the drop.
+	open, err := net.Dial("tcp", vip)
+	require.NoError(t, err)
+	defer open.Close()
+	echo := func(msg string) error {
+		_ = open.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := open.Write([]byte(msg)); err != nil {
+			return err
+		}
+		buf := make([]byte, len(msg))
+		_, err := io.ReadFull(open, buf)
+		return err
+	}
+	require.NoError(t, echo("ping"))
+
+	rogue, err := certs.NewCA(east.ca.TrustDomain, time.Hour, time.Now())
+	require.NoError(t, err)
+	dropped := time.Now()
+	certsSetBundle(f, "east", []*x509.Certificate{rogue.Cert})
+	certsWaitBundle(t, west.gw, "east", 1)
+	require.NoError(t, echo("still there"), "the open flow was cut before the grace")
+
+	require.Eventually(t, func() bool { return conn.Context().Err() != nil }, 10*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, time.Since(dropped), grace-100*time.Millisecond, "closed before the grace")
+	var appErr *quic.ApplicationError
+	require.ErrorAs(t, context.Cause(conn.Context()), &appErr)
+	require.Equal(t, tunnel.ConnCodeUntrusted, appErr.ErrorCode)
+	require.True(t, appErr.Remote, "west closed it")
+	require.Equal(t, 1.0, testutil.ToFloat64(west.gw.metrics.replaced.WithLabelValues("server", reasonPeerUntrusted)))
+
+	// East re-dials and is refused: no flow reaches west any more.
+	require.Eventually(t, func() bool { return certsEchoThroughEgress(vip, "after") != nil }, 10*time.Second, 50*time.Millisecond)
 }

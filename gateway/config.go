@@ -56,6 +56,15 @@ type Config struct {
 	ReconnectBackoff time.Duration
 	// ReconnectBackoffMax caps ReconnectBackoff's doubling. If zero, 5s.
 	ReconnectBackoffMax time.Duration
+	// ReverifyInterval is how often every peer connection is checked
+	// against the current trust bundles and this gateway's current
+	// certificate (also done whenever the bundles change); see
+	// reverify.go. If zero, 5s.
+	ReverifyInterval time.Duration
+	// ReplaceGrace is how long open flows may go on on a replaced
+	// connection, or on an accepted one whose peer no longer verifies,
+	// before it closes. If zero, 30s.
+	ReplaceGrace time.Duration
 	// Clock is outlier detection's time source. If nil, the system clock.
 	Clock Clock
 }
@@ -94,6 +103,12 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectBackoffMax == 0 {
 		c.ReconnectBackoffMax = 5 * time.Second
 	}
+	if c.ReverifyInterval == 0 {
+		c.ReverifyInterval = 5 * time.Second
+	}
+	if c.ReplaceGrace == 0 {
+		c.ReplaceGrace = 30 * time.Second
+	}
 	if c.Clock == nil {
 		c.Clock = systemClock{}
 	}
@@ -125,6 +140,8 @@ func (c Config) Validate() error {
 		{"dial timeout", c.DialTimeout},
 		{"shutdown grace", c.ShutdownGrace},
 		{"flow idle timeout", c.FlowIdleTimeout},
+		{"reverify interval", c.ReverifyInterval},
+		{"replace grace", c.ReplaceGrace},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("gateway config: negative %s %s", d.name, d.v)

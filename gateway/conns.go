@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
@@ -12,16 +13,31 @@ import (
 )
 
 // connSet tracks the live QUIC connections to peer gateways, accepted and
-// dialed, by peer cluster: for the RTT gauge and to close them on
-// shutdown. A connection leaves the set by itself when it closes.
+// dialed, by peer cluster: for the RTT gauge, re-verification and to
+// close them on shutdown. A connection leaves the set by itself when it
+// closes.
 type connSet struct {
-	conns sync.Map // *quic.Conn → peer cluster name
+	conns sync.Map // *quic.Conn → *trackedConn
 }
 
-// track adds c, a connection to cluster's gateway; adding it again is a
-// cheap no-op, so callers may track on every use.
-func (s *connSet) track(cluster string, c *quic.Conn) {
-	if _, loaded := s.conns.LoadOrStore(c, cluster); loaded {
+// trackedConn is what connSet knows of a connection.
+type trackedConn struct {
+	cluster  string
+	accepted bool
+	closing  atomic.Bool // an accepted connection found untrusted: closes after the grace
+}
+
+// track adds c, a connection dialed to cluster's gateway; adding it again
+// is a cheap no-op, so callers may track on every use.
+func (s *connSet) track(cluster string, c *quic.Conn) { s.add(c, &trackedConn{cluster: cluster}) }
+
+// trackAccepted adds c, a connection accepted from cluster's gateway.
+func (s *connSet) trackAccepted(cluster string, c *quic.Conn) {
+	s.add(c, &trackedConn{cluster: cluster, accepted: true})
+}
+
+func (s *connSet) add(c *quic.Conn, tc *trackedConn) {
+	if _, loaded := s.conns.LoadOrStore(c, tc); loaded {
 		return
 	}
 	context.AfterFunc(c.Context(), func() { s.conns.Delete(c) })
@@ -32,7 +48,7 @@ func (s *connSet) rtts() map[string]time.Duration {
 	sum := map[string]time.Duration{}
 	n := map[string]int{}
 	s.conns.Range(func(k, v any) bool {
-		c, cluster := k.(*quic.Conn), v.(string)
+		c, cluster := k.(*quic.Conn), v.(*trackedConn).cluster
 		if c.Context().Err() == nil {
 			sum[cluster] += c.ConnectionStats().SmoothedRTT
 			n[cluster]++

@@ -42,7 +42,9 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 	for {
 		changed := g.src.Changed()
 		v := g.src.View()
-		g.syncBundles(v)
+		if g.syncBundles(v) {
+			g.reverify() // connections whose peers the change distrusts go now
+		}
 		g.syncPeers(v)
 		want := desiredEgress(v, g.cfg.Cluster, g.cfg.EgressMode, g.cfg.EgressBind)
 		for addr, l := range listeners {
@@ -153,9 +155,9 @@ func (g *Gateway) acceptEgress(ctx context.Context, l *egressListener) {
 // whose gateways all went silent after every other.
 func (g *Gateway) handleEgress(ctx context.Context, client *net.TCPConn, t egressTarget) {
 	start := time.Now()
-	active := g.metrics.active.WithLabelValues("egress")
-	active.Inc()
-	defer active.Dec()
+	fm := g.metrics.egress
+	fm.active.Inc()
+	defer fm.active.Dec()
 	v := g.src.View()
 	service := serviceLabel(v, t.key)
 	cands := g.selector().Candidates(v, g.cfg.Cluster, t.key, t.port)
@@ -184,9 +186,9 @@ func (g *Gateway) handleEgress(ctx context.Context, client *net.TCPConn, t egres
 		res, up, down := g.egressTo(ctx, client, v, t, cand.Cluster, allowSilent)
 		switch res {
 		case attemptCarried:
-			g.metrics.bytes.WithLabelValues("egress").Add(float64(up + down))
+			fm.bytes.Add(float64(up + down))
 			g.metrics.streams.inc("egress", service, peerLabel(v, cand.Cluster), resultOK)
-			g.metrics.duration.WithLabelValues("egress").Observe(time.Since(start).Seconds())
+			fm.duration.Observe(time.Since(start).Seconds())
 			return
 		case attemptNextInstance:
 			continue // same cluster, another gateway instance
@@ -231,15 +233,11 @@ func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.
 		g.attemptFailed(cluster, t, err)
 		return attemptNextCluster, 0, 0
 	}
-	defer in.release()
+	defer in.release(conn)
 	// A stream still waiting for its response gives up when the instance
 	// goes silent or leaves the catalog: nothing reached a backend yet, so
 	// the flow moves on at once instead of waiting for the idle timeout.
-	actx, cancel := context.WithCancel(ctx)
-	stopAbandon := context.AfterFunc(in.abandoned(conn), cancel)
-	stream, err := g.openStreamOn(actx, conn, cluster, t, client.RemoteAddr().String())
-	stopAbandon()
-	cancel()
+	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, client.RemoteAddr().String())
 	if err != nil {
 		res = attemptNextCluster
 		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {

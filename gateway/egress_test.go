@@ -35,7 +35,7 @@ func egressInstanceState(in *instance) (open int, remote string) {
 	if in.conn != nil && in.conn.Context().Err() == nil {
 		remote = in.conn.RemoteAddr().String()
 	}
-	return in.open, remote
+	return in.openLocked(), remote
 }
 
 // egressOpenFlow opens a flow through addr and waits for the first echo of

@@ -162,7 +162,7 @@ func (g *Gateway) explainGateways(v *catalog.View, cluster string) []ExplainedGa
 func (in *instance) describe(eg *ExplainedGateway) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	eg.OpenStreams = in.open
+	eg.OpenStreams = in.openLocked()
 	switch {
 	case in.conn != nil && in.conn.Context().Err() == nil && in.draining:
 		eg.State = GatewayDraining

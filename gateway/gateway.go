@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +112,7 @@ func (g *Gateway) Run(ctx context.Context, udp *net.UDPConn, listen ListenFunc) 
 	var wg sync.WaitGroup
 	wg.Go(func() { g.acceptConns(connCtx, ln) })
 	wg.Go(func() { g.forgetStale(egressCtx) })
+	wg.Go(func() { g.reverifyEvery(egressCtx) })
 	egressErr := make(chan error, 1)
 	wg.Go(func() { egressErr <- g.runEgress(egressCtx, listen) })
 
@@ -175,7 +178,8 @@ func (g *Gateway) isDraining() bool {
 
 // syncBundles makes the gateway trust exactly the bundles in v. A bundle
 // is trusted only for the trust domain of the cluster whose key holds it.
-func (g *Gateway) syncBundles(v *catalog.View) {
+// It reports whether the trust changed.
+func (g *Gateway) syncBundles(v *catalog.View) (changed bool) {
 	seen := map[string]bool{}
 	for key, e := range v.Entries() {
 		b := e.GetBundle()
@@ -188,14 +192,19 @@ func (g *Gateway) syncBundles(v *catalog.View) {
 			g.log.Warn("ignoring bad trust bundle", "peer", cluster, "err", err)
 			continue
 		}
-		g.bundles.Set(td, auth)
+		if have, ok := g.bundles.Bundle(td); !ok || !slices.EqualFunc(have, auth, (*x509.Certificate).Equal) {
+			g.bundles.Set(td, auth)
+			changed = true
+		}
 		seen[td] = true
 	}
 	for _, td := range g.bundles.TrustDomains() {
 		if !seen[td] {
 			g.bundles.Delete(td)
+			changed = true
 		}
 	}
+	return changed
 }
 
 // acceptConns accepts peer connections until the listener closes.
@@ -215,7 +224,7 @@ func (g *Gateway) acceptConns(ctx context.Context, ln *quic.Listener) {
 		}
 		g.metrics.handshakes.WithLabelValues("server", "ok").Inc()
 		peer := clusterOf(g.src.View(), id)
-		g.conns.track(peer, conn)
+		g.conns.trackAccepted(peer, conn)
 		wg.Go(func() { g.serveConn(ctx, conn, peer, id) })
 	}
 }

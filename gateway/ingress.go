@@ -41,9 +41,9 @@ func refusalCode(err error) causewayv1.StreamCode {
 // wrong ends this stream only: a response code, or a reset.
 func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer string, peerID certs.ID) {
 	start := time.Now()
-	active := g.metrics.active.WithLabelValues("ingress")
-	active.Inc()
-	defer active.Dec()
+	fm := g.metrics.ingress
+	fm.active.Inc()
+	defer fm.active.Dec()
 	service, result := labelOther, resultError
 	defer func() { g.metrics.streams.inc("ingress", service, peer, result) }()
 
@@ -75,8 +75,8 @@ func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer s
 	up, down := pipe(backend, stream)
 	stop()
 	result = resultOK
-	g.metrics.bytes.WithLabelValues("ingress").Add(float64(down + up))
-	g.metrics.duration.WithLabelValues("ingress").Observe(time.Since(start).Seconds())
+	fm.bytes.Add(float64(down + up))
+	fm.duration.Observe(time.Since(start).Seconds())
 }
 
 // resetFlow ends a flow both ways at once: the stream is reset with code

@@ -132,8 +132,13 @@ func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, por
 		if budget.Err() != nil {
 			break
 		}
-		left, _ := budget.Deadline()
-		actx, acancel := context.WithTimeout(budget, time.Until(left)/time.Duration(min(len(order)-i, maxEndpointAttempts)))
+		// The last endpoint left (the only one, usually) gets the whole
+		// remaining budget: no context and timer of its own.
+		actx, acancel := budget, context.CancelFunc(nop)
+		if n := min(len(order)-i, maxEndpointAttempts); n > 1 {
+			left, _ := budget.Deadline()
+			actx, acancel = context.WithTimeout(budget, time.Until(left)/time.Duration(n))
+		}
 		c, err := d.DialContext(actx, "tcp", addr)
 		acancel()
 		if ctx.Err() != nil { // shutting down: not the endpoint's fault
@@ -151,3 +156,6 @@ func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, por
 	}
 	return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, lastErr.Error()}
 }
+
+// nop is a CancelFunc with nothing to cancel.
+func nop() {}

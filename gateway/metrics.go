@@ -26,6 +26,26 @@ type metrics struct {
 	duration   *prometheus.HistogramVec
 	ejections  *prometheus.CounterVec // outlier ejections by peer_cluster
 	ejected    *prometheus.GaugeVec   // 1 while a peer_cluster is ejected
+	replaced   *prometheus.CounterVec // connections replaced or closed by reverify, by role and reason
+
+	egress, ingress flowMetrics // the direction series, looked up once
+}
+
+// flowMetrics are the series of one direction that every flow touches,
+// resolved once: a label lookup per flow costs a hash and a map access
+// under the vector's lock.
+type flowMetrics struct {
+	active   prometheus.Gauge
+	bytes    prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (m *metrics) flowMetrics(direction string) flowMetrics {
+	return flowMetrics{
+		active:   m.active.WithLabelValues(direction),
+		bytes:    m.bytes.WithLabelValues(direction),
+		duration: m.duration.WithLabelValues(direction),
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -54,8 +74,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.ejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 		Name: "outlier_ejected", Help: "1 while outlier detection keeps a peer cluster out of egress balancing, else 0."},
 		[]string{"peer_cluster"})
+	m.replaced = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "connections_replaced_total", Help: "Peer connections re-verified and replaced (role client: dialed here) or closed (role server: accepted here), " +
+			"by reason: peer_untrusted (the peer's chain no longer verifies), peer_expiring (it expires soon or has expired), renewed (this gateway's certificate was renewed)."},
+		[]string{"role", "reason"})
+	m.egress, m.ingress = m.flowMetrics("egress"), m.flowMetrics("ingress")
 	if reg != nil {
-		reg.MustRegister(m.ejections, m.ejected)
+		reg.MustRegister(m.ejections, m.ejected, m.replaced)
 		reg.MustRegister(m.streams.vec, m.active, m.bytes, m.handshakes, m.retries, m.duration)
 	}
 	return m
@@ -84,49 +109,77 @@ func peerLabel(v *catalog.View, cluster string) string {
 }
 
 // streamCounter is causeway_gateway_streams_total. It remembers the
-// services and peers it labeled so forget can delete their series once
-// they leave the catalog.
+// series it created, so a flow's count costs one map lookup, and forget
+// can delete the series of services and peers that left the catalog.
 type streamCounter struct {
 	vec *prometheus.CounterVec
 
-	mu       sync.Mutex // guards services, peers
-	services map[string]bool
-	peers    map[string]bool
+	mu     sync.Mutex // guards series
+	series map[streamSeries]prometheus.Counter
 }
+
+// streamSeries is the label values of one streams_total series.
+type streamSeries struct{ direction, service, peer, result string }
 
 // inc counts one finished flow. service and peer must come from
 // serviceLabel and peerLabel (or be labelOther).
 func (s *streamCounter) inc(direction, service, peer, result string) {
+	k := streamSeries{direction, service, peer, result}
 	s.mu.Lock()
-	if s.services == nil {
-		s.services, s.peers = map[string]bool{}, map[string]bool{}
+	c, ok := s.series[k]
+	if !ok {
+		if s.series == nil {
+			s.series = map[streamSeries]prometheus.Counter{}
+		}
+		c = s.vec.WithLabelValues(direction, service, peer, result)
+		s.series[k] = c
 	}
-	s.services[service], s.peers[peer] = true, true
 	s.mu.Unlock()
-	s.vec.WithLabelValues(direction, service, peer, result).Inc()
+	c.Inc()
 }
 
 // forget deletes the series of services and peers that left v.
 func (s *streamCounter) forget(v *catalog.View) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for svc := range s.services {
-		if svc == labelOther {
-			continue
+	services, peers := map[string]bool{}, map[string]bool{} // label value -> stays
+	for k := range s.series {
+		if _, seen := services[k.service]; !seen {
+			services[k.service] = keepService(v, k.service)
+			if !services[k.service] {
+				s.vec.DeletePartialMatch(prometheus.Labels{"service": k.service})
+			}
 		}
-		if ns, name, ok := strings.Cut(svc, "/"); ok && len(v.Exports(catalog.ServiceKey{Namespace: ns, Name: name})) > 0 {
-			continue
+		if _, seen := peers[k.peer]; !seen {
+			peers[k.peer] = keepPeer(v, k.peer)
+			if !peers[k.peer] {
+				s.vec.DeletePartialMatch(prometheus.Labels{"peer_cluster": k.peer})
+			}
 		}
-		s.vec.DeletePartialMatch(prometheus.Labels{"service": svc})
-		delete(s.services, svc)
+		if !services[k.service] || !peers[k.peer] {
+			delete(s.series, k)
+		}
 	}
-	for peer := range s.peers {
-		if _, ok := v.Cluster(peer); ok || peer == labelOther {
-			continue
-		}
-		s.vec.DeletePartialMatch(prometheus.Labels{"peer_cluster": peer})
-		delete(s.peers, peer)
+}
+
+// keepService reports whether the series of service stay: it is
+// labelOther or some cluster in v exports it.
+func keepService(v *catalog.View, service string) bool {
+	if service == labelOther {
+		return true
 	}
+	ns, name, ok := strings.Cut(service, "/")
+	return ok && len(v.Exports(catalog.ServiceKey{Namespace: ns, Name: name})) > 0
+}
+
+// keepPeer reports whether the series of peer stay: it is labelOther or a
+// member cluster of v.
+func keepPeer(v *catalog.View, peer string) bool {
+	if peer == labelOther {
+		return true
+	}
+	_, ok := v.Cluster(peer)
+	return ok
 }
 
 // rttCollector is causeway_gateway_peer_rtt_seconds, read from quic-go's

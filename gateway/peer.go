@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,8 +51,9 @@ type instance struct {
 	cancel context.CancelFunc
 	idle   chan struct{} // (cap 1) signaled when a retired instance's last stream ends
 
-	mu       sync.Mutex // guards conn, dialing, dialDone, lastErr, retryAt, draining, silent, retired, open
+	mu       sync.Mutex // guards conn, leaf, dialing, dialDone, lastErr, retryAt, draining, silent, retired, openOn, replaced
 	conn     *quic.Conn
+	leaf     []byte // DER of the certificate this gateway presented on conn
 	dialing  bool
 	dialDone chan struct{} // closed when the dial in progress ends
 	lastErr  error
@@ -59,7 +61,15 @@ type instance struct {
 	draining bool      // the peer answered DRAINING on conn
 	silent   bool      // nothing received on conn for longer than keep-alives allow
 	retired  bool
-	open     int
+	// openOn counts the open streams per connection (openLocked sums
+	// them), and replaced holds a
+	// channel for each replaced connection that still has some, closed
+	// when its last one ends (see reverify.go).
+	openOn   map[*quic.Conn]int
+	replaced map[*quic.Conn]chan struct{}
+	// replace (cap 1) asks the instance's goroutine to replace the
+	// connection sent (ignored unless it is still the current one).
+	replace chan *quic.Conn
 	// abandon ends when streams still waiting for their response on conn
 	// should give up and move to another candidate: the instance left the
 	// catalog (a SIGKILLed gateway's lease is revoked at once) or went
@@ -168,6 +178,7 @@ func (g *Gateway) syncPeersLocked(v *catalog.View, activate string) {
 			ctx, cancel := context.WithCancel(life.ctx)
 			in := &instance{peer: p, name: name, addrs: addrs, ctx: ctx, cancel: cancel,
 				idle: make(chan struct{}, 1), dialing: true, dialDone: make(chan struct{}),
+				openOn: map[*quic.Conn]int{}, replaced: map[*quic.Conn]chan struct{}{}, replace: make(chan *quic.Conn, 1),
 				log: g.log.With("peer", cluster, "instance", name)}
 			p.instances[key] = in
 			life.wg.Go(func() { g.runInstance(life.ctx, in) })
@@ -192,12 +203,18 @@ func (in *instance) retire() {
 	in.cancel()
 }
 
-// release ends a stream taken on in by pick.
-func (in *instance) release() {
+// release ends a stream taken on in by pick, on conn.
+func (in *instance) release(conn *quic.Conn) {
 	in.peer.open.Add(-1)
 	in.mu.Lock()
-	in.open--
-	last := in.open == 0 && in.retired
+	if in.openOn[conn]--; in.openOn[conn] <= 0 {
+		delete(in.openOn, conn)
+		if done, ok := in.replaced[conn]; ok {
+			close(done)
+			delete(in.replaced, conn)
+		}
+	}
+	last := in.retired && in.openLocked() == 0
 	in.mu.Unlock()
 	if last {
 		select {
@@ -225,15 +242,19 @@ func (in *instance) usableLocked() bool {
 // runInstance keeps a connection to in open until the gateway stops or
 // in is retired.
 func (g *Gateway) runInstance(ctx context.Context, in *instance) {
-	defer in.endDial(nil, context.Canceled) // wake waiters if a dial was announced
+	defer in.endDial(nil, nil, context.Canceled) // wake waiters if a dial was announced
 	for attempt := 0; ; {
-		conn, err := g.dialInstance(in)
-		in.endDial(conn, err)
+		conn, leaf, err := g.dialInstance(in)
+		in.endDial(conn, leaf, err)
 		if err == nil {
 			g.conns.track(in.peer.cluster, conn) // for the RTT gauge
 			start := time.Now()
-			if g.holdInstance(ctx, in, conn) {
+			switch g.holdInstance(ctx, in, conn) {
+			case holdEnded:
 				return
+			case holdReplaced:
+				attempt = 0 // the next dial is announced already: no back-off
+				continue
 			}
 			in.log.Info("connection to peer gateway lost", "err", context.Cause(conn.Context()))
 			if time.Since(start) >= stableConn {
@@ -265,8 +286,9 @@ func (g *Gateway) runInstance(ctx context.Context, in *instance) {
 	}
 }
 
-// endDial records the end of a dial announced by dialing = true.
-func (in *instance) endDial(conn *quic.Conn, err error) {
+// endDial records the end of a dial announced by dialing = true: conn,
+// on which this gateway presented leaf, or err.
+func (in *instance) endDial(conn *quic.Conn, leaf []byte, err error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if !in.dialing {
@@ -278,7 +300,7 @@ func (in *instance) endDial(conn *quic.Conn, err error) {
 		in.lastErr = err
 		return
 	}
-	in.conn, in.draining, in.silent, in.lastErr = conn, false, false, nil
+	in.conn, in.leaf, in.draining, in.silent, in.lastErr = conn, leaf, false, false, nil
 	if in.abandonConn != nil {
 		in.abandonConn()
 	}
@@ -307,25 +329,41 @@ func (in *instance) abandonPendingLocked() {
 	}
 }
 
-// holdInstance waits until conn dies (false) or the instance ends (true).
-// A retired instance closes conn once its streams have ended; on gateway
-// shutdown the connection is left to shutdown, which gives open flows
-// their grace first.
-func (g *Gateway) holdInstance(ctx context.Context, in *instance, conn *quic.Conn) bool {
-	if !g.watchConn(in, conn) {
+// holdResult is how holding a connection ended.
+type holdResult int
+
+const (
+	holdLost     holdResult = iota // the connection died: re-dial with back-off
+	holdEnded                      // the instance or the gateway ended
+	holdReplaced                   // replaced (see reverify.go): dial again at once
+)
+
+// holdInstance holds conn until it dies, is replaced or the instance
+// ends. A retired instance closes conn once its streams have ended; on
+// gateway shutdown the connection is left to shutdown, which gives open
+// flows their grace first.
+func (g *Gateway) holdInstance(ctx context.Context, in *instance, conn *quic.Conn) holdResult {
+	switch g.watchConn(in, conn) {
+	case watchDied:
 		in.mu.Lock()
 		if in.conn == conn {
 			in.conn = nil
 		}
 		in.mu.Unlock()
-		return in.ctx.Err() != nil
+		if in.ctx.Err() != nil {
+			return holdEnded
+		}
+		return holdLost
+	case watchReplace:
+		g.replaceConn(ctx, in, conn)
+		return holdReplaced
 	}
 	if ctx.Err() != nil {
-		return true
+		return holdEnded
 	}
 	for {
 		in.mu.Lock()
-		n := in.open
+		n := in.openLocked()
 		in.mu.Unlock()
 		if n == 0 {
 			break
@@ -333,23 +371,32 @@ func (g *Gateway) holdInstance(ctx context.Context, in *instance, conn *quic.Con
 		select {
 		case <-in.idle:
 		case <-conn.Context().Done():
-			return true
+			return holdEnded
 		case <-ctx.Done():
-			return true
+			return holdEnded
 		}
 	}
 	in.log.Info("peer gateway instance left the catalog; closing its connection")
 	_ = conn.CloseWithError(tunnel.ConnCodeNoError, "gateway instance left the catalog")
-	return true
+	return holdEnded
 }
 
-// watchConn waits until conn dies (false) or in ends (true). Meanwhile
+// watchResult is how watching a connection ended.
+type watchResult int
+
+const (
+	watchDied    watchResult = iota // the connection died
+	watchEnded                      // the instance ended
+	watchReplace                    // the connection is to be replaced
+)
+
+// watchConn waits until conn dies, in ends or conn is to be replaced. Meanwhile
 // it marks in silent while nothing arrived on conn for longer than a live
 // peer allows: with keep-alives, a live peer's ACK of our PING arrives at
 // most KeepAlivePeriod + RTT after its last packet, so a gateway that
 // vanished (SIGKILL, host down) is avoided for new flows well before the
 // idle timeout closes the connection.
-func (g *Gateway) watchConn(in *instance, conn *quic.Conn) bool {
+func (g *Gateway) watchConn(in *instance, conn *quic.Conn) watchResult {
 	ka := g.cfg.Tunnel.KeepAlivePeriod
 	tick := time.NewTicker(max(ka/4, 10*time.Millisecond))
 	defer tick.Stop()
@@ -357,9 +404,13 @@ func (g *Gateway) watchConn(in *instance, conn *quic.Conn) bool {
 	for {
 		select {
 		case <-conn.Context().Done():
-			return false
+			return watchDied
 		case <-in.ctx.Done():
-			return true
+			return watchEnded
+		case c := <-in.replace:
+			if c == conn {
+				return watchReplace
+			}
 		case now := <-tick.C:
 			st := conn.ConnectionStats()
 			silent := false
@@ -408,16 +459,17 @@ func (g *Gateway) backoff(attempt int) time.Duration {
 }
 
 // dialInstance connects to the first reachable address of in, requiring
-// its cluster's gateway identity.
-func (g *Gateway) dialInstance(in *instance) (*quic.Conn, error) {
+// its cluster's gateway identity. It returns the connection and the DER
+// of the certificate this gateway presented on it.
+func (g *Gateway) dialInstance(in *instance) (*quic.Conn, []byte, error) {
 	cluster := in.peer.cluster
 	rec, ok := g.src.View().Cluster(cluster)
 	if !ok {
-		return nil, fmt.Errorf("dial %s: not a member cluster", cluster)
+		return nil, nil, fmt.Errorf("dial %s: not a member cluster", cluster)
 	}
 	want, err := certs.NewID(rec.GetTrustDomain(), "gateway")
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", cluster, err)
+		return nil, nil, fmt.Errorf("dial %s: %w", cluster, err)
 	}
 	clientTLS := certs.ClientConfig(certs.TLSOptions{
 		Source:     g.tls,
@@ -425,6 +477,20 @@ func (g *Gateway) dialInstance(in *instance) (*quic.Conn, error) {
 		Authorize:  certs.AuthorizeID(want),
 		NextProtos: []string{tunnel.ALPN},
 	})
+	var (
+		presentedMu sync.Mutex
+		presented   []byte
+	)
+	getCert := clientTLS.GetClientCertificate
+	clientTLS.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		c, err := getCert(cri)
+		if err == nil && len(c.Certificate) > 0 {
+			presentedMu.Lock()
+			presented = c.Certificate[0]
+			presentedMu.Unlock()
+		}
+		return c, err
+	}
 	var lastErr error = fmt.Errorf("dial %s gateway %s: no address", cluster, in.name)
 	for _, addr := range in.addrs {
 		udpAddr, err := net.ResolveUDPAddr("udp", addr)
@@ -445,9 +511,11 @@ func (g *Gateway) dialInstance(in *instance) (*quic.Conn, error) {
 		}
 		g.metrics.handshakes.WithLabelValues("client", "ok").Inc()
 		in.log.Info("connected to peer gateway", "addr", addr)
-		return conn, nil
+		presentedMu.Lock()
+		defer presentedMu.Unlock()
+		return conn, presented, nil
 	}
-	return nil, lastErr
+	return nil, nil, lastErr
 }
 
 // dialError is a flow's failure to get any connection to a peer cluster.
@@ -554,7 +622,7 @@ func (p *peer) choose(allowSilent bool) (*instance, *quic.Conn, <-chan struct{},
 	if !in.usableLocked() { // died since the scan; the caller's next try finds out
 		return nil, nil, nil, errors.New("connection to gateway instance " + in.name + " just closed")
 	}
-	in.open++
+	in.openOn[in.conn]++
 	p.open.Add(1)
 	p.conn = in.conn
 	return in, in.conn, nil, nil
@@ -563,7 +631,17 @@ func (p *peer) choose(allowSilent bool) (*instance, *quic.Conn, <-chan struct{},
 func openOf(in *instance) int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.open
+	return in.openLocked()
+}
+
+// openLocked is the number of streams open on in, on any of its
+// connections; in.mu is held.
+func (in *instance) openLocked() int {
+	n := 0
+	for _, c := range in.openOn {
+		n += c
+	}
+	return n
 }
 
 // conn returns a live connection to a gateway instance of cluster, as
@@ -573,7 +651,7 @@ func (g *Gateway) conn(ctx context.Context, cluster string) (*quic.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	in.release()
+	in.release(conn)
 	return conn, nil
 }
 

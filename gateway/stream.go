@@ -15,32 +15,35 @@ import (
 // openStreamOn opens a flow on conn, a connection to cluster's gateway:
 // opening the stream, writing the header and reading the response take at
 // most HeaderTimeout together, so a peer that never answers costs one
-// HeaderTimeout. Any error means no byte of the client reached a backend;
-// a non-OK response is a *refusal.
-func (g *Gateway) openStreamOn(ctx context.Context, conn *quic.Conn, cluster string, t egressTarget, source string) (*quic.Stream, error) {
+// HeaderTimeout. ctx or abandon ending (the gateway stops, the instance
+// went silent or left the catalog) cuts the attempt short. Any error means
+// no byte of the client reached a backend; a non-OK response is a *refusal.
+func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cluster string, t egressTarget, source string) (*quic.Stream, error) {
 	deadline := time.Now().Add(g.cfg.HeaderTimeout)
-	octx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	stream, err := conn.OpenStreamSync(octx)
+	stream, err := openStream(ctx, abandon, conn, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", cluster, err)
 	}
+	// The stream's own deadline bounds the header and the response; no
+	// context (and its timer) is needed for that.
 	_ = stream.SetDeadline(deadline)
-	// ctx ending (the instance was abandoned, the gateway stops) cuts the
-	// wait for the response short. Once the response is read, it no longer
-	// touches the stream.
+	// ctx or abandon ending cuts the wait for the response short. Once the
+	// response is read, they no longer touch the stream.
 	var (
 		abortMu sync.Mutex
 		settled bool
 	)
-	stopAbort := context.AfterFunc(octx, func() {
+	abort := func() {
 		abortMu.Lock()
 		defer abortMu.Unlock()
 		if !settled {
 			_ = stream.SetDeadline(time.Now())
 		}
-	})
-	defer stopAbort()
+	}
+	stopCtx := context.AfterFunc(ctx, abort)
+	defer stopCtx()
+	stopAbandon := context.AfterFunc(abandon, abort)
+	defer stopAbandon()
 	h := &causewayv1.StreamHeader{
 		Version:        tunnel.HeaderVersion,
 		Namespace:      t.key.Namespace,
@@ -60,11 +63,11 @@ func (g *Gateway) openStreamOn(ctx context.Context, conn *quic.Conn, cluster str
 	abortMu.Lock()
 	settled = true
 	abortMu.Unlock()
-	if octx.Err() != nil && !errors.Is(context.Cause(octx), context.DeadlineExceeded) {
-		// The attempt was abandoned (ctx ended): the deadline set above cut
-		// the read, or the response raced it. Give up either way, as a
+	if cause := abandonedCause(ctx, abandon); cause != nil {
+		// The attempt was abandoned: the deadline set by abort cut the
+		// read, or the response raced it. Give up either way, as a
 		// cancellation, which says nothing about the peer's health.
-		err = fmt.Errorf("attempt abandoned: %w", context.Cause(octx))
+		err = fmt.Errorf("attempt abandoned: %w", cause)
 	}
 	if err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
@@ -78,4 +81,38 @@ func (g *Gateway) openStreamOn(ctx context.Context, conn *quic.Conn, cluster str
 	}
 	_ = stream.SetDeadline(time.Time{})
 	return stream, nil
+}
+
+// openStream opens a stream on conn. Only when the peer's stream limit is
+// reached does it wait for a slot, until deadline or until ctx or abandon
+// ends: the common case costs no context and no timer.
+func openStream(ctx, abandon context.Context, conn *quic.Conn, deadline time.Time) (*quic.Stream, error) {
+	// An attempt abandoned already sends no header.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if abandon.Err() != nil {
+		return nil, context.Canceled
+	}
+	stream, err := conn.OpenStream()
+	if _, limited := errors.AsType[*quic.StreamLimitReachedError](err); !limited {
+		return stream, err
+	}
+	octx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	stop := context.AfterFunc(abandon, cancel)
+	defer stop()
+	return conn.OpenStreamSync(octx)
+}
+
+// abandonedCause returns why an attempt was abandoned: ctx or abandon
+// ended (a deadline of ctx is a timeout, not an abandonment), or nil.
+func abandonedCause(ctx, abandon context.Context) error {
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return context.Cause(ctx)
+	}
+	if abandon.Err() != nil {
+		return context.Canceled
+	}
+	return nil
 }

@@ -21,6 +21,9 @@ const (
 const (
 	// ConnCodeNoError closes a connection on purpose (shutdown, re-dial).
 	ConnCodeNoError quic.ApplicationErrorCode = 0x0
+	// ConnCodeUntrusted closes an accepted connection whose peer's
+	// certificate no longer verifies (its CA was dropped, or it expired).
+	ConnCodeUntrusted quic.ApplicationErrorCode = 0x1
 )
 
 // Config holds the QUIC transport knobs. The zero value is valid.

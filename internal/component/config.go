@@ -249,6 +249,12 @@ type GatewayLimits struct {
 	IdleTimeout     metav1.Duration `json:"idleTimeout,omitempty"`
 	// MaxAttempts bounds the candidates one flow tries (3).
 	MaxAttempts int `json:"maxAttempts,omitempty"`
+	// ReverifyInterval is how often peer connections are re-verified
+	// against the trust bundles and the gateway's certificate (5s).
+	ReverifyInterval metav1.Duration `json:"reverifyInterval,omitempty"`
+	// ReplaceGrace is how long flows may go on on a replaced or distrusted
+	// peer connection (30s).
+	ReplaceGrace metav1.Duration `json:"replaceGrace,omitempty"`
 }
 
 // DNSShimConfig is the file of `causeway dnsshim --config`.

@@ -127,6 +127,7 @@ func (c *GatewayConfig) gatewayConfig() gateway.Config {
 	gcfg := gateway.Config{Cluster: c.Cluster, ShutdownGrace: c.ShutdownGrace.Duration,
 		MaxHeaderSize: l.MaxHeaderSize, HeaderTimeout: l.HeaderTimeout.Duration, DialTimeout: l.DialTimeout.Duration,
 		FlowIdleTimeout: l.FlowIdleTimeout.Duration, MaxAttempts: l.MaxAttempts,
+		ReverifyInterval: l.ReverifyInterval.Duration, ReplaceGrace: l.ReplaceGrace.Duration,
 		EgressMode: c.Egress.Mode, EgressBind: c.Egress.Bind}
 	gcfg.Tunnel.MaxIncomingStreams = l.MaxStreamsPerPeer
 	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
