@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,11 +127,12 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	}
 
 	// exports -o json: echo from east and west, clock from north, none drained.
-	ex := readExports(t, env)
-	require.Equal(t, map[string]map[string]bool{
+	noneDrained := map[string]map[string]bool{
 		"demo/clock": {"north": false},
 		"demo/echo":  {"east": false, "west": false},
-	}, ex.drained())
+	}
+	ex := readExports(t, env)
+	require.Equal(t, noneDrained, ex.drained())
 	require.Equal(t, "ClusterSetIP", ex.Services[1].Clusters[0].Type)
 	require.Equal(t, 1, ex.Services[1].Clusters[0].ReadyEndpoints)
 
@@ -158,17 +160,14 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	want := map[string]map[string]bool{"demo/clock": {"north": false}, "demo/echo": {"east": true, "west": false}}
 	require.Equal(t, want, readExports(t, env).drained())
 	require.Eventually(t, func() bool {
-		return equalDrained(want, readExports(t, env, "--cluster", "west").drained())
+		return maps.EqualFunc(want, readExports(t, env, "--cluster", "west").drained(), maps.Equal)
 	}, 10*time.Second, 100*time.Millisecond, "west's federator never saw the drain")
 	require.Equal(t, "demo/echo in cluster east was already drained", strings.Split(mustCLI(t, env, "drain", "east", "--service", "demo/echo"), " (")[0])
 
 	// undrain: back to nothing drained.
 	out = mustCLI(t, env, "undrain", "east", "--service", "demo/echo")
 	require.Equal(t, "undrained demo/echo in cluster east\n", out)
-	require.Equal(t, map[string]map[string]bool{
-		"demo/clock": {"north": false},
-		"demo/echo":  {"east": false, "west": false},
-	}, readExports(t, env).drained())
+	require.Equal(t, noneDrained, readExports(t, env).drained())
 
 	// status of a live federator.
 	var status struct {
@@ -195,22 +194,4 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 
 	code, _ := p.stop(t, syscall.SIGTERM, 5*time.Second)
 	require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
-}
-
-func equalDrained(a, b map[string]map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, m := range a {
-		n, ok := b[k]
-		if !ok || len(m) != len(n) {
-			return false
-		}
-		for c, v := range m {
-			if w, ok := n[c]; !ok || w != v {
-				return false
-			}
-		}
-	}
-	return true
 }

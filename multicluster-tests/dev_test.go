@@ -115,7 +115,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	for _, c := range st.Clusters {
 		r := httpGet(t, fmt.Sprintf("http://%s:8080/", c.VIPs["demo/clock"]))
 		require.Equal(t, backendReply{Cluster: "north", Service: "clock"}, r, "clock from %s", c.Name)
-		for i := 0; i < 5; i++ {
+		for range 5 {
 			r = httpGet(t, fmt.Sprintf("http://%s:8080/", c.VIPs["demo/echo"]))
 			require.Equal(t, "echo", r.Service)
 			switch c.Name {

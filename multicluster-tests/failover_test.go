@@ -30,6 +30,7 @@ func TestGatewayFailover(t *testing.T) {
 	for _, own := range []string{"east", "north"} {
 		ownVIP := s.resolveVIP(s.clusters[own], "echo.demo.svc.clusterset.local", 30*time.Second)
 		l := startTraffic("http://"+net.JoinHostPort(ownVIP, "8080")+"/", 1)
+		defer l.stop() // on a failure before the stop below
 		l.waitServedBy(t, time.Now(), own, 10, 30*time.Second)
 		rs := l.stop()
 		for _, r := range rs {
@@ -83,6 +84,7 @@ func TestGatewayFailover(t *testing.T) {
 	// file every second, so the time to move is not bounded by 2 s here.)
 	eastVIP := s.resolveVIP(east, "echo.demo.svc.clusterset.local", 10*time.Second)
 	local := startOpenTraffic("http://"+net.JoinHostPort(eastVIP, "8080")+"/", 10*time.Millisecond)
+	defer local.stop() // on a failure before the stop below
 	local.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
 	from := time.Now()
 	east.setReady(t, "echo", false)
@@ -101,18 +103,21 @@ func TestGatewayFailover(t *testing.T) {
 	require.Empty(t, failures(local.stop()), "east's own clients saw failures")
 	back()
 
+	// eastCLI runs an operator verb against east's federator.
+	eastCLI := func(args ...string) { mustCLI(t, nil, append(args, s.adminArgs(east)...)...) }
+
 	// (b) causeway drain east.
 	from = time.Now()
-	mustCLI(t, nil, append([]string{"drain", "east", "--reason", "failover test"}, s.adminArgs(east)...)...)
+	eastCLI("drain", "east", "--reason", "failover test")
 	moved("drain", from, time.Now(), nil) // the drain is applied when the command returns
-	mustCLI(t, nil, append([]string{"undrain", "east"}, s.adminArgs(east)...)...)
+	eastCLI("undrain", "east")
 	back()
 
 	// (b') causeway drain east --service demo/echo: only that service.
 	from = time.Now()
-	mustCLI(t, nil, append([]string{"drain", "east", "--service", "demo/echo", "--reason", "failover test"}, s.adminArgs(east)...)...)
+	eastCLI("drain", "east", "--service", "demo/echo", "--reason", "failover test")
 	moved("service drain", from, time.Now(), nil)
-	mustCLI(t, nil, append([]string{"undrain", "east", "--service", "demo/echo"}, s.adminArgs(east)...)...)
+	eastCLI("undrain", "east", "--service", "demo/echo")
 	back()
 
 	// (c) east's gateway killed: requests in flight at the kill may fail.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,16 +26,18 @@ var (
 func causewayBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if bin := os.Getenv(binaryEnv); bin != "" { // a netns child: the parent built it
+			binPath = bin
+			return
+		}
 		dir, err := os.MkdirTemp("", "causeway-e2e-bin-*")
 		if err != nil {
 			buildErr = err
 			return
 		}
 		binPath = filepath.Join(dir, "causeway")
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Dir(filepath.Dir(file))
 		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/causeway")
-		cmd.Dir = root
+		cmd.Dir = runbookRepoRoot(t)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))

@@ -42,11 +42,12 @@ type proc struct {
 	err    error // valid after exited is closed
 }
 
-// startProc starts the causeway binary with args. Cleanup stops it with
-// SIGTERM (SIGKILL after 10 s) and logs its output when the test failed.
-func startProc(t *testing.T, name string, args ...string) *proc {
+// startProcIn starts the causeway binary with args in network namespace
+// ns ("" = the test's). Cleanup stops it with SIGTERM (SIGKILL after
+// 10 s) and logs its output when the test failed.
+func startProcIn(t *testing.T, ns, name string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(causewayBinary(t), args...)
+	cmd := netnsCommand(ns, causewayBinary(t), args...)
 	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(t, cmd.Start(), "start %s", name)
@@ -94,7 +95,9 @@ func (p *proc) running() bool {
 // pcluster is one cluster of a process-level clusterset.
 type pcluster struct {
 	name, region, zone string
-	ip                 string // every listener of the cluster binds this loopback address
+	ip                 string // every listener of the cluster binds this address
+	backendIP          string // where its demo backends listen (ip, or the hub's side of its veth)
+	netns              string // the namespace its processes run in ("" = the test's)
 	dir, caDir         string
 	vipRange           string
 	fedReplicas        int
@@ -173,14 +176,26 @@ type pset struct {
 // once every component is ready.
 func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset {
 	t.Helper()
-	ec := embedetcd.StartClusterForTest(t, etcdMembers)
-	s := &pset{t: t, domain: "clusterset.local", etcd: ec, clusters: map[string]*pcluster{}}
+	l := &netLayout{EtcdHost: "127.0.0.1"}
 	for i, sp := range specs {
+		ip := fmt.Sprintf("127.%d.%d.1", octet, i+1)
+		l.Clusters = append(l.Clusters, netCluster{Name: sp.name, IP: ip, HubIP: ip,
+			VIPRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1)})
+	}
+	return startPSetIn(t, l, etcdMembers, specs)
+}
+
+// startPSetIn is startPSet with the clusters placed by l (see runInNetns).
+func startPSetIn(t *testing.T, l *netLayout, etcdMembers int, specs []pclusterSpec) *pset {
+	t.Helper()
+	ec := embedetcd.StartClusterForTestOn(t, etcdMembers, l.EtcdHost)
+	s := &pset{t: t, domain: "clusterset.local", etcd: ec, clusters: map[string]*pcluster{}}
+	for _, sp := range specs {
+		nc := l.cluster(sp.name)
 		c := &pcluster{
 			name: sp.name, region: sp.region, zone: sp.zone,
-			ip:       fmt.Sprintf("127.%d.%d.1", octet, i+1),
+			ip: nc.IP, backendIP: nc.HubIP, netns: nc.Netns, vipRange: nc.VIPRange,
 			dir:      filepath.Join(t.TempDir(), sp.name),
-			vipRange: fmt.Sprintf("127.%d.%d.128/25", octet, i+1),
 			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
 			fedReplicas: max(sp.fedReplicas, 1), leafLifetime: sp.leafLifetime, kube: sp.kube,
 			wantRelay: sp.relay,
@@ -222,7 +237,7 @@ func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset
 // ephemeral port of the cluster's address.
 func (c *pcluster) startBackend(t *testing.T, svc string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", c.addr(0))
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.backendIP, "0"))
 	require.NoError(t, err)
 	c.serveBackend(t, svc, ln)
 }
@@ -272,7 +287,7 @@ func (c *pcluster) writeExports(t *testing.T) {
 			Namespace: "demo", Name: svc,
 			Ports: []static.Port{{Name: "http", Port: 8080, Protocol: "TCP"}},
 			Endpoints: []static.Endpoint{{
-				Address: c.ip, Hostname: svc + "-0", Zone: c.zone, Ready: &ready,
+				Address: c.backendIP, Hostname: svc + "-0", Zone: c.zone, Ready: &ready,
 				TargetPorts: map[string]uint32{"http": uint32(ln.Addr().(*net.TCPAddr).Port)},
 			}},
 		})
@@ -333,7 +348,7 @@ signing:
   joinTokensFile: %s
 `, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
 			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.exportsConfig(), c.leafLifetime, tokens), 0o644)
-		c.feds = append(c.feds, startProc(t, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))
+		c.feds = append(c.feds, startProcIn(t, c.netns, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))
 	}
 	c.fed = c.feds[0]
 }
@@ -380,7 +395,7 @@ advertise: [%q]
 admin: %q
 shutdownGrace: 2s
 %s`, c.addr(pGateway), advertise, c.addr(pGwAdmin), c.egressConfig()), 0o644)
-	c.gw = startProc(t, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
+	c.gw = startProcIn(t, c.netns, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
 }
 
 // egressConfig puts a Kubernetes cluster's gateway in ports mode on the
@@ -394,7 +409,7 @@ func (c *pcluster) egressConfig() string {
 
 // restartGateway starts the gateway again with the same configuration.
 func (s *pset) restartGateway(c *pcluster) {
-	c.gw = startProc(s.t, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
+	c.gw = startProcIn(s.t, c.netns, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
 	waitReady(s.t, c.gw, "http://"+c.addr(pGwAdmin)+"/readyz", 60*time.Second)
 }
 
@@ -403,7 +418,7 @@ func (s *pset) startDNS(c *pcluster) {
 	cfg := c.writeFile(t, "dnsshim.yaml", s.clientConfig(c, "dnsshim")+fmt.Sprintf(`listen: %q
 admin: %q
 `, c.addr(pDNS), c.addr(pDNSAdmin)), 0o644)
-	c.dns = startProc(t, c.name+" dnsshim", "dnsshim", "--config", cfg)
+	c.dns = startProcIn(t, c.netns, c.name+" dnsshim", "dnsshim", "--config", cfg)
 }
 
 // adminArgs are the operator verbs' connection flags for cluster c.
@@ -629,4 +644,11 @@ func failures(rs []result) []result {
 		}
 	}
 	return out
+}
+
+// backendPort is the port svc's backend listens on.
+func (c *pcluster) backendPort(svc string) int32 {
+	c.backendsMu.Lock()
+	defer c.backendsMu.Unlock()
+	return int32(c.backendLn[svc].Addr().(*net.TCPAddr).Port)
 }

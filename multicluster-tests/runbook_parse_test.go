@@ -62,12 +62,17 @@ func parseRunbook(path string) (*runbook, error) {
 		directive string
 		dirLine   int
 	)
+	// orphan is the error for a directive no sh block follows.
+	orphan := func() error {
+		return fmt.Errorf("%s:%d: directive %q not followed by a sh block", path, dirLine, directive)
+	}
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		n++
 		line := sc.Text()
+		trimmed := strings.TrimSpace(line)
 		if fence != "" {
-			if strings.HasPrefix(strings.TrimSpace(line), fence) && strings.Trim(strings.TrimSpace(line), fence[:1]) == "" {
+			if strings.HasPrefix(trimmed, fence) && strings.Trim(trimmed, fence[:1]) == "" {
 				if inShell {
 					cur.text = strings.Join(body, "\n") + "\n"
 					rb.blocks = append(rb.blocks, cur)
@@ -80,17 +85,17 @@ func parseRunbook(path string) (*runbook, error) {
 			}
 			continue
 		}
-		if m := directiveRE.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+		if m := directiveRE.FindStringSubmatch(trimmed); m != nil {
 			if !slices.Contains(runbookDirectives, m[1]) {
 				return nil, fmt.Errorf("%s:%d: unknown directive %q (want one of %v)", path, n, m[1], runbookDirectives)
 			}
 			if directive != "" {
-				return nil, fmt.Errorf("%s:%d: directive %q not followed by a sh block", path, dirLine, directive)
+				return nil, orphan()
 			}
 			directive, dirLine = m[1], n
 			continue
 		}
-		if t := strings.TrimSpace(line); strings.HasPrefix(t, "<!--") && strings.Contains(t, "runbook-test") {
+		if strings.HasPrefix(trimmed, "<!--") && strings.Contains(trimmed, "runbook-test") {
 			return nil, fmt.Errorf("%s:%d: malformed runbook-test directive: %s", path, n, line)
 		}
 		m := fenceRE.FindStringSubmatch(line)
@@ -107,7 +112,7 @@ func parseRunbook(path string) (*runbook, error) {
 			cur = runbookBlock{line: n, directive: directive}
 			directive = ""
 		} else if directive != "" {
-			return nil, fmt.Errorf("%s:%d: directive %q not followed by a sh block", path, dirLine, directive)
+			return nil, orphan()
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -117,7 +122,7 @@ func parseRunbook(path string) (*runbook, error) {
 		return nil, fmt.Errorf("%s: unterminated code block", path)
 	}
 	if directive != "" {
-		return nil, fmt.Errorf("%s:%d: directive %q not followed by a sh block", path, dirLine, directive)
+		return nil, orphan()
 	}
 	return rb, nil
 }

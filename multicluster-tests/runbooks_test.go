@@ -243,8 +243,8 @@ func runRunbook(t *testing.T, rb *runbook, env []string, want map[string]string,
 
 // runRunbookBlock runs one block with bash -euo pipefail in its own
 // process group, after sourcing the session's exported variables and
-// functions, and saves those it leaves for the next block. Past runbookBlockLimit the whole
-// group is killed.
+// functions, and saves those it leaves for the next block. Past
+// runbookBlockLimit the whole group is killed.
 func runRunbookBlock(dir, envFile string, env []string, text string) (string, time.Duration, error) {
 	script := filepath.Join(dir, "block.sh")
 	body := fmt.Sprintf(`if [ -f %[1]q ]; then source %[1]q; fi
@@ -287,9 +287,10 @@ func checkRunbookVars(t *testing.T, rb *runbook, b runbookBlock, dir, envFile st
 	if err != nil {
 		t.Fatal(err)
 	}
+	text := string(raw)
 	var names []string
 	for name := range want {
-		if strings.Contains(string(raw), "$"+name) || strings.Contains(string(raw), "${"+name+"}") {
+		if strings.Contains(text, "$"+name) || strings.Contains(text, "${"+name+"}") {
 			names = append(names, name)
 		}
 	}

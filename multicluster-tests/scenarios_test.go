@@ -338,35 +338,62 @@ func TestScenarioRotationUnderLoad(t *testing.T) {
 	at := time.Now()
 	traffic.waitServedBy(t, at, "east", 50, 30*time.Second)
 	reportLoop(t, "scenario 10 (leaf and CA rotation under load): traffic", traffic, start)
+
+	// West never tunnels through a connection whose peer certificate has
+	// expired: it replaced its connection to east as east's leaves neared
+	// expiry (gateway/README.md, Re-verification).
+	replaced := metricValue(t, "http://"+west.addr(pGwAdmin)+"/metrics",
+		`causeway_gateway_connections_replaced_total{reason="peer_expiring",role="client"}`)
+	t.Logf("scenario 10: west replaced its connection to east %v times as east's leaves neared expiry", replaced)
+	require.Positive(t, replaced, "west kept tunnelling through connections authenticated by expired leaves")
 }
 
 // TestScenarioGatewayPartition is issue 8's scenario 9: the path between
-// west's and east's gateways is cut (both directions, every datagram
-// dropped by a UDP relay in front of east's gateway, which north keeps
-// using) while west calls echo, exported by east (preferred, same region)
-// and north. Only requests in flight at the cut may fail; traffic is on
-// north within 2 s, and back on east once the path heals.
+// west's and east's gateways is cut (both directions, every packet
+// silently dropped) while west calls echo, exported by east (preferred,
+// same region) and north, which both keep reaching each other. Only
+// requests in flight at the cut may fail; traffic is on north within
+// 2 s, and back on east once the path heals.
 //
-// The cut is made in user space rather than with network namespaces:
-// it drops exactly the packets a partition would, needs no privileges,
-// and cannot leak host network state when a test run is killed.
+// Each cluster runs in a network namespace of its own, joined to the
+// test's by a veth pair; the test's namespace routes between them and
+// makes the cut with blackhole rules (see runInNetns). Where namespaces
+// cannot be made (not root, no CAP_SYS_ADMIN, no iproute2), the test
+// says so and cuts the path with a UDP relay in front of east's gateway
+// instead, which drops the same datagrams in user space.
 func TestScenarioGatewayPartition(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nine causeway processes")
 	}
-	s := startPSet(t, 92, 1, []pclusterSpec{
+	t.Parallel() // in namespaces of its own (or, for the fallback, on its own addresses)
+	specs := []pclusterSpec{
 		{name: "west", region: "us", zone: "us-1a"},
-		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}, relay: true},
+		{name: "east", region: "us", zone: "us-1b", exports: []string{"echo"}},
 		{name: "north", region: "eu", zone: "eu-1a", exports: []string{"echo"}},
-	})
-	west, east := s.clusters["west"], s.clusters["east"]
+	}
+	var s *pset
+	var cut func(on bool)
+	l, err := runInNetns(t, []string{"west", "east", "north"}, true)
+	switch {
+	case err != nil:
+		t.Logf("scenario 9: network namespaces unavailable (%v): cutting the path with a UDP relay instead", err)
+		specs[1].relay = true
+		s = startPSet(t, 92, 1, specs)
+		cut = func(on bool) { s.clusters["east"].relay.partition(s.clusters["west"].ip, on) }
+	case l == nil:
+		return // the test ran in the namespaces
+	default:
+		s = startPSetIn(t, l, 1, specs)
+		cut = func(on bool) { blockPath(t, s.clusters["west"].ip, s.clusters["east"].ip, on) }
+	}
+	west := s.clusters["west"]
 	vip := s.resolveVIP(west, "echo.demo.svc.clusterset.local", 30*time.Second)
 	traffic := startOpenTraffic("http://"+net.JoinHostPort(vip, "8080")+"/", 10*time.Millisecond)
 	defer traffic.stop()
 	traffic.waitServedBy(t, time.Now(), "east", 20, 30*time.Second)
 
 	at := time.Now()
-	east.relay.partition(west.ip, true)
+	cut(true)
 	first := traffic.waitServedBy(t, at, "north", 20, 15*time.Second)
 	took := max(first.Sub(at), 0)
 	rs := traffic.since(at)
@@ -397,7 +424,7 @@ func TestScenarioGatewayPartition(t *testing.T) {
 	require.LessOrEqual(t, took, 2*time.Second, "traffic moved after %s", took)
 	require.Zero(t, lost, "requests started after the cut failed")
 
-	east.relay.partition(west.ip, false)
+	cut(false)
 	traffic.waitServedBy(t, time.Now(), "east", 20, 60*time.Second)
 	t.Logf("scenario 9: path healed, traffic back on east")
 }

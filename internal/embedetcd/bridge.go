@@ -25,9 +25,10 @@ type bridge struct {
 	conns map[net.Conn]struct{}
 }
 
-// newBridge listens on 127.0.0.1:0 and forwards to target once up.
-func newBridge(target string) (*bridge, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newBridge listens on an ephemeral port of host and forwards to target
+// once up.
+func newBridge(host, target string) (*bridge, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, err
 	}

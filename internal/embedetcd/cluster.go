@@ -30,7 +30,8 @@ const (
 	peerDrainWait     = 10 * time.Second
 )
 
-// TestCluster is an n-member etcd cluster on 127.0.0.1, started by
+// TestCluster is an n-member etcd cluster on 127.0.0.1 (clients may reach
+// it on another local address, see StartClusterForTestOn), started by
 // StartClusterForTest and stopped by t.Cleanup. Each member keeps its name,
 // data directory and ports for the cluster's lifetime, so a stopped member
 // restarts as itself and clients' endpoint lists stay valid.
@@ -38,9 +39,10 @@ const (
 // Methods that can fail call t.Fatalf, so call them from the test's
 // goroutine; Endpoints, Endpoint, Leader and Running are safe anywhere.
 type TestCluster struct {
-	t       testing.TB
-	members []*member
-	cli     *clientv3.Client
+	t          testing.TB
+	clientHost string // where the client bridges listen
+	members    []*member
+	cli        *clientv3.Client
 
 	mu sync.Mutex // guards each member's etcd
 }
@@ -66,11 +68,19 @@ type member struct {
 // it, the whole cluster is started again on new ports.
 func StartClusterForTest(t testing.TB, n int) *TestCluster {
 	t.Helper()
+	return StartClusterForTestOn(t, n, "127.0.0.1")
+}
+
+// StartClusterForTestOn is StartClusterForTest with the members' client
+// endpoints on clientHost, a local address other processes can reach (a
+// test in a network namespace serves clients in other namespaces).
+func StartClusterForTestOn(t testing.TB, n int, clientHost string) *TestCluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("start etcd cluster: %d members", n)
 	}
 	base := t.TempDir()
-	c := &TestCluster{t: t}
+	c := &TestCluster{t: t, clientHost: clientHost}
 	t.Cleanup(c.close)
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
@@ -102,10 +112,10 @@ func (c *TestCluster) start(dir string, n int) error {
 		if m.peer, err = reservePort("127.0.0.1"); err != nil {
 			return fmt.Errorf("member %d peer port: %w", i, err)
 		}
-		if m.clientBridge, err = newBridge(m.client.URL().Host); err != nil {
+		if m.clientBridge, err = newBridge(c.clientHost, m.client.URL().Host); err != nil {
 			return fmt.Errorf("member %d client bridge: %w", i, err)
 		}
-		if m.peerBridge, err = newBridge(m.peer.URL().Host); err != nil {
+		if m.peerBridge, err = newBridge("127.0.0.1", m.peer.URL().Host); err != nil {
 			return fmt.Errorf("member %d peer bridge: %w", i, err)
 		}
 		m.peerBridge.setUp(true)
