@@ -24,7 +24,9 @@
 #   GW_BENCH_TESTS ("keepalive newconn bulk idle"): the tests to run;
 #   GW_BENCH_RESULTS (bench/RESULTS.md): where the section is appended;
 #   GW_BENCH_SINGLE_THREAD=1: every proxy process on one thread (gateways with
-#   GOMAXPROCS=1, HAProxy with nbthread 1) instead of each using both cores.
+#   GOMAXPROCS=1, HAProxy with nbthread 1) instead of each using both cores;
+#   GW_BENCH_GATEWAY_ENV (unset): extra VAR=value words for both gateway
+#   processes (a diagnostic, e.g. GODEBUG or GOMAXPROCS; the section says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,7 @@ PROFILE_DIR=${GW_BENCH_PROFILE_DIR:-}
 TESTS=${GW_BENCH_TESTS:-keepalive newconn bulk idle}
 RESULTS=${GW_BENCH_RESULTS:-bench/RESULTS.md}
 SINGLE=${GW_BENCH_SINGLE_THREAD:-0}
+GATEWAY_ENV=${GW_BENCH_GATEWAY_ENV:-}
 
 BACKEND=$NET.0.10
 GW_A=$NET.1.1:4443 GW_B=$NET.2.1:4443 VIP=$NET.1.128
@@ -88,13 +91,17 @@ start backend "$gwbench" backend -http "$BACKEND:$BACKEND_HTTP_PORT"
 start iperf3 iperf3 -s -B "$BACKEND" -p "$IPERF_PORT"
 topo=(-dir "$tmp/certs" -gw-a "$GW_A" -gw-b "$GW_B" -vip "$VIP"
   -service "http=$HTTP_PORT:$BACKEND:$BACKEND_HTTP_PORT" -service "iperf=$IPERF_PORT:$BACKEND:$IPERF_PORT")
-gwenv=()
-if [ "$SINGLE" = 1 ]; then gwenv=(env GOMAXPROCS=1); fi
+gwenv=(env)
+if [ "$SINGLE" = 1 ]; then gwenv+=(GOMAXPROCS=1); fi
+read -ra extra_env <<<"$GATEWAY_ENV"
+gwenv+=("${extra_env[@]}")
 start gw_b "${gwenv[@]}" "$gwbench" gateway -cluster b -pprof "$PPROF_B" "${topo[@]}"
 start gw_a "${gwenv[@]}" "$gwbench" gateway -cluster a -pprof "$PPROF_A" "${topo[@]}"
 
 c=$tmp/certs
-cat >"$tmp/haproxy-egress.cfg" <<EOF
+# The global and defaults sections of both HAProxies.
+haproxy_common=$(
+  cat <<EOF
 global
   maxconn 4096
 $([ "$SINGLE" = 1 ] && echo "  nbthread 1")
@@ -103,6 +110,10 @@ defaults
   timeout connect 5s
   timeout client 60s
   timeout server 60s
+EOF
+)
+cat >"$tmp/haproxy-egress.cfg" <<EOF
+$haproxy_common
 frontend egress_http
   bind $HAP_EGRESS:$HTTP_PORT
   default_backend ingress_http
@@ -115,14 +126,7 @@ backend ingress_iperf
   server ingress $HAP_INGRESS:8444 ssl crt $c/client.pem ca-file $c/ca.pem verify required
 EOF
 cat >"$tmp/haproxy-ingress.cfg" <<EOF
-global
-  maxconn 4096
-$([ "$SINGLE" = 1 ] && echo "  nbthread 1")
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
+$haproxy_common
 frontend ingress_http
   bind $HAP_INGRESS:8443 ssl crt $c/server.pem ca-file $c/ca.pem verify required
   default_backend app_http
@@ -179,21 +183,31 @@ cpu_ticks() { # cpu_ticks PATH: user+system ticks of the path's proxies so far.
   done
   echo "$t"
 }
-wrk_run() { # wrk_run TEST PATH [wrk flags]: appends "TEST PATH req/s p99_ms errors proxy_cpu_us_per_request".
-  local test=$1 p=$2 out=$tmp/wrk.out t0; shift 2
+ctx_switches() { # ctx_switches PATH: context switches (voluntary + involuntary) of the path's proxies' threads so far.
+  local name pid f t=0
+  for name in ${proxies[$1]}; do
+    pid=pid_$name
+    for f in /proc/"${!pid}"/task/*/status; do # a thread may end meanwhile: it counts 0
+      t=$((t + $(cat "$f" 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }')))
+    done
+  done
+  echo "$t"
+}
+wrk_run() { # wrk_run TEST PATH [wrk flags]: appends "TEST PATH req/s p99_ms errors proxy_cpu_us_per_request proxy_ctx_switches_per_request".
+  local test=$1 p=$2 out=$tmp/wrk.out t0 cs0; shift 2
   if [ "$p" = tunnel ]; then profile "$test"; fi
-  t0=$(cpu_ticks "$p")
+  t0=$(cpu_ticks "$p") cs0=$(ctx_switches "$p")
   wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency "$@" "${url[$p]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk $test $p failed"; }
-  local ticks=$(($(cpu_ticks "$p") - t0))
+  local ticks=$(($(cpu_ticks "$p") - t0)) cs=$(($(ctx_switches "$p") - cs0))
   profile_wait
-  awk -v test="$test" -v p="$p" -v ticks="$ticks" -v hz="$HZ" '
+  awk -v test="$test" -v p="$p" -v ticks="$ticks" -v cs="$cs" -v hz="$HZ" '
     function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     $1 == "99%" { p99 = ms($2) }
     $2 == "requests" && $3 == "in" { reqs = $1 }
     /^Requests\/sec:/ { rps = $2 }
     /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
     /Non-2xx/ { errs += $NF }
-    END { printf "%s %s %.0f %.3f %d %.1f\n", test, p, rps, p99, errs, (reqs > 0 ? ticks / hz * 1e6 / reqs : 0) }' "$out" | tee -a "$tmp/runs" >&2
+    END { printf "%s %s %.0f %.3f %d %.1f %.2f\n", test, p, rps, p99, errs, (reqs > 0 ? ticks / hz * 1e6 / reqs : 0), (reqs > 0 ? cs / reqs : 0) }' "$out" | tee -a "$tmp/runs" >&2
 }
 iperf_run() { # iperf_run PATH: appends "bulk PATH Gbit/s retransmits proxy_cpu_seconds_per_GB".
   local p=$1 out=$tmp/iperf.json t0
@@ -253,10 +267,11 @@ if want idle; then idle_test; fi
 table=$(awk '
   $1 == "idle" { n["idle"] = 1; ra = $3; rb = $4; ha = $5; hb = $6; ga = $7; gb = $8; ok = $10; bad = $12; next }
   { k = $1 " " $2; n[k]++; v[k] += $3; turns[k] = turns[k] (turns[k] == "" ? "" : ", ") $3
-    if ($1 == "bulk") { rt[k] += $4; cpu[k] += $5 } else { p99[k] += $4; errs[k] += $5; cpu[k] += $6 } }
+    if ($1 == "bulk") { rt[k] += $4; cpu[k] += $5 } else { p99[k] += $4; errs[k] += $5; cpu[k] += $6; cs[k] += $7 } }
   function m(k) { return n[k] ? v[k] / n[k] : 0 }
   function q(k) { return n[k] ? p99[k] / n[k] : 0 }
   function c(k) { return n[k] ? cpu[k] / n[k] : 0 }
+  function x(k) { return n[k] ? cs[k] / n[k] : 0 }
   function ratio(a, b) { return b > 0 ? a / b : 0 }
   function verdict(ok, k) { return !n[k] ? "not run" : ok ? "met" : "**missed**" }
   function row(label, fmt, f, t, target, ok) {
@@ -266,6 +281,9 @@ table=$(awk '
   }
   function cpurow(label, t) {
     printf "| %s | %.2f | %.2f | %.2f |\n", label, c(t " haproxy"), c(t " tunnel"), ratio(c(t " tunnel"), c(t " haproxy"))
+  }
+  function csrow(label, t) {
+    printf "| %s | %.2f | %.2f | %.2f |\n", label, x(t " haproxy"), x(t " tunnel"), ratio(x(t " tunnel"), x(t " haproxy"))
   }
   END {
     print "| test | direct | HAProxy pair | causeway tunnel | tunnel / HAProxy | target | |"
@@ -278,13 +296,15 @@ table=$(awk '
     printf "| %s idle tunneled connections: gateway RSS MB, a (egress) / b (ingress) | | | %s / %s | | ≤ 300 each | %s |\n",
       ok + bad, ra, rb, verdict(bad == 0 && ra <= 300 && rb <= 300, "idle")
     print ""
-    print "CPU time of the two proxy processes (user + system, from /proc), lower is better:"
+    print "CPU time of the two proxy processes (user + system, from /proc), and context switches of their threads (voluntary + involuntary, from /proc), lower is better:"
     print ""
     print "| unit | HAProxy pair | causeway tunnel | tunnel / HAProxy |"
     print "|---|---|---|---|"
     cpurow("keep-alive, µs per request", "keepalive")
     cpurow("new connection, µs per request", "newconn")
     cpurow("bulk, CPU seconds per GB", "bulk")
+    csrow("keep-alive, context switches per request", "keepalive")
+    csrow("new connection, context switches per request", "newconn")
     print ""
     print "Per turn (req/s or Gbit/s):"
     print ""
@@ -296,13 +316,14 @@ table=$(awk '
 section=$(
   echo "## $(date -u +%Y-%m-%d) — gateway: causeway tunnel vs HAProxy mTLS pair vs direct ($(nproc) cores, $(go env GOOS)/$(go env GOARCH))"
   echo
-  knobs=$(env | grep -E '^GW_BENCH_(SECONDS|ROUNDS|CONNS|IDLE|TESTS|SINGLE_THREAD|PROFILE_DIR)=' | sort | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ' || true)
+  knobs=$(env | grep -E '^GW_BENCH_(SECONDS|ROUNDS|CONNS|IDLE|TESTS|SINGLE_THREAD|GATEWAY_ENV|PROFILE_DIR)=' | sort | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ' || true)
   echo "Command: \`${knobs}bench/gateway.sh\` (\`make bench\` runs it with the defaults): $ROUNDS rounds, each path in turn, ${SECONDS_PER_RUN} s per run; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "HTTP: \`wrk -t1 -c$CONNS -d${SECONDS_PER_RUN}s --latency URL\`, and with \`-H 'Connection: close'\` for a new TCP connection per request;"
   echo "bulk: \`iperf3 -c HOST -t $SECONDS_PER_RUN -O 1 -P 1\`; idle: \`gwbench idle -n $IDLE\` (one GET per connection, then held), RSS from /proc after 3 s."
   echo "One backend for all paths (a Go HTTP server answering 30 bytes of JSON; \`iperf3 -s\`). HAProxy $(haproxy -v | head -1 | cut -d' ' -f3): two processes, \`mode tcp\`,"
   echo "TLS with client certificates (ECDSA P-256) between them. Causeway: two \`gwbench gateway\` processes (clusters a and b, QUIC mTLS, static catalog). Means over rounds."
   if [ "$SINGLE" = 1 ]; then echo "**Single-threaded proxies** (\`GW_BENCH_SINGLE_THREAD=1\`): gateways with GOMAXPROCS=1, HAProxy with \`nbthread 1\`."; else echo "Every proxy process may use both cores (Go's default GOMAXPROCS, HAProxy's default nbthread)."; fi
+  if [ -n "$GATEWAY_ENV" ]; then echo "**Gateway environment** (\`GW_BENCH_GATEWAY_ENV\`, a diagnostic, not the default): \`$GATEWAY_ENV\`."; fi
   echo
   echo "$table"
 )

@@ -118,30 +118,31 @@ func runGateway(ctx context.Context, args []string) error {
 
 func (t topology) addCluster(e map[string]*causewayv1.Entry, c string, ca *certs.CA) {
 	td := certs.TrustDomainFor(c, domain)
-	zone := "zone-" + c
-	e["clusters/"+c] = &causewayv1.Entry{Key: "clusters/" + c, Record: &causewayv1.Entry_Cluster{
-		Cluster: &causewayv1.ClusterRecord{Name: c, Region: "region-" + c, Zone: zone, TrustDomain: td}}}
-	e["bundles/"+c] = &causewayv1.Entry{Key: "bundles/" + c, Record: &causewayv1.Entry_Bundle{
-		Bundle: &causewayv1.TrustBundle{Cluster: c, TrustDomain: td, X509Authorities: [][]byte{ca.Cert.Raw}}}}
-	e["gateways/"+c+"/gw-0"] = &causewayv1.Entry{Key: "gateways/" + c + "/gw-0", Record: &causewayv1.Entry_Gateway{
-		Gateway: &causewayv1.GatewayRecord{Cluster: c, Instance: "gw-0", Addresses: []string{t.gw[c]}}}}
+	put(e, &causewayv1.Entry{Key: "clusters/" + c, Record: &causewayv1.Entry_Cluster{
+		Cluster: &causewayv1.ClusterRecord{Name: c, Region: "region-" + c, Zone: "zone-" + c, TrustDomain: td}}})
+	put(e, &causewayv1.Entry{Key: "bundles/" + c, Record: &causewayv1.Entry_Bundle{
+		Bundle: &causewayv1.TrustBundle{Cluster: c, TrustDomain: td, X509Authorities: [][]byte{ca.Cert.Raw}}}})
+	put(e, &causewayv1.Entry{Key: "gateways/" + c + "/gw-0", Record: &causewayv1.Entry_Gateway{
+		Gateway: &causewayv1.GatewayRecord{Cluster: c, Instance: "gw-0", Addresses: []string{t.gw[c]}}}})
 }
+
+// put adds en to e under its key. Keys are the catalog's relative keys
+// (federator/store's without the prefix; the harness links no etcd code).
+func put(e map[string]*causewayv1.Entry, en *causewayv1.Entry) { e[en.Key] = en }
 
 // addServices makes b export and a import every service.
 func (t topology) addServices(e map[string]*causewayv1.Entry) {
 	for _, s := range t.services {
 		ports := []*causewayv1.ServicePort{{Name: s.name, Port: s.port, Protocol: causewayv1.Protocol_PROTOCOL_TCP}}
-		xkey := "exports/bench/" + s.name + "/b"
-		e[xkey] = &causewayv1.Entry{Key: xkey, Record: &causewayv1.Entry_Export{Export: &causewayv1.ExportRecord{
+		put(e, &causewayv1.Entry{Key: "exports/bench/" + s.name + "/b", Record: &causewayv1.Entry_Export{Export: &causewayv1.ExportRecord{
 			Namespace: "bench", Name: s.name, Cluster: "b",
 			Type:  causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP,
 			Ports: ports, ReadyPerZone: map[string]uint32{"zone-b": 1},
 			Endpoints: []*causewayv1.Endpoint{{Address: s.host, Ready: true, Zone: "zone-b",
-				TargetPorts: map[string]uint32{s.name: s.target}}}}}}
-		ikey := "imports/a/bench/" + s.name
-		e[ikey] = &causewayv1.Entry{Key: ikey, Record: &causewayv1.Entry_Import{Import: &causewayv1.ImportRecord{
+				TargetPorts: map[string]uint32{s.name: s.target}}}}}})
+		put(e, &causewayv1.Entry{Key: "imports/a/bench/" + s.name, Record: &causewayv1.Entry_Import{Import: &causewayv1.ImportRecord{
 			Namespace: "bench", Name: s.name, Cluster: "a",
 			Type:  causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP,
-			Ports: ports, Ips: []string{t.vip}, Clusters: []string{"b"}}}}
+			Ports: ports, Ips: []string{t.vip}, Clusters: []string{"b"}}}})
 	}
 }

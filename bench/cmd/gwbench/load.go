@@ -18,8 +18,8 @@ import (
 // body is what the backend answers: small, like an API response.
 var body = []byte(`{"service":"bench","ok":true}` + "\n")
 
-// runBackend serves a fixed small HTTP response on every -http address
-// until ctx ends. Idle keep-alive connections are kept (no idle timeout
+// runBackend serves a fixed small HTTP response on the -http address until
+// ctx ends. Idle keep-alive connections are kept (no idle timeout
 // below 10 minutes), so the idle test's connections stay open.
 func runBackend(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backend", flag.ExitOnError)
