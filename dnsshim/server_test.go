@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -228,9 +229,10 @@ causeway_dns_queries_total{qtype="A",rcode="NXDOMAIN"} 2
 causeway_dns_queries_total{qtype="SRV",rcode="NOERROR"} 2
 causeway_dns_queries_total{qtype="other",rcode="REFUSED"} 2
 `
-	require.Eventually(t, func() bool {
-		err := testutil.GatherAndCompare(reg, strings.NewReader(want), "causeway_dns_queries_total")
-		return err == nil && histogramCount(t, reg, "udp") == 6 && histogramCount(t, reg, "tcp") == 6
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.NoError(c, testutil.GatherAndCompare(reg, strings.NewReader(want), "causeway_dns_queries_total"))
+		assert.Equal(c, uint64(6), histogramCount(c, reg, "udp"), "udp requests timed")
+		assert.Equal(c, uint64(6), histogramCount(c, reg, "tcp"), "tcp requests timed")
 	}, 5*time.Second, 5*time.Millisecond)
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "causeway_dns_queries_total"))
 	problems, err := testutil.GatherAndLint(reg)
@@ -240,8 +242,7 @@ causeway_dns_queries_total{qtype="other",rcode="REFUSED"} 2
 
 // histogramCount is the number of observations of the latency histogram
 // for transport.
-func histogramCount(t *testing.T, reg *prometheus.Registry, transport string) uint64 {
-	t.Helper()
+func histogramCount(t require.TestingT, reg *prometheus.Registry, transport string) uint64 {
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {

@@ -8,6 +8,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -271,12 +272,14 @@ func TestAdminStatusReportsUnreachableEtcd(t *testing.T) {
 	cut := time.Now()
 	proxy.close()
 	var st *causewayv1.StatusResponse
-	require.Eventually(t, func() bool {
-		var err error
-		st, err = adm.Status(ctx, &causewayv1.StatusRequest{})
-		require.NoError(t, err, "status must answer without etcd")
-		return st.GetStaleSince() != nil
-	}, 10*time.Second, 50*time.Millisecond, "status never reported the view stale")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		got, err := adm.Status(ctx, &causewayv1.StatusRequest{})
+		if !assert.NoError(c, err, "status must answer without etcd") {
+			return
+		}
+		st = got
+		assert.NotNil(c, st.GetStaleSince(), "status never reported the view stale")
+	}, 10*time.Second, 50*time.Millisecond)
 	require.False(t, st.GetEtcdReachable())
 	require.NotEmpty(t, st.GetEtcdError())
 	require.True(t, st.GetSynced(), "synced means listed once; losing etcd does not undo it")

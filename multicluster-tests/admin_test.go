@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
@@ -159,9 +159,23 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	require.Equal(t, "drained demo/echo in cluster east\n", out)
 	want := map[string]map[string]bool{"demo/clock": {"north": false}, "demo/echo": {"east": true, "west": false}}
 	require.Equal(t, want, readExports(t, env).drained())
-	require.Eventually(t, func() bool {
-		return maps.EqualFunc(want, readExports(t, env, "--cluster", "west").drained(), maps.Equal)
-	}, 10*time.Second, 100*time.Millisecond, "west's federator never saw the drain")
+	bin := causewayBinary(t)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		// No require here: the condition runs on another goroutine.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "exports", "-o", "json", "--cluster", "west")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if !assert.NoError(c, err, "causeway exports --cluster west") {
+			return
+		}
+		var e exportsJSON
+		if !assert.NoError(c, json.Unmarshal(out, &e), "exports -o json:\n%s", out) {
+			return
+		}
+		assert.Equal(c, want, e.drained(), "west's federator has not seen the drain yet")
+	}, 10*time.Second, 100*time.Millisecond)
 	require.Equal(t, "demo/echo in cluster east was already drained", strings.Split(mustCLI(t, env, "drain", "east", "--service", "demo/echo"), " (")[0])
 
 	// undrain: back to nothing drained.
