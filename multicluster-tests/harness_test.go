@@ -19,8 +19,21 @@ import (
 var (
 	buildOnce sync.Once
 	binPath   string
+	builtDir  string // the directory causewayBinary created, if any
 	buildErr  error
 )
+
+// devStopTimeout bounds a graceful stop of `causeway dev` at the end of a test.
+const devStopTimeout = 20 * time.Second
+
+// TestMain removes the binary causewayBinary built once the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		_ = os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
 
 // causewayBinary builds cmd/causeway once per test run.
 func causewayBinary(t testing.TB) string {
@@ -35,6 +48,7 @@ func causewayBinary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		builtDir = dir
 		binPath = filepath.Join(dir, "causeway")
 		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/causeway")
 		cmd.Dir = runbookRepoRoot(t)
@@ -86,11 +100,19 @@ func startDev(t *testing.T, args ...string) *devProcess {
 	}
 	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
+		// Stop it as a user would, so that it removes its temporary data
+		// directory; SIGKILL only if it does not exit in time.
 		select {
 		case <-p.exited:
 		default:
-			_ = cmd.Process.Kill()
-			<-p.exited
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exited:
+			case <-time.After(devStopTimeout):
+				t.Errorf("causeway dev still running %s after SIGTERM; killed", devStopTimeout)
+				_ = cmd.Process.Kill()
+				<-p.exited
+			}
 		}
 		if t.Failed() {
 			t.Logf("causeway dev stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
