@@ -77,23 +77,26 @@ func (g *Gateway) reverify() {
 			continue
 		}
 		reason, err := g.checkPeer(conn.ConnectionState().TLS, now.Add(2*g.cfg.ReverifyInterval))
-		switch {
-		case reason == reasonPeerUntrusted:
-			in.log.Warn("peer gateway's certificate no longer verifies; replacing the connection", "err", err)
-		case reason == reasonPeerExpiring:
-			in.log.Info("peer gateway's certificate on this connection expires soon; replacing the connection",
-				"expires", leafNotAfter(conn))
-		case own != nil && leaf != nil && !bytes.Equal(own, leaf):
+		if reason == "" && own != nil && leaf != nil && !bytes.Equal(own, leaf) {
 			reason = reasonRenewed
-			in.log.Info("certificate renewed; replacing the connection to the peer gateway to present it")
 		}
 		if reason == "" {
 			continue
 		}
 		select {
 		case in.replace <- conn:
-			g.metrics.replaced.WithLabelValues("client", reason).Inc()
-		default: // a request is pending already
+		default:
+			continue // a request is pending already: counted and logged then
+		}
+		g.metrics.replaced.WithLabelValues("client", reason).Inc()
+		switch reason {
+		case reasonPeerUntrusted:
+			in.log.Warn("peer gateway's certificate no longer verifies; replacing the connection", "err", err)
+		case reasonPeerExpiring:
+			in.log.Info("peer gateway's certificate on this connection expires soon; replacing the connection",
+				"expires", leafNotAfter(conn))
+		case reasonRenewed:
+			in.log.Info("certificate renewed; replacing the connection to the peer gateway to present it")
 		}
 	}
 	g.conns.conns.Range(func(k, v any) bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,17 @@ type cliResult struct {
 // completion.
 func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
-	bin := causewayBinary(t) // builds once; not part of the command's deadline
+	r, err := execCLI(causewayBinary(t), env, args...) // builds once; not part of the command's deadline
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// execCLI is runCLI for bin, with no testing.T: conditions polled by
+// Eventually run on another goroutine, where t.Fatal must not be called.
+// A non-zero exit is not an error; not being able to run bin is.
+func execCLI(bin string, env []string, args ...string) (cliResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -45,9 +56,9 @@ func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	default:
-		t.Fatalf("run causeway %v: %v", args, err)
+		return r, fmt.Errorf("run causeway %v: %w", args, err)
 	}
-	return r
+	return r, nil
 }
 
 // mustCLI runs the causeway binary and requires success.
@@ -162,16 +173,12 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	bin := causewayBinary(t)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		// No require here: the condition runs on another goroutine.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "exports", "-o", "json", "--cluster", "west")
-		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.Output()
-		if !assert.NoError(c, err, "causeway exports --cluster west") {
+		r, err := execCLI(bin, env, "exports", "-o", "json", "--cluster", "west")
+		if !assert.NoError(c, err) || !assert.Zero(c, r.code, "stderr: %s", r.stderr) {
 			return
 		}
 		var e exportsJSON
-		if !assert.NoError(c, json.Unmarshal(out, &e), "exports -o json:\n%s", out) {
+		if !assert.NoError(c, json.Unmarshal([]byte(r.stdout), &e), "exports -o json:\n%s", r.stdout) {
 			return
 		}
 		assert.Equal(c, want, e.drained(), "west's federator has not seen the drain yet")

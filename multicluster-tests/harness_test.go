@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -51,7 +52,7 @@ func causewayBinary(t testing.TB) string {
 		builtDir = dir
 		binPath = filepath.Join(dir, "causeway")
 		cmd := exec.Command("go", "build", "-race", "-o", binPath, "./cmd/causeway")
-		cmd.Dir = runbookRepoRoot(t)
+		cmd.Dir = repoRoot(t)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
@@ -61,6 +62,16 @@ func causewayBinary(t testing.TB) string {
 		t.Fatalf("build causeway: %v", buildErr)
 	}
 	return binPath
+}
+
+// repoRoot is the module root (this file's parent directory).
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("no caller information")
+	}
+	return filepath.Dir(filepath.Dir(file))
 }
 
 // syncBuffer is a goroutine-safe bytes.Buffer for process output.

@@ -88,15 +88,9 @@ func runInNetns(t *testing.T, clusters []string, separate bool) (*netLayout, err
 	l := &netLayout{Hub: base + role}
 	var made []string
 	t.Cleanup(func() { deleteNetns(t, made) })
-	ipCmd := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	ipCmd("netns", "add", l.Hub)
+	mustRun(t, "ip", "netns", "add", l.Hub)
 	made = append(made, l.Hub)
-	ipCmd("-n", l.Hub, "link", "set", "lo", "up")
+	mustRun(t, "ip", "-n", l.Hub, "link", "set", "lo", "up")
 	for i, name := range clusters {
 		n := i + 1
 		c := netCluster{Name: name}
@@ -108,17 +102,17 @@ func runInNetns(t *testing.T, clusters []string, separate bool) (*netLayout, err
 			c.HubIP, c.IP = fmt.Sprintf("10.200.%d.1", n), fmt.Sprintf("10.200.%d.2", n)
 			c.VIPRange = fmt.Sprintf("10.201.%d.128/25", n)
 			hubIf, nsIf := fmt.Sprintf("hub%d", n), fmt.Sprintf("c%d", n)
-			ipCmd("netns", "add", c.Netns)
+			mustRun(t, "ip", "netns", "add", c.Netns)
 			made = append(made, c.Netns)
-			ipCmd("-n", c.Netns, "link", "set", "lo", "up")
-			ipCmd("-n", l.Hub, "link", "add", hubIf, "type", "veth", "peer", "name", nsIf, "netns", c.Netns)
-			ipCmd("-n", l.Hub, "addr", "add", c.HubIP+"/24", "dev", hubIf)
-			ipCmd("-n", l.Hub, "link", "set", hubIf, "up")
-			ipCmd("-n", c.Netns, "addr", "add", c.IP+"/24", "dev", nsIf)
-			ipCmd("-n", c.Netns, "link", "set", nsIf, "up")
-			ipCmd("-n", c.Netns, "route", "add", "default", "via", c.HubIP)
-			ipCmd("-n", c.Netns, "route", "add", "local", c.VIPRange, "dev", "lo")
-			ipCmd("-n", l.Hub, "route", "add", c.VIPRange, "via", c.IP)
+			mustRun(t, "ip", "-n", c.Netns, "link", "set", "lo", "up")
+			mustRun(t, "ip", "-n", l.Hub, "link", "add", hubIf, "type", "veth", "peer", "name", nsIf, "netns", c.Netns)
+			mustRun(t, "ip", "-n", l.Hub, "addr", "add", c.HubIP+"/24", "dev", hubIf)
+			mustRun(t, "ip", "-n", l.Hub, "link", "set", hubIf, "up")
+			mustRun(t, "ip", "-n", c.Netns, "addr", "add", c.IP+"/24", "dev", nsIf)
+			mustRun(t, "ip", "-n", c.Netns, "link", "set", nsIf, "up")
+			mustRun(t, "ip", "-n", c.Netns, "route", "add", "default", "via", c.HubIP)
+			mustRun(t, "ip", "-n", c.Netns, "route", "add", "local", c.VIPRange, "dev", "lo")
+			mustRun(t, "ip", "-n", l.Hub, "route", "add", c.VIPRange, "via", c.IP)
 			if l.EtcdHost == "" {
 				l.EtcdHost = c.HubIP
 			}
@@ -126,15 +120,13 @@ func runInNetns(t *testing.T, clusters []string, separate bool) (*netLayout, err
 			// Everything in the hub: 10.202.n.0/24 is local there.
 			c.IP = fmt.Sprintf("10.202.%d.1", n)
 			c.HubIP, c.VIPRange = c.IP, fmt.Sprintf("10.202.%d.128/25", n)
-			ipCmd("-n", l.Hub, "route", "add", "local", fmt.Sprintf("10.202.%d.0/24", n), "dev", "lo")
+			mustRun(t, "ip", "-n", l.Hub, "route", "add", "local", fmt.Sprintf("10.202.%d.0/24", n), "dev", "lo")
 		}
 		l.Clusters = append(l.Clusters, c)
 	}
 	if separate {
 		// The hub forwards between the clusters (this sysctl is the hub's own).
-		if out, err := exec.Command("ip", "netns", "exec", l.Hub, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
-			t.Fatalf("enable forwarding in %s: %v: %s", l.Hub, err, out)
-		}
+		mustRun(t, "ip", "netns", "exec", l.Hub, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	} else {
 		l.EtcdHost = "127.0.0.1"
 	}
@@ -260,10 +252,10 @@ func removeStaleNetns(t *testing.T) {
 // netnsCommand is cmd run in namespace ns ("" = this process's), killed
 // if the test process dies.
 func netnsCommand(ns, bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, args...)
 	if ns != "" {
-		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+		bin, args = "ip", append([]string{"netns", "exec", ns, bin}, args...)
 	}
+	cmd := exec.Command(bin, args...)
 	dieWithTest(cmd)
 	return cmd
 }
@@ -278,9 +270,15 @@ func blockPath(t *testing.T, a, b string, on bool) {
 		verb = "del"
 	}
 	for _, r := range [][2]string{{a, b}, {b, a}} {
-		args := []string{"rule", verb, "from", r[0], "to", r[1], "blackhole"}
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
+		mustRun(t, "ip", "rule", verb, "from", r[0], "to", r[1], "blackhole")
+	}
+}
+
+// mustRun runs name with args and fails t, with the command's output,
+// if it fails.
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,7 +64,7 @@ func TestRunbooks(t *testing.T) {
 		t.Skip("end-to-end: runs causeway dev and the runbooks' commands")
 	}
 	t.Parallel() // its addresses (127.87/16, 127.88/16) are its own
-	root := runbookRepoRoot(t)
+	root := repoRoot(t)
 	ensureRunbookTools(t, root)
 	dir := filepath.Join(root, "docs", "runbooks")
 	if d := os.Getenv("RUNBOOK_DIR"); d != "" {
@@ -107,16 +106,6 @@ func TestRunbooks(t *testing.T) {
 		}
 	}
 	t.Logf("all runbooks passed in %s", time.Since(start).Round(time.Second))
-}
-
-// runbookRepoRoot is the module root (this file's parent directory).
-func runbookRepoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("no caller information")
-	}
-	return filepath.Dir(filepath.Dir(file))
 }
 
 // ensureRunbookTools installs what the runbooks call, as `make dev` does,

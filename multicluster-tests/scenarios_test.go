@@ -331,9 +331,10 @@ func TestScenarioRotationUnderLoad(t *testing.T) {
 			} `json:"authorities"`
 		} `json:"bundles"`
 	}
+	bin := causewayBinary(t)
 	require.Eventually(t, func() bool {
-		out := runCLI(t, nil, append([]string{"certs", "bundles", "-o", "json"}, s.adminArgs(west)...)...)
-		if out.code != 0 || json.Unmarshal([]byte(out.stdout), &bundles) != nil {
+		out, err := execCLI(bin, nil, append([]string{"certs", "bundles", "-o", "json"}, s.adminArgs(west)...)...)
+		if err != nil || out.code != 0 || json.Unmarshal([]byte(out.stdout), &bundles) != nil {
 			return false
 		}
 		for _, b := range bundles.Bundles {
