@@ -67,13 +67,20 @@ type Sink struct {
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
 	gwSlices discoverylisters.EndpointSliceLister
-	queue    workqueue.TypedRateLimitingInterface[string]
-	ready    atomic.Bool
+	// namespaces lists this cluster's Namespaces (all of them, unlike the
+	// other listers, which see only what carries our labels).
+	namespaces corelisters.NamespaceLister
+	queue      workqueue.TypedRateLimitingInterface[string]
+	ready      atomic.Bool
 
 	writes     atomic.Int64
 	initial    atomic.Int64 // keys queued by the first full pass
 	reconciled atomic.Int64
 	inflight   atomic.Int64
+
+	// waiting holds the keys of imports whose namespace is absent, so
+	// that waitingForNamespace logs each once.
+	waiting sync.Map
 }
 
 var _ federator.ImportSink = (*Sink)(nil)
@@ -172,6 +179,12 @@ func (s *Sink) Run(ctx context.Context, feed *catalog.Feed, kick func()) error {
 		return fmt.Errorf("kube sink: watch Services: %w", err)
 	}
 
+	nf, nsSynced, err := s.watchNamespaces()
+	if err != nil {
+		return err
+	}
+	synced = append(synced, nsSynced)
+
 	var gwf kubeinformers.SharedInformerFactory
 	if s.cfg.GatewayService != "" {
 		gwNS, gwName, _ := cache.SplitMetaNamespaceKey(s.cfg.GatewayService)
@@ -197,8 +210,10 @@ func (s *Sink) Run(ctx context.Context, feed *catalog.Feed, kick func()) error {
 	defer s.queue.ShutDown()
 	kf.Start(ctx.Done())
 	mf.Start(ctx.Done())
+	nf.Start(ctx.Done())
 	defer kf.Shutdown()
 	defer mf.Shutdown()
+	defer nf.Shutdown()
 	if gwf != nil {
 		gwf.Start(ctx.Done())
 		defer gwf.Shutdown()
@@ -294,19 +309,23 @@ func (s *Sink) reconcile(ctx context.Context, key string) error {
 	}
 	imp, ok := s.feed.View().Import(s.cfg.Cluster, catalog.ServiceKey{Namespace: ns, Name: name})
 	if !ok {
+		s.waiting.Delete(key)
 		return s.remove(ctx, ns, name)
 	}
 	svc, err := s.applyService(ctx, imp)
-	if err != nil {
-		return err
+	if err == nil && svc != nil {
+		if err = s.applySlices(ctx, imp); err == nil {
+			err = s.applyServiceImport(ctx, imp, svc)
+		}
 	}
-	if svc == nil {
-		return nil // name taken by a Service that is not ours: logged
+	if errors.Is(err, errNamespaceAbsent) {
+		s.waitingForNamespace(key, ns)
+		return nil
 	}
-	if err := s.applySlices(ctx, imp); err != nil {
-		return err
+	if err == nil && svc != nil {
+		s.waiting.Delete(key)
 	}
-	return s.applyServiceImport(ctx, imp, svc)
+	return err // svc == nil: name taken by a Service that is not ours (logged)
 }
 
 // remove deletes every object of ns/name this sink owns.
@@ -374,8 +393,8 @@ func (s *Sink) applyService(ctx context.Context, imp *causewayv1.ImportRecord) (
 	}
 	ac := corev1ac.Service(dname, ns).WithLabels(labels(s.cfg.Cluster, imp.GetName())).WithSpec(spec)
 	svc, err := s.cfg.Kube.CoreV1().Services(ns).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-	if apierrors.IsNotFound(err) {
-		return nil, nil // namespace absent here: nothing to import into
+	if gone := s.namespaceGone(ns, err); gone != nil {
+		return nil, gone
 	}
 	if err != nil {
 		return nil, fmt.Errorf("apply derived Service %s/%s: %w", ns, dname, err)
@@ -554,8 +573,8 @@ func (s *Sink) applySlice(ctx context.Context, imp *causewayv1.ImportRecord, d d
 		ac.WithPorts(discoveryv1ac.EndpointPort().WithName(*p.Name).WithProtocol(*p.Protocol).WithPort(*p.Port))
 	}
 	if _, err := s.cfg.Kube.DiscoveryV1().EndpointSlices(ns).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
+		if gone := s.namespaceGone(ns, err); gone != nil {
+			return gone
 		}
 		return fmt.Errorf("apply EndpointSlice %s/%s: %w", ns, d.name, err)
 	}
@@ -670,8 +689,10 @@ func (s *Sink) applyImportPart(ctx context.Context, ns, name, sub string, obj ma
 	}
 	_, err = s.cfg.MCS.MulticlusterV1beta1().ServiceImports(ns).Patch(ctx, name, types.ApplyPatchType, body,
 		metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}, subs...)
-	if apierrors.IsNotFound(err) && sub == "" {
-		return nil // namespace absent here
+	if sub == "" {
+		if gone := s.namespaceGone(ns, err); gone != nil {
+			return gone
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("apply ServiceImport %s/%s %s: %w", ns, name, sub, err)
