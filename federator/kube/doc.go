@@ -12,6 +12,9 @@
 //     restart or an etcd outage causes no churn (resourceVersions stay).
 //   - Every object created here carries the labels of Labels(); orphans
 //     (objects whose import is gone) are found by label and removed.
+//   - Namespaces are never created: an import whose namespace is absent
+//     (or terminating) waits, and the Namespace informer requeues it when
+//     the namespace is created or re-created.
 //   - Nothing is deleted because the federation is unreachable: deletes
 //     follow the federator's mirrored view, which stays put while etcd is
 //     away.
