@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +28,10 @@ func TestEgressBindFailureFailsOnlyThatListener(t *testing.T) {
 		_ = ln.Close()
 		t.Skip("192.0.2.1 is a local address here; the bind cannot fail")
 	}
-	f := newFixture(t)
+	var logs syncBuffer
+	f := newFixture(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	west := f.clusters["west"]
 	entries := maps.Clone(f.entries)
 	entries["imports/west/demo/echo"] = &causewayv1.Entry{Key: "imports/west/demo/echo", Record: &causewayv1.Entry_Import{
@@ -83,6 +90,41 @@ func TestEgressBindFailureFailsOnlyThatListener(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(m.listenErrors.WithLabelValues(listenErrAddrNotAvail)) >= 2
 	}, 10*time.Second, 20*time.Millisecond)
+	// One ERROR line for the address, the retries at DEBUG.
+	var errorLines, debugLines int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, "addr=192.0.2.1:8080") || !strings.Contains(line, "egress listener failed") {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "level=ERROR"):
+			errorLines++
+			require.Contains(t, line, "cannot assign requested address")
+			require.Contains(t, line, "service=demo/echo")
+		case strings.Contains(line, "level=DEBUG"):
+			debugLines++
+		}
+	}
+	require.Equal(t, 1, errorLines, logs.String())
+	require.GreaterOrEqual(t, debugLines, 1)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestListenRetryAfter(t *testing.T) {
