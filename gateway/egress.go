@@ -3,10 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -25,12 +26,41 @@ type egressListener struct {
 	done   chan struct{}
 }
 
+// failedListen is an egress address whose listener could not be opened.
+type failedListen struct {
+	target   egressTarget
+	failures int
+	next     time.Time // the next attempt
+}
+
+// Back-off between attempts to open a listener that failed.
+const (
+	listenRetryBase = time.Second
+	listenRetryMax  = 30 * time.Second
+)
+
+// listenRetryAfter is the wait after the n-th consecutive failure (n ≥ 1).
+func listenRetryAfter(n int) time.Duration {
+	d := listenRetryBase
+	for i := 1; i < n && d < listenRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, listenRetryMax)
+}
+
 // runEgress keeps one listener per (import address, TCP port) of this
-// cluster's ClusterSetIP imports, following catalog changes.
+// cluster's ClusterSetIP imports, following catalog changes. An address
+// that cannot be bound fails only its own listener: it is logged (ERROR
+// once, then at DEBUG), counted, and retried with back-off, since the
+// address may appear later; the other listeners and ingress go on.
 func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 	listeners := map[string]*egressListener{} // by address
+	failed := map[string]*failedListen{}      // by address
+	retry := make(chan struct{}, 1)
+	stopRetry := func() bool { return false }
 	var wg sync.WaitGroup
 	defer func() {
+		stopRetry()
 		for _, l := range listeners {
 			_ = l.ln.Close()
 		}
@@ -55,8 +85,17 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 				g.log.Info("egress listener closed", "addr", addr, "service", l.target.key.String())
 			}
 		}
+		for addr, f := range failed {
+			if t, ok := want[addr]; !ok || t != f.target {
+				delete(failed, addr)
+			}
+		}
+		now := g.cfg.Clock.Now()
 		for addr, t := range want {
 			if _, ok := listeners[addr]; ok {
+				continue
+			}
+			if f, ok := failed[addr]; ok && now.Before(f.next) {
 				continue
 			}
 			ln, err := listen(ctx, addr)
@@ -64,7 +103,12 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("listen for %s on %s: %w", t.key, addr, err)
+				g.listenFailed(failed, addr, t, err, now)
+				continue
+			}
+			if f, ok := failed[addr]; ok {
+				g.log.Info("egress listener opened after failures", "addr", addr, "service", t.key.String(), "failures", f.failures)
+				delete(failed, addr)
 			}
 			l := &egressListener{target: t, ln: ln, done: make(chan struct{})}
 			listeners[addr] = l
@@ -75,6 +119,17 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 			g.log.Info("egress listener opened", "addr", addr, "service", t.key.String())
 		}
 		g.setEgressAddrs(listeners)
+		g.metrics.listeners.WithLabelValues("open").Set(float64(len(listeners)))
+		g.metrics.listeners.WithLabelValues("failed").Set(float64(len(failed)))
+		stopRetry()
+		if next, ok := earliestRetry(failed); ok {
+			stopRetry = g.cfg.Clock.AfterFunc(next.Sub(now), func() {
+				select {
+				case retry <- struct{}{}:
+				default:
+				}
+			})
+		}
 		if v.Revision > 0 {
 			readyOnce.Do(func() { close(g.ready) })
 		}
@@ -82,8 +137,60 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+		case <-retry:
 		}
 	}
+}
+
+// listenFailed records a failed attempt to listen on addr for t.
+func (g *Gateway) listenFailed(failed map[string]*failedListen, addr string, t egressTarget, err error, now time.Time) {
+	f, ok := failed[addr]
+	if !ok {
+		f = &failedListen{target: t}
+		failed[addr] = f
+	}
+	f.failures++
+	wait := listenRetryAfter(f.failures)
+	f.next = now.Add(wait)
+	g.metrics.listenErrors.WithLabelValues(listenErrorReason(err)).Inc()
+	level := slog.LevelDebug
+	if f.failures == 1 {
+		level = slog.LevelError
+	}
+	g.log.Log(context.Background(), level, "egress listener failed; other listeners and ingress are unaffected, retrying",
+		"addr", addr, "service", t.key.String(), "err", err, "failures", f.failures, "retry_in", wait)
+}
+
+// earliestRetry is the soonest next attempt of failed, if any.
+func earliestRetry(failed map[string]*failedListen) (time.Time, bool) {
+	var next time.Time
+	for _, f := range failed {
+		if next.IsZero() || f.next.Before(next) {
+			next = f.next
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Reasons of causeway_gateway_listen_errors_total.
+const (
+	listenErrAddrNotAvail = "address_not_available" // not a local address: route the VIP range locally
+	listenErrAddrInUse    = "address_in_use"
+	listenErrPermission   = "permission_denied"
+	listenErrOther        = "other"
+)
+
+// listenErrorReason classifies a listen error into a bounded label.
+func listenErrorReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return listenErrAddrNotAvail
+	case errors.Is(err, syscall.EADDRINUSE):
+		return listenErrAddrInUse
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return listenErrPermission
+	}
+	return listenErrOther
 }
 
 // Egress modes (Config.EgressMode).

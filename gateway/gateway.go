@@ -82,7 +82,9 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 	return g, nil
 }
 
-// Ready is closed once egress listeners match the catalog for the first time.
+// Ready is closed once the egress listeners were first opened for the
+// catalog. A listener whose address cannot be bound does not hold it back:
+// it is retried in the background and shown by the egress_listeners metric.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
 // Run serves ingress QUIC on udp and egress listeners on imported service

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,7 +130,12 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 
 // listen stands in for binding a VIP: it listens on an ephemeral port and
 // remembers it under the requested address.
+// Addresses of TEST-NET-1 (192.0.2.0/24, on no interface) are bound for
+// real, so binding them fails as a VIP that is not routed locally does.
 func (f *fixture) listen(ctx context.Context, addr string) (net.Listener, error) {
+	if strings.HasPrefix(addr, "192.0.2.") {
+		return DefaultListen(ctx, addr)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -18,15 +18,17 @@ const (
 )
 
 type metrics struct {
-	streams    *streamCounter
-	active     *prometheus.GaugeVec
-	bytes      *prometheus.CounterVec
-	handshakes *prometheus.CounterVec
-	retries    prometheus.Counter
-	duration   *prometheus.HistogramVec
-	ejections  *prometheus.CounterVec // outlier ejections by peer_cluster
-	ejected    *prometheus.GaugeVec   // 1 while a peer_cluster is ejected
-	replaced   *prometheus.CounterVec // connections replaced or closed by reverify, by role and reason
+	streams      *streamCounter
+	active       *prometheus.GaugeVec
+	bytes        *prometheus.CounterVec
+	handshakes   *prometheus.CounterVec
+	retries      prometheus.Counter
+	duration     *prometheus.HistogramVec
+	ejections    *prometheus.CounterVec // outlier ejections by peer_cluster
+	ejected      *prometheus.GaugeVec   // 1 while a peer_cluster is ejected
+	replaced     *prometheus.CounterVec // connections replaced or closed by reverify, by role and reason
+	listeners    *prometheus.GaugeVec   // egress listeners by state (open, failed)
+	listenErrors *prometheus.CounterVec // failed attempts to open an egress listener, by reason
 
 	egress, ingress flowMetrics // the direction series, looked up once
 }
@@ -78,9 +80,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "connections_replaced_total", Help: "Peer connections re-verified and replaced (role client: dialed here) or closed (role server: accepted here), " +
 			"by reason: peer_untrusted (the peer's chain no longer verifies), peer_expiring (it expires soon or has expired), renewed (this gateway's certificate was renewed)."},
 		[]string{"role", "reason"})
+	m.listeners = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+		Name: "egress_listeners", Help: "Egress listeners the catalog asks for, by state: open, or failed (the address could not be bound; retried with back-off)."},
+		[]string{"state"})
+	m.listenErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "listen_errors_total", Help: "Failed attempts to open an egress listener, by reason: address_not_available (not a local address), address_in_use, permission_denied, other."},
+		[]string{"reason"})
 	m.egress, m.ingress = m.flowMetrics("egress"), m.flowMetrics("ingress")
 	if reg != nil {
-		reg.MustRegister(m.ejections, m.ejected, m.replaced)
+		reg.MustRegister(m.ejections, m.ejected, m.replaced, m.listeners, m.listenErrors)
 		reg.MustRegister(m.streams.vec, m.active, m.bytes, m.handshakes, m.retries, m.duration)
 	}
 	return m

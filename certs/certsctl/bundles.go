@@ -14,7 +14,9 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/internal/cli"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
 // BundleList is the answer of `causeway certs bundles`.
@@ -54,16 +56,27 @@ func FetchBundles(ctx context.Context, t cli.Target) (*BundleList, error) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
+	unreachable := func(err error) error {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("catalog %s unreachable: no answer within %s", t.Addr, t.Timeout)
+		}
+		if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+			msg := st.Message()
+			if _, desc, ok := strings.Cut(msg, `desc = "`); ok {
+				msg = strings.TrimSuffix(desc, `"`)
+			}
+			msg = strings.TrimPrefix(strings.TrimPrefix(msg, "transport: "), "Error while dialing: ")
+			return fmt.Errorf("catalog %s unreachable: %s", t.Addr, msg)
+		}
+		return fmt.Errorf("catalog %s: %w", t.Addr, err)
+	}
 	stream, err := causewayv1.NewCatalogClient(conn).Watch(ctx, &causewayv1.WatchRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", t.Addr, err)
+		return nil, unreachable(err)
 	}
 	resp, err := stream.Recv()
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("catalog %s unreachable: no answer within %s", t.Addr, t.Timeout)
-		}
-		return nil, fmt.Errorf("catalog %s: %w", t.Addr, err)
+		return nil, unreachable(err)
 	}
 	if !resp.GetReset_() {
 		return nil, fmt.Errorf("catalog %s: first answer is not a snapshot", t.Addr)

@@ -229,6 +229,9 @@ func fetchChain(ctx context.Context, addr string, o InspectOptions) ([]*x509.Cer
 		if herr == nil {
 			herr = errors.New("peer sent no certificate")
 		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, "", fmt.Errorf("inspect %s: unreachable: no answer within %s", addr, timeout)
+		}
 		return nil, "", fmt.Errorf("inspect %s: handshake: %w", addr, herr)
 	}
 	chain := make([]*x509.Certificate, 0, len(raw))

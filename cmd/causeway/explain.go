@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -43,7 +44,7 @@ entry --from.`,
 	f.Uint16Var(&port, "port", 0, "service port (default: the service's only TCP port)")
 	f.StringVar(&stateFile, "state-file", "", "state file of a running causeway dev (env "+cli.EnvStateFile+")")
 	f.StringVar(&gatewayAdmin, "gateway-admin", "", "the gateway's admin HTTP URL, e.g. http://127.10.2.1:9090 (instead of a state file)")
-	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "deadline for the answer")
+	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "deadline for connecting and answering")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		format, err := cli.ParseFormat(output)
@@ -65,6 +66,9 @@ entry --from.`,
 		defer cancel()
 		e, err := gateway.FetchExplanation(ctx, http.DefaultClient, url, catalog.ServiceKey{Namespace: ns, Name: name}, uint32(port))
 		if err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && cmd.Context().Err() == nil {
+				return fmt.Errorf("gateway %s unreachable: no answer within %s", url, timeout)
+			}
 			return err
 		}
 		if from != "" && e.From != from {

@@ -44,7 +44,7 @@ See docs/install.md.`,
 	f.StringVar(&o.Etcd.KeyFile, "etcd-key", "", "etcd client certificate's key")
 	f.StringVar(&o.Etcd.Username, "etcd-username", "", "etcd user")
 	f.StringVar(&o.Etcd.PasswordFile, "etcd-password-file", "", "file holding the etcd user's password")
-	f.DurationVar(&o.Etcd.DialTimeout, "etcd-dial-timeout", 0, "bound on connecting to etcd (default 5s)")
+	f.DurationVar(&o.Etcd.DialTimeout, "etcd-dial-timeout", 0, "bound on connecting to etcd and on each etcd request (default 5s)")
 	f.StringSliceVar(&o.Advertise, "advertise", nil, "host:port peers dial to reach this cluster's gateway (written to the values file)")
 	f.StringVar(&o.Namespace, "namespace", join.DefaultNamespace, "namespace the chart is installed in")
 	f.StringVar(&o.Out, "out", "", "directory for the CA, the values file and the Secret manifests (required)")

@@ -16,6 +16,8 @@ const (
 	DefaultNamespace  = "causeway"
 	DefaultCASecret   = "causeway-ca"
 	DefaultEtcdSecret = "causeway-etcd"
+	// DefaultDialTimeout bounds reaching etcd and each etcd request.
+	DefaultDialTimeout = 5 * time.Second
 )
 
 // Options are the flags of `causeway join`.
@@ -58,7 +60,9 @@ type EtcdOptions struct {
 	CAFile, CertFile, KeyFile string
 	// Username and PasswordFile authenticate to etcd. Optional.
 	Username, PasswordFile string
-	// DialTimeout bounds connecting. If zero, 5s.
+	// DialTimeout bounds connecting and each request (a read, the
+	// registration): an etcd that does not answer within it fails the
+	// join with ErrEtcdUnreachable. If zero, DefaultDialTimeout.
 	DialTimeout time.Duration
 }
 
@@ -76,7 +80,7 @@ func (o *Options) defaults() {
 		o.EtcdSecret = DefaultEtcdSecret
 	}
 	if o.Etcd.DialTimeout == 0 {
-		o.Etcd.DialTimeout = 5 * time.Second
+		o.Etcd.DialTimeout = DefaultDialTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -98,6 +102,8 @@ func (o *Options) Validate() error {
 		return errors.New("--etcd-cert and --etcd-key go together")
 	case (o.Etcd.Username == "") != (o.Etcd.PasswordFile == ""):
 		return errors.New("--etcd-username and --etcd-password-file go together")
+	case o.Etcd.DialTimeout < 0:
+		return errors.New("--etcd-dial-timeout must be positive")
 	case o.CALifetime < 0:
 		return errors.New("--ca-lifetime must be positive")
 	}

@@ -14,9 +14,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/component"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ErrRegistered is returned when the cluster is already registered in the
@@ -80,7 +78,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	cli, err := newEtcdClient(o.Etcd)
+	cli, err := dialEtcd(ctx, o.Etcd)
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +161,15 @@ func checkAbsent(paths ...string) error {
 
 // checkUnregistered fails with ErrRegistered when the cluster has a record
 // or a bundle in etcd.
-func checkUnregistered(ctx context.Context, cli *clientv3.Client, cluster string) error {
+func checkUnregistered(ctx context.Context, cli *etcdConn, cluster string) error {
 	for _, key := range []string{store.ClusterKey(cluster), store.BundleKey(cluster)} {
-		resp, err := cli.Get(ctx, key, clientv3.WithCountOnly())
+		var resp *clientv3.GetResponse
+		err := cli.do(ctx, "read "+key, func(ctx context.Context) (err error) {
+			resp, err = cli.cli.Get(ctx, key, clientv3.WithCountOnly())
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("join: read %s: %w", key, err)
+			return err
 		}
 		if resp.Count > 0 {
 			return fmt.Errorf("%w: %s exists (pass --force to replace the cluster's registration and CA)", ErrRegistered, key)
@@ -178,7 +180,7 @@ func checkUnregistered(ctx context.Context, cli *clientv3.Client, cluster string
 
 // register writes the cluster record and the trust bundle: create-only
 // unless o.Force. It reports whether a registration was replaced.
-func register(ctx context.Context, cli *clientv3.Client, o Options, td string, caCert *x509.Certificate, now time.Time) (bool, error) {
+func register(ctx context.Context, cli *etcdConn, o Options, td string, caCert *x509.Certificate, now time.Time) (bool, error) {
 	rec, err := store.Encode(&causewayv1.ClusterRecord{Name: o.Cluster, Region: o.Region, Zone: o.Zone, TrustDomain: td})
 	if err != nil {
 		return false, err
@@ -193,16 +195,20 @@ func register(ctx context.Context, cli *clientv3.Client, o Options, td string, c
 	}
 	ck, bk := store.ClusterKey(o.Cluster), store.BundleKey(o.Cluster)
 	puts := []clientv3.Op{clientv3.OpPut(ck, string(rec)), clientv3.OpPut(bk, string(bundle))}
-	txn := cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.CreateRevision(ck), "=", 0),
-		clientv3.Compare(clientv3.CreateRevision(bk), "=", 0),
-	).Then(puts...)
-	if o.Force {
-		txn = txn.Else(puts...) // present: replace
-	}
-	resp, err := txn.Commit()
+	var resp *clientv3.TxnResponse
+	err = cli.do(ctx, "register "+o.Cluster, func(ctx context.Context) (err error) {
+		txn := cli.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.CreateRevision(ck), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(bk), "=", 0),
+		).Then(puts...)
+		if o.Force {
+			txn = txn.Else(puts...) // present: replace
+		}
+		resp, err = txn.Commit()
+		return err
+	})
 	if err != nil {
-		return false, fmt.Errorf("join: register %s: %w", o.Cluster, err)
+		return false, err
 	}
 	switch {
 	case resp.Succeeded:
@@ -211,14 +217,6 @@ func register(ctx context.Context, cli *clientv3.Client, o Options, td string, c
 		return true, nil
 	}
 	return false, fmt.Errorf("%w: %s was registered meanwhile", ErrRegistered, o.Cluster)
-}
-
-// newEtcdClient connects to the federation etcd with o's credentials.
-func newEtcdClient(e EtcdOptions) (*clientv3.Client, error) {
-	return component.NewEtcdClient(component.EtcdConfig{
-		Endpoints: e.Endpoints, CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile,
-		Username: e.Username, PasswordFile: e.PasswordFile, DialTimeout: metav1.Duration{Duration: e.DialTimeout},
-	})
 }
 
 // WriteTable implements cli.Tabular: what was done and what to run next.
