@@ -93,7 +93,7 @@ func (f *Federator) Ready() error {
 		return notReady{ErrNotSynced, "catalog not synced with etcd"}
 	}
 	if since := f.EtcdDownSince(); !since.IsZero() {
-		return notReady{ErrEtcdUnreachable, fmt.Sprintf("federation etcd %s unreachable since %s; serving the last catalog",
+		return notReady{ErrEtcdUnreachable, fmt.Sprintf("federation etcd unreachable (%s) since %s; serving the last catalog",
 			strings.Join(f.store.Client().Endpoints(), ","), since.UTC().Format(time.RFC3339))}
 	}
 	return nil
