@@ -119,3 +119,18 @@ func TestRunFederatorValidatesBeforeAnyEtcdWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadFederatorConfigChecksComponents(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"unknown signing component", strings.Replace(goodFederator, "signing: {", "signing: {components: [gateway, bogus], ", 1), `signing.components: unknown component "bogus" (known: gateway, dnsshim, federator, admin)`},
+		{"tokenReview account of an unknown component", "cluster: east\netcd: {endpoints: [x:1]}\ncaDir: /ca\nexports: {kubernetes: {gatewayService: a/b}}\nsigning: {tokenReview: {accounts: {a/b: gatewey}}}\n", `signing.tokenReview.accounts[a/b]: unknown component "gatewey"`},
+		{"tokenReview account of a component not signed", "cluster: east\netcd: {endpoints: [x:1]}\ncaDir: /ca\nexports: {kubernetes: {gatewayService: a/b}}\nsigning: {tokenReview: {accounts: {a/b: federator}}}\n", `component "federator" is not in signing.components (gateway, dnsshim)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadFederatorConfig(writeConfig(t, tc.body))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	_, err := LoadFederatorConfig(writeConfig(t, strings.Replace(goodFederator, "signing: {", "signing: {components: [gateway, dnsshim, admin], ", 1)))
+	require.NoError(t, err, "known components are accepted")
+}
