@@ -13,6 +13,8 @@ import (
 	"math/big"
 	"sync/atomic"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/logbackoff"
 )
 
 // Signer turns a certificate request into a certificate: the local CA in
@@ -46,6 +48,13 @@ type RotatorConfig struct {
 	// again after each renewal): the federator's own certificate follows
 	// its CA set this way, so a CA rotation reissues it.
 	Renew func() <-chan struct{}
+	// Diagnose, if set, explains a failed request for a certificate: a
+	// non-empty hint marks the error as permanent, one that retrying does
+	// not fix until the operator changes something (a rejected token, a CA
+	// file that does not verify the signer). Such errors are logged at
+	// ERROR with the hint; every failure is logged the first time and then
+	// with back-off, not at every retry.
+	Diagnose func(error) (hint string)
 	// OnRotate, if set, is called with every new certificate after it is
 	// in place, from the goroutine that obtained it. For logging, metrics,
 	// and consumers that cannot read from a Source; it must not block.
@@ -107,12 +116,15 @@ func NewRotator(ctx context.Context, cfg RotatorConfig) (*Rotator, error) {
 	cfg = cfg.withDefaults()
 	r := &Rotator{cfg: cfg, log: cfg.Logger.With("id", cfg.ID.String())}
 	delay := cfg.RetryMin
+	var lim logbackoff.Limiter
 	for {
 		err := r.renew(ctx)
 		if err == nil {
 			return r, nil
 		}
-		r.log.Warn("obtain first certificate failed; retrying", "err", err)
+		if ctx.Err() == nil {
+			r.logFailure(&lim, "obtain first certificate failed; retrying", err)
+		}
 		if !sleepCtx(ctx, jitter(delay)) {
 			return nil, fmt.Errorf("new rotator for %s: %w (last error: %w)", cfg.ID, ctx.Err(), err)
 		}
@@ -152,6 +164,25 @@ func (r *Rotator) Run(ctx context.Context) error {
 		}
 		failures = 0
 	}
+}
+
+// logFailure logs a failed request for a certificate through lim: a
+// permanent error (Diagnose gives a hint) at ERROR with its hint.
+func (r *Rotator) logFailure(lim *logbackoff.Limiter, msg string, err error, args ...any) {
+	var hint string
+	if r.cfg.Diagnose != nil {
+		hint = r.cfg.Diagnose(err)
+	}
+	ok, failures, suppressed := lim.Failure(hint)
+	if !ok {
+		return
+	}
+	args = append(args, "err", err, "failures", failures, "not_logged", suppressed)
+	if hint != "" {
+		r.log.Error(msg+" (retrying will not help until this is fixed)", append(args, "hint", hint)...)
+		return
+	}
+	r.log.Warn(msg, args...)
 }
 
 // wait waits d, or less when cfg.Renew asks for a renewal; false when

@@ -3,10 +3,14 @@ package devenv
 import (
 	"errors"
 	"fmt"
-	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
+
+	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/miekg/dns"
 )
 
 // ClusterSpec names and locates one dev cluster.
@@ -36,7 +40,9 @@ type Config struct {
 	DataDir string
 	// StateFile, if set, receives the State JSON once everything is ready.
 	StateFile string
-	// Domain is the clusterset DNS zone. If empty, "clusterset.local".
+	// Domain is the clusterset DNS zone. If empty, "clusterset.local". One
+	// trailing dot (the fully qualified form, "example.com.") is accepted
+	// and dropped.
 	Domain string
 	// Ports; zero means the default shown.
 	DNSPort       int // 1053
@@ -64,6 +70,7 @@ func (c Config) withDefaults() Config {
 	if !c.Net.IsValid() {
 		c.Net = netip.MustParsePrefix("127.10.0.0/16")
 	}
+	c.Domain = strings.TrimSuffix(c.Domain, ".")
 	if c.Domain == "" {
 		c.Domain = "clusterset.local"
 	}
@@ -110,10 +117,29 @@ func (c Config) Validate() error {
 		}
 		seen[s.Name] = true
 	}
+	if err := checkDomain(c.Domain); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	for _, p := range []int{c.DNSPort, c.GatewayPort, c.FederatorPort, c.AdminPort, c.EtcdPort, c.EtcdPort + 1} {
 		if p < 1 || p > 65535 {
 			return fmt.Errorf("%w: port %d out of range", ErrBadConfig, p)
 		}
+	}
+	return nil
+}
+
+// checkDomain checks the clusterset domain (without its trailing dot)
+// before anything starts: a DNS name of dot-separated labels that every
+// cluster's trust domain and the DNS shim's zone accept.
+func checkDomain(d string) error {
+	if strings.Contains(d, "..") || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") {
+		return fmt.Errorf("--domain %q: empty label; want a DNS name like clusterset.local (one trailing dot is allowed)", d)
+	}
+	if _, ok := dns.IsDomainName(d + "."); !ok {
+		return fmt.Errorf("--domain %q is not a DNS name; want one like clusterset.local", d)
+	}
+	if _, err := certs.NewID(certs.TrustDomainFor("cluster", d), "x"); err != nil {
+		return fmt.Errorf("--domain %q cannot form the clusters' trust domains (letters, digits, '-', '_' and '.' only): %w", d, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package devenv
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,6 +35,12 @@ func TestValidate(t *testing.T) {
 		{"net not loopback", Config{Net: netip.MustParsePrefix("10.1.0.0/16")}, "inside 127.0.0.0/8"},
 		{"net not /16", Config{Net: netip.MustParsePrefix("127.1.0.0/24")}, "must be a /16"},
 		{"bad port", Config{DNSPort: 70000}, "port 70000 out of range"},
+		{"domain with a trailing dot", Config{Domain: "example.com."}, ""},
+		{"domain with two trailing dots", Config{Domain: "example.com.."}, `--domain "example.com.": empty label`},
+		{"domain with an empty label", Config{Domain: "example..com"}, "empty label"},
+		{"domain only a dot", Config{Domain: "."}, ""}, // the default zone
+		{"domain with a space", Config{Domain: "exa mple.com"}, `--domain "exa mple.com"`},
+		{"domain label too long", Config{Domain: strings.Repeat("a", 64) + ".com"}, "is not a DNS name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,6 +53,11 @@ func TestValidate(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+func TestDomainTrailingDotDropped(t *testing.T) {
+	require.Equal(t, "example.com", Config{Domain: "example.com."}.withDefaults().Domain)
+	require.Equal(t, "clusterset.local", Config{}.withDefaults().Domain)
 }
 
 func TestAddressPlan(t *testing.T) {

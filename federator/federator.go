@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
+	"github.com/causeway-mesh/causeway/internal/logbackoff"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -81,17 +83,30 @@ func (f *Federator) Feed() *catalog.Feed { return f.feed }
 func (f *Federator) markSynced() { f.syncedOnce.Do(func() { close(f.synced) }) }
 
 // Ready reports nil once the mirror has listed etcd and while etcd answers.
+// Its errors wrap ErrNotSynced or ErrEtcdUnreachable; their text has no
+// "federator: " prefix, as readiness endpoints print them after the
+// check's name.
 func (f *Federator) Ready() error {
 	select {
 	case <-f.synced:
 	default:
-		return ErrNotSynced
+		return notReady{ErrNotSynced, "catalog not synced with etcd"}
 	}
 	if since := f.EtcdDownSince(); !since.IsZero() {
-		return fmt.Errorf("%w (since %s)", ErrEtcdUnreachable, since.UTC().Format(time.RFC3339))
+		return notReady{ErrEtcdUnreachable, fmt.Sprintf("federation etcd unreachable (%s) since %s; serving the last catalog",
+			strings.Join(f.store.Client().Endpoints(), ","), since.UTC().Format(time.RFC3339))}
 	}
 	return nil
 }
+
+// notReady is a readiness error: a sentinel and the text to show.
+type notReady struct {
+	err error
+	msg string
+}
+
+func (e notReady) Error() string { return e.msg }
+func (e notReady) Unwrap() error { return e.err }
 
 // EtcdDownSince is when the etcd health probe started failing; zero while
 // etcd answers.
@@ -115,12 +130,13 @@ func (f *Federator) runHealth(ctx context.Context) {
 		}
 		if err == nil {
 			if f.etcdDown.Swap(0) != 0 {
-				f.log.Info("federation etcd reachable again")
+				f.log.Info("federation etcd reachable again", "endpoints", f.store.Client().Endpoints())
 			}
 			f.metrics.etcdUp.Set(1)
 		} else {
 			if f.etcdDown.CompareAndSwap(0, time.Now().UnixNano()) {
-				f.log.Warn("federation etcd unreachable; serving the last catalog", "err", err)
+				f.log.Warn("federation etcd unreachable; serving the last catalog",
+					"endpoints", f.store.Client().Endpoints(), "err", err)
 			}
 			f.metrics.etcdUp.Set(0)
 		}
@@ -184,16 +200,38 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	}
 }
 
+// etcdAttemptTimeout bounds one attempt to register with etcd: the etcd
+// client waits for a connection as long as its context allows, so without
+// it an unreachable etcd would block the first attempt forever, silently.
+const etcdAttemptTimeout = 3 * time.Second
+
 // register writes the cluster and bundle records, retrying with back-off
-// while etcd fails, until ctx ends.
+// while etcd fails, until ctx ends. Failures are logged at WARN with the
+// etcd endpoints at the first one and then with back-off (not at every
+// retry); the connection is logged at INFO.
 func (f *Federator) register(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
+	var lim logbackoff.Limiter
+	endpoints := f.store.Client().Endpoints()
 	for {
-		err := f.registerOnce(ctx)
-		if err == nil || ctx.Err() != nil {
-			return err
+		actx, cancel := context.WithTimeout(ctx, etcdAttemptTimeout)
+		err := f.registerOnce(actx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		f.log.Warn("register cluster failed; retrying", "err", err, "in", backoff)
+		if err == nil {
+			if n := lim.Success(); n > 0 {
+				f.log.Info("federation etcd reachable; cluster registered", "endpoints", endpoints, "failed_attempts", n)
+			} else {
+				f.log.Info("connected to the federation etcd; cluster registered", "endpoints", endpoints)
+			}
+			return nil
+		}
+		if log, failures, suppressed := lim.Failure(""); log {
+			f.log.Warn("cannot reach the federation etcd; retrying (the cluster is not registered yet)",
+				"endpoints", endpoints, "err", err, "failed_attempts", failures, "not_logged", suppressed)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -51,7 +51,7 @@ Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 	f.StringVar(&netFlag, "net", "127.10.0.0/16", "loopback /16 all addresses come from (cluster n on .n.1, VIPs on .n.128/25)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for etcd data and generated files (default: a temporary directory, removed on exit)")
 	f.StringVar(&cfg.StateFile, "state-file", "", "write the clusterset's addresses as JSON to this file once ready")
-	f.StringVar(&cfg.Domain, "domain", "clusterset.local", "clusterset DNS zone")
+	f.StringVar(&cfg.Domain, "domain", "clusterset.local", "clusterset DNS zone, checked before anything starts; one trailing dot is accepted")
 	f.IntVar(&cfg.DNSPort, "dns-port", 1053, "DNS shim port (UDP and TCP) on every cluster address")
 	f.IntVar(&cfg.GatewayPort, "gateway-port", 4443, "gateway QUIC port (UDP)")
 	f.IntVar(&cfg.FederatorPort, "federator-port", 7443, "federator gRPC port")

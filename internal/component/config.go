@@ -383,7 +383,7 @@ func (c *FederatorConfig) validate() error {
 	if d := c.LeaderTTL.Duration; d != 0 && (d < 2*time.Second || d%time.Second != 0) {
 		return fmt.Errorf("leaderTTL %s: want whole seconds, at least 2s", d)
 	}
-	return nil
+	return c.validateSigning() // validate.go
 }
 
 func (c *FederatorConfig) vipRanges() ([]netip.Prefix, error) {

@@ -36,6 +36,9 @@ func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 
 	ident, err := newClientIdentity(ctx, &c.ClientConfig, "dnsshim", log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // SIGINT/SIGTERM while waiting for the first certificate: a clean stop
+		}
 		return err
 	}
 	g := rungroup.New(ctx)

@@ -41,6 +41,11 @@ const federatorCertLifetime = 24 * time.Hour
 // anything starts, so a port in use fails the start with its address.
 func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) error {
 	log = log.With("cluster", c.Cluster)
+	// Every local input is checked before the first etcd write (register):
+	// a refused start leaves nothing of the cluster in etcd.
+	if err := c.validateLocalFiles(); err != nil {
+		return err
+	}
 	cas, err := certs.LoadCASet(c.CADir)
 	if err != nil {
 		return fmt.Errorf("load cluster CA: %w", err)
@@ -171,6 +176,9 @@ func (c *FederatorConfig) authenticator(kubeCS kubernetes.Interface) (federator.
 		tokens := map[string]string{}
 		if err := yaml.UnmarshalStrict(b, &tokens); err != nil {
 			return nil, fmt.Errorf("join tokens %s: want a map of token to component: %w", f, err)
+		}
+		if err := c.validateJoinTokens(tokens); err != nil {
+			return nil, err
 		}
 		a, err := federator.NewJoinTokenAuthenticator(tokens)
 		if err != nil {

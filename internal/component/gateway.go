@@ -40,6 +40,9 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 
 	ident, err := newClientIdentity(ctx, &c.ClientConfig, "gateway", log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // SIGINT/SIGTERM while waiting for the first certificate: a clean stop
+		}
 		return err
 	}
 	g := rungroup.New(ctx)

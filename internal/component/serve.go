@@ -2,7 +2,10 @@ package component
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strings"
@@ -16,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // grpcStopGrace is how long in-flight calls get on shutdown before the
@@ -166,6 +171,7 @@ func newClientIdentity(ctx context.Context, c *ClientConfig, component string, l
 	log.Info("requesting certificate", "id", id.String(), "bootstrap", c.Bootstrap)
 	rot, err := certs.NewRotator(ctx, certs.RotatorConfig{
 		ID: id, Signer: certs.NewSignClient(boot, certs.TokenFile(c.TokenFile)), Logger: log,
+		Diagnose: func(err error) string { return diagnoseSignError(err, c, component) },
 	})
 	if err != nil {
 		boot.Close()
@@ -220,4 +226,32 @@ func followOwnBundle(ctx context.Context, c *catalog.Client, cluster string, own
 		case <-changed:
 		}
 	}
+}
+
+// diagnoseSignError tells the permanent errors of a component's request
+// for its certificate (errors retrying does not fix until the operator
+// changes the token file or the CA file) from transient ones (federator
+// unreachable, still starting), returning an operator's hint for the
+// permanent ones and "" otherwise.
+func diagnoseSignError(err error, c *ClientConfig, component string) string {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		certInvalid      x509.CertificateInvalidError
+		hostname         x509.HostnameError
+	)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("tokenFile %s cannot be read: it must hold a join token issued for component %s (or a ServiceAccount token)", c.TokenFile, component)
+	case status.Code(err) == codes.Unauthenticated:
+		return fmt.Sprintf("the federator rejected the token in tokenFile %s: it must hold a join token issued for component %s by this cluster's federator (or a ServiceAccount token it accepts)", c.TokenFile, component)
+	case status.Code(err) == codes.PermissionDenied:
+		return fmt.Sprintf("tokenFile %s holds a token of another component: it must hold a join token issued for component %s", c.TokenFile, component)
+	case errors.As(err, &unknownAuthority), errors.As(err, &certInvalid), errors.As(err, &hostname),
+		errors.Is(err, certs.ErrUnknownTrustDomain),
+		strings.Contains(err.Error(), "certificate signed by unknown authority"), strings.Contains(err.Error(), "unknown trust domain"):
+		// gRPC reports handshake failures as Unavailable with the TLS error
+		// flattened to text: the text is all there is to check.
+		return fmt.Sprintf("the federator at %s is not verified by caFile %s: caFile must be this cluster's bundle.crt / ca.crt (and bootstrap this cluster's federator)", c.Bootstrap, c.CAFile)
+	}
+	return ""
 }
