@@ -277,6 +277,8 @@ type Source struct {
 	Interval time.Duration
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
+
+	afterCheck func() // test hook: called after every periodic check
 }
 
 // Load reads and parses the file once.
@@ -344,6 +346,9 @@ func (s *Source) Run(ctx context.Context, publish func(context.Context, []*cause
 		case <-t.C:
 		}
 		key, err := load()
+		if s.afterCheck != nil {
+			s.afterCheck()
+		}
 		switch {
 		case err == nil:
 			lastBad = "" // back to a good version: a later bad one is news
