@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		relists: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "etcd_relists_total", Help: "Full re-lists of etcd after a failed or compacted watch."}),
 		sourceErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "source_errors_total", Help: "Export source reloads rejected (the last good set stays)."}),
+			Name: "source_errors_total", Help: "Versions of the export source rejected: a static exports file counts each distinct bad content (or read error) once, however long it stays; the last good set stays published."}),
 		reconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "reconcile_errors_total", Help: "Failed reconcile passes, by side (export, import)."}, []string{"side"}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,

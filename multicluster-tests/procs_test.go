@@ -339,7 +339,7 @@ etcd:
 listen:
   grpc: %q
   bootstrap: %q
-  admin: %q
+  http: %q
 caDir: %s
 caReloadInterval: 300ms
 %s
@@ -392,7 +392,7 @@ func (s *pset) startGateway(c *pcluster) {
 	c.gwConfig = c.writeFile(t, "gateway.yaml", s.clientConfig(c, "gateway")+fmt.Sprintf(`instance: gw-0
 listen: %q
 advertise: [%q]
-admin: %q
+http: %q
 shutdownGrace: 2s
 %s`, c.addr(pGateway), advertise, c.addr(pGwAdmin), c.egressConfig()), 0o644)
 	c.gw = startProcIn(t, c.netns, c.name+" gateway", "--log-level", "debug", "gateway", "--config", c.gwConfig)
@@ -416,7 +416,7 @@ func (s *pset) restartGateway(c *pcluster) {
 func (s *pset) startDNS(c *pcluster) {
 	t := s.t
 	cfg := c.writeFile(t, "dnsshim.yaml", s.clientConfig(c, "dnsshim")+fmt.Sprintf(`listen: %q
-admin: %q
+http: %q
 `, c.addr(pDNS), c.addr(pDNSAdmin)), 0o644)
 	c.dns = startProcIn(t, c.netns, c.name+" dnsshim", "dnsshim", "--config", cfg)
 }

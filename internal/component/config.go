@@ -12,9 +12,10 @@ import (
 
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator"
+	"github.com/causeway-mesh/causeway/gateway/tunnel"
+	"github.com/causeway-mesh/causeway/internal/configfile"
 	"github.com/causeway-mesh/causeway/internal/names"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // DefaultDomain is the clusterset domain when a configuration names none.
@@ -24,11 +25,11 @@ const DefaultDomain = "clusterset.local"
 const (
 	DefaultFederatorGRPC      = ":7443"
 	DefaultFederatorBootstrap = ":7444"
-	DefaultFederatorAdmin     = ":9090"
+	DefaultFederatorHTTP      = ":9090"
 	DefaultGatewayQUIC        = ":4433"
-	DefaultGatewayAdmin       = ":9091"
+	DefaultGatewayHTTP        = ":9091"
 	DefaultDNSListen          = ":5353"
-	DefaultDNSAdmin           = ":9092"
+	DefaultDNSHTTP            = ":9092"
 )
 
 // Identity is what every component shares: which cluster it belongs to.
@@ -47,14 +48,20 @@ func (id *Identity) defaults() {
 }
 
 func (id *Identity) validate() error {
-	if !names.IsDNSLabel(id.Cluster) {
-		return fmt.Errorf("cluster %q is not a DNS label", id.Cluster)
+	if id.Cluster == "" {
+		return errors.New("cluster: required (this cluster's name, a DNS label such as east)")
 	}
-	if _, err := certs.NewID(id.TrustDomain(), "x"); err != nil {
-		return fmt.Errorf("domain %q: %w", id.Domain, err)
+	if !names.IsDNSLabel(id.Cluster) {
+		return fmt.Errorf("cluster: %q is not a DNS label (%s)", id.Cluster, dnsLabelRule)
+	}
+	if _, err := certs.NewID(id.TrustDomain(), "federator"); err != nil {
+		return fmt.Errorf("domain: %q is not a domain name (lowercase letters, digits, '-' and '.', like %s)", id.Domain, DefaultDomain)
 	}
 	return nil
 }
+
+// dnsLabelRule says what a DNS label is, for error messages.
+const dnsLabelRule = "lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit"
 
 // TrustDomain is the cluster's SPIFFE trust domain.
 func (id Identity) TrustDomain() string { return certs.TrustDomainFor(id.Cluster, id.Domain) }
@@ -86,6 +93,9 @@ type FederatorConfig struct {
 	Exports ExportsConfig `json:"exports"`
 	// Signing configures Certs.Sign.
 	Signing SigningConfig `json:"signing,omitempty"`
+	// Deprecations are warnings about deprecated keys of the file, logged
+	// at start.
+	Deprecations []string `json:"-"`
 }
 
 // EtcdConfig is how the federator reaches the federation etcd.
@@ -112,7 +122,10 @@ type FederatorListenConfig struct {
 	// Bootstrap serves Certs.Sign to callers without a certificate yet
 	// (server-authenticated TLS and a bearer token). Default :7444.
 	Bootstrap string `json:"bootstrap,omitempty"`
-	// Admin serves /metrics, /healthz, /readyz over HTTP. Default :9090.
+	// HTTP serves /metrics, /healthz, /readyz. Default :9090.
+	HTTP string `json:"http,omitempty"`
+	// Admin is the deprecated name of HTTP (before it was renamed, so
+	// that "admin" names only the federator's Admin gRPC API).
 	Admin string `json:"admin,omitempty"`
 }
 
@@ -181,11 +194,14 @@ func (c *ClientConfig) validate() error {
 	if err := c.Identity.validate(); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{
-		{"federator", c.Federator}, {"bootstrap", c.Bootstrap}, {"caFile", c.CAFile}, {"tokenFile", c.TokenFile},
+	for _, f := range []struct{ name, v, what string }{
+		{"federator", c.Federator, "the federator's gRPC host:port, like 10.0.0.1:7443"},
+		{"bootstrap", c.Bootstrap, "the federator's bootstrap host:port, like 10.0.0.1:7444"},
+		{"caFile", c.CAFile, "the cluster's bundle.crt"},
+		{"tokenFile", c.TokenFile, "the file holding the join token"},
 	} {
 		if f.v == "" {
-			return fmt.Errorf("%s is required", f.name)
+			return fmt.Errorf("%s: required (%s)", f.name, f.what)
 		}
 	}
 	for _, f := range []struct{ name, v string }{{"federator", c.Federator}, {"bootstrap", c.Bootstrap}} {
@@ -209,8 +225,13 @@ type GatewayConfig struct {
 	// Advertise are the addresses peers dial (default: Listen, which must
 	// then name a host).
 	Advertise []string `json:"advertise,omitempty"`
-	// Admin serves /metrics, /healthz, /readyz, /explain. Default :9091.
+	// HTTP serves /metrics, /healthz, /readyz, /explain. Default :9091.
+	HTTP string `json:"http,omitempty"`
+	// Admin is the deprecated name of HTTP.
 	Admin string `json:"admin,omitempty"`
+	// Deprecations are warnings about deprecated keys of the file, logged
+	// at start.
+	Deprecations []string `json:"-"`
 	// ShutdownGrace lets open flows finish on SIGTERM (default 1s).
 	ShutdownGrace metav1.Duration `json:"shutdownGrace,omitempty"`
 	// Egress says where flows to imported services enter the gateway.
@@ -262,17 +283,26 @@ type DNSShimConfig struct {
 	ClientConfig `json:",inline"`
 	// Listen is the DNS address, UDP and TCP. Default :5353.
 	Listen string `json:"listen,omitempty"`
-	// Admin serves /metrics, /healthz, /readyz. Default :9092.
+	// HTTP serves /metrics, /healthz, /readyz. Default :9092.
+	HTTP string `json:"http,omitempty"`
+	// Admin is the deprecated name of HTTP.
 	Admin string `json:"admin,omitempty"`
+	// Deprecations are warnings about deprecated keys of the file, logged
+	// at start.
+	Deprecations []string `json:"-"`
 	// TTL of positive answers (default 5s).
 	TTL metav1.Duration `json:"ttl,omitempty"`
 }
 
 // LoadFederatorConfig reads, defaults and validates a federator file.
+// Errors name the file and the YAML path of the field.
 func LoadFederatorConfig(path string) (*FederatorConfig, error) {
 	c := &FederatorConfig{}
-	if err := load(path, c); err != nil {
+	if err := load("federator", path, c); err != nil {
 		return nil, err
+	}
+	if err := c.renames(); err != nil {
+		return nil, fmt.Errorf("federator config %s: %w", path, err)
 	}
 	c.defaults()
 	if err := c.validate(); err != nil {
@@ -284,8 +314,12 @@ func LoadFederatorConfig(path string) (*FederatorConfig, error) {
 // LoadGatewayConfig reads, defaults and validates a gateway file.
 func LoadGatewayConfig(path string) (*GatewayConfig, error) {
 	c := &GatewayConfig{}
-	if err := load(path, c); err != nil {
+	if err := load("gateway", path, c); err != nil {
 		return nil, err
+	}
+	var err error
+	if c.HTTP, c.Deprecations, err = renamed("http", c.HTTP, "admin", c.Admin); err != nil {
+		return nil, fmt.Errorf("gateway config %s: %w", path, err)
 	}
 	c.defaults()
 	if err := c.validate(); err != nil {
@@ -297,8 +331,12 @@ func LoadGatewayConfig(path string) (*GatewayConfig, error) {
 // LoadDNSShimConfig reads, defaults and validates a DNS shim file.
 func LoadDNSShimConfig(path string) (*DNSShimConfig, error) {
 	c := &DNSShimConfig{}
-	if err := load(path, c); err != nil {
+	if err := load("dnsshim", path, c); err != nil {
 		return nil, err
+	}
+	var err error
+	if c.HTTP, c.Deprecations, err = renamed("http", c.HTTP, "admin", c.Admin); err != nil {
+		return nil, fmt.Errorf("dnsshim config %s: %w", path, err)
 	}
 	c.defaults()
 	if err := c.validate(); err != nil {
@@ -307,15 +345,42 @@ func LoadDNSShimConfig(path string) (*DNSShimConfig, error) {
 	return c, nil
 }
 
-func load(path string, into any) error {
+func load(component, path string, into any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if err := yaml.UnmarshalStrict(b, into); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+	if err := configfile.Decode(b, into, configfile.Options{}); err != nil {
+		return fmt.Errorf("%s config %s: %w", component, path, err)
 	}
 	return nil
+}
+
+// renames applies the deprecated key listen.admin.
+func (c *FederatorConfig) renames() error {
+	var err error
+	c.Listen.HTTP, c.Deprecations, err = renamed("listen.http", c.Listen.HTTP, "listen.admin", c.Listen.Admin)
+	return err
+}
+
+// renamed resolves a key and its deprecated old name: the value to use,
+// the deprecation warning if the old name was used, and an error if both
+// were.
+func renamed(key, v, oldKey, oldV string) (string, []string, error) {
+	switch {
+	case oldV == "":
+		return v, nil, nil
+	case v != "":
+		return "", nil, fmt.Errorf("%s and %s are both set: %s is the deprecated name of %s, keep only %s", oldKey, key, oldKey, key, key)
+	}
+	return oldV, []string{fmt.Sprintf("%s is deprecated, rename it %s (same meaning: the HTTP endpoint of /metrics, /healthz and /readyz)", oldKey, key)}, nil
+}
+
+// logDeprecations logs each warning of a loaded configuration once.
+func logDeprecations(log interface{ Warn(string, ...any) }, warnings []string) {
+	for _, w := range warnings {
+		log.Warn("deprecated configuration key", "warning", w)
+	}
 }
 
 func (c *FederatorConfig) defaults() {
@@ -326,8 +391,8 @@ func (c *FederatorConfig) defaults() {
 	if c.Listen.Bootstrap == "" {
 		c.Listen.Bootstrap = DefaultFederatorBootstrap
 	}
-	if c.Listen.Admin == "" {
-		c.Listen.Admin = DefaultFederatorAdmin
+	if c.Listen.HTTP == "" {
+		c.Listen.HTTP = DefaultFederatorHTTP
 	}
 	if c.Etcd.DialTimeout.Duration == 0 {
 		c.Etcd.DialTimeout.Duration = 5 * time.Second
@@ -345,10 +410,10 @@ func (c *FederatorConfig) validate() error {
 		return err
 	}
 	if len(c.Etcd.Endpoints) == 0 {
-		return errors.New("etcd.endpoints: at least one is required")
+		return errors.New("etcd.endpoints: required, at least one host:port of the federation etcd")
 	}
 	if c.CADir == "" {
-		return errors.New("caDir is required (create it with `causeway certs init`)")
+		return errors.New("caDir: required, the cluster's CA directory (create it with `causeway certs init`)")
 	}
 	if (c.Exports.Static == "") == (c.Exports.Kubernetes == nil) {
 		return errors.New("exports: set exactly one of static and kubernetes")
@@ -364,7 +429,7 @@ func (c *FederatorConfig) validate() error {
 			return fmt.Errorf("exports.kubernetes.egressPorts: %w", err)
 		}
 		if ns, name, ok := strings.Cut(k.GatewayService, "/"); !ok || !names.IsDNSLabel(ns) || !names.IsDNSLabel(name) {
-			return fmt.Errorf("exports.kubernetes.gatewayService %q: want namespace/name", k.GatewayService)
+			return fmt.Errorf("exports.kubernetes.gatewayService: want namespace/name of the gateway's Service, got %q", k.GatewayService)
 		}
 	}
 	if c.Signing.JoinTokensFile == "" && c.Signing.TokenReview == nil {
@@ -374,24 +439,40 @@ func (c *FederatorConfig) validate() error {
 		return errors.New("signing.tokenReview needs exports.kubernetes (the apiserver that reviews tokens)")
 	}
 	for _, l := range []struct{ name, v string }{
-		{"listen.grpc", c.Listen.GRPC}, {"listen.bootstrap", c.Listen.Bootstrap}, {"listen.admin", c.Listen.Admin},
+		{"listen.grpc", c.Listen.GRPC}, {"listen.bootstrap", c.Listen.Bootstrap}, {c.httpKey(), c.Listen.HTTP},
 	} {
 		if err := checkHostPort(l.v); err != nil {
 			return fmt.Errorf("%s: %w", l.name, err)
 		}
 	}
 	if d := c.LeaderTTL.Duration; d != 0 && (d < 2*time.Second || d%time.Second != 0) {
-		return fmt.Errorf("leaderTTL %s: want whole seconds, at least 2s", d)
+		return fmt.Errorf("leaderTTL: want whole seconds, at least 2s, got %s", d)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"etcd.dialTimeout", c.Etcd.DialTimeout.Duration}, {"caReloadInterval", c.CAReloadInterval.Duration}, {"signing.lifetime", c.Signing.Lifetime.Duration}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: want a positive duration, got %s", d.name, d.v)
+		}
 	}
 	return c.validateSigning() // validate.go
 }
 
+// httpKey is the key the file used for the HTTP listener.
+func (c *FederatorConfig) httpKey() string {
+	if c.Listen.Admin != "" {
+		return "listen.admin"
+	}
+	return "listen.http"
+}
+
 func (c *FederatorConfig) vipRanges() ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, s := range c.VIPRanges {
+	for i, s := range c.VIPRanges {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("vipRanges: %w", err)
+			return nil, fmt.Errorf("vipRanges[%d]: %q is not a CIDR prefix like 10.200.0.0/16", i, s)
 		}
 		out = append(out, p.Masked())
 	}
@@ -403,7 +484,7 @@ func parsePortRange(s string) (federator.PortRange, error) {
 	a, errA := strconv.ParseUint(lo, 10, 16)
 	b, errB := strconv.ParseUint(hi, 10, 16)
 	if !ok || errA != nil || errB != nil || a == 0 || a > b {
-		return federator.PortRange{}, fmt.Errorf("%q: want min-max within 1-65535", s)
+		return federator.PortRange{}, fmt.Errorf("want min-max within 1-65535, like 30000-32767, got %q", s)
 	}
 	return federator.PortRange{Min: uint16(a), Max: uint16(b)}, nil
 }
@@ -413,8 +494,8 @@ func (c *GatewayConfig) defaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultGatewayQUIC
 	}
-	if c.Admin == "" {
-		c.Admin = DefaultGatewayAdmin
+	if c.HTTP == "" {
+		c.HTTP = DefaultGatewayHTTP
 	}
 	if c.Instance == "" {
 		h, _ := os.Hostname()
@@ -433,24 +514,84 @@ func (c *GatewayConfig) validate() error {
 		return err
 	}
 	if !names.IsDNSLabel(c.Instance) {
-		return fmt.Errorf("instance %q is not a DNS label", c.Instance)
+		return fmt.Errorf("instance: %q is not a DNS label (%s)", c.Instance, dnsLabelRule)
 	}
 	if err := checkHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if err := checkHostPort(c.Admin); err != nil {
-		return fmt.Errorf("admin: %w", err)
+	if err := checkHostPort(c.HTTP); err != nil {
+		return fmt.Errorf("%s: %w", httpKey(c.Admin), err)
 	}
 	if len(c.Advertise) == 0 {
 		return fmt.Errorf("advertise: required when listen (%s) names no host", c.Listen)
 	}
-	if err := c.gatewayConfig().Validate(); err != nil {
-		return fmt.Errorf("limits: %w", err)
-	}
-	for _, a := range c.Advertise {
+	for i, a := range c.Advertise {
 		if host, _, err := net.SplitHostPort(a); err != nil || host == "" || checkHostPort(a) != nil {
-			return fmt.Errorf("advertise %q: want host:port", a)
+			return fmt.Errorf("advertise[%d]: want host:port with a host peers can reach, got %q", i, a)
 		}
+	}
+	switch c.Egress.Mode {
+	case "", "addresses", "ports":
+	default:
+		return fmt.Errorf("egress.mode: want addresses or ports, got %q", c.Egress.Mode)
+	}
+	if c.ShutdownGrace.Duration < 0 {
+		return fmt.Errorf("shutdownGrace: want a positive duration, got %s", c.ShutdownGrace.Duration)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.gatewayConfig().Validate(); err != nil {
+		return fmt.Errorf("gateway settings: %w", err)
+	}
+	return nil
+}
+
+// httpKey is the key a gateway or DNS shim file used for the HTTP
+// listener.
+func httpKey(deprecated string) string {
+	if deprecated != "" {
+		return "admin"
+	}
+	return "http"
+}
+
+// validate names the field of the first bad limit.
+func (l *GatewayLimits) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"headerTimeout", l.HeaderTimeout.Duration}, {"dialTimeout", l.DialTimeout.Duration},
+		{"flowIdleTimeout", l.FlowIdleTimeout.Duration}, {"keepAlivePeriod", l.KeepAlivePeriod.Duration},
+		{"idleTimeout", l.IdleTimeout.Duration}, {"reverifyInterval", l.ReverifyInterval.Duration},
+		{"replaceGrace", l.ReplaceGrace.Duration},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("limits.%s: want a positive duration (or leave it out for the default), got %s", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name     string
+		v, limit int64
+	}{
+		{"maxHeaderSize", int64(l.MaxHeaderSize), tunnel.MaxFrameSize},
+		{"maxStreamsPerPeer", l.MaxStreamsPerPeer, 1 << 60},
+		{"maxAttempts", int64(l.MaxAttempts), 1 << 20},
+	} {
+		if n.v < 0 || n.v > n.limit {
+			return fmt.Errorf("limits.%s: want a whole number 1-%d (or leave it out for the default), got %d", n.name, n.limit, n.v)
+		}
+	}
+	ka, idle := l.KeepAlivePeriod.Duration, l.IdleTimeout.Duration
+	if ka == 0 {
+		ka = 500 * time.Millisecond
+	}
+	if idle == 0 {
+		idle = 2500 * time.Millisecond
+	}
+	if ka >= idle {
+		return fmt.Errorf("limits.keepAlivePeriod (%s) must be below limits.idleTimeout (%s)", ka, idle)
 	}
 	return nil
 }
@@ -460,8 +601,8 @@ func (c *DNSShimConfig) defaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultDNSListen
 	}
-	if c.Admin == "" {
-		c.Admin = DefaultDNSAdmin
+	if c.HTTP == "" {
+		c.HTTP = DefaultDNSHTTP
 	}
 }
 
@@ -472,11 +613,11 @@ func (c *DNSShimConfig) validate() error {
 	if err := checkHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if err := checkHostPort(c.Admin); err != nil {
-		return fmt.Errorf("admin: %w", err)
+	if err := checkHostPort(c.HTTP); err != nil {
+		return fmt.Errorf("%s: %w", httpKey(c.Admin), err)
 	}
-	if c.TTL.Duration < 0 {
-		return fmt.Errorf("ttl %s is negative", c.TTL.Duration)
+	if d := c.TTL.Duration; d < 0 || d%time.Second != 0 {
+		return fmt.Errorf("ttl: want whole seconds (DNS TTLs are in seconds), like 5s, got %s", d)
 	}
 	return nil
 }
@@ -485,7 +626,7 @@ func (c *DNSShimConfig) validate() error {
 func checkHostPort(s string) error {
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port", s)
+		return fmt.Errorf("want host:port or :port, like 127.0.0.1:7443, got %q", s)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q: port not in 0-65535", s)

@@ -17,6 +17,7 @@ import (
 // over UDP and TCP for its cluster.
 func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 	log = log.With("cluster", c.Cluster)
+	logDeprecations(log, c.Deprecations)
 	udp, err := net.ListenPacket("udp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s for DNS (udp): %w", c.Listen, err)
@@ -27,7 +28,7 @@ func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 		return err
 	}
 	defer tcp.Close()
-	adminLn, err := listenTCP(c.Admin, "dnsshim admin")
+	adminLn, err := listenTCP(c.HTTP, "dnsshim HTTP (metrics, health)")
 	if err != nil {
 		return err
 	}
@@ -60,6 +61,6 @@ func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 	}
 	g.Go("dnsshim", func(ctx context.Context) error { return shim.Serve(ctx, udp, tcp) })
 	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat)}))
-	log.Info("dnsshim started", "listen", c.Listen, "zone", c.Domain, "admin", adminLn.Addr().String())
+	log.Info("dnsshim started", "listen", c.Listen, "zone", c.Domain, "http", adminLn.Addr().String())
 	return g.Wait()
 }

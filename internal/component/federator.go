@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -41,6 +42,7 @@ const federatorCertLifetime = 24 * time.Hour
 // anything starts, so a port in use fails the start with its address.
 func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) error {
 	log = log.With("cluster", c.Cluster)
+	logDeprecations(log, c.Deprecations)
 	// Every local input is checked before the first etcd write (register):
 	// a refused start leaves nothing of the cluster in etcd.
 	if err := c.validateLocalFiles(); err != nil {
@@ -48,7 +50,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	}
 	cas, err := certs.LoadCASet(c.CADir)
 	if err != nil {
-		return fmt.Errorf("load cluster CA: %w", err)
+		return caDirError(c, err)
 	}
 	if td := cas.TrustDomain(); td != c.TrustDomain() {
 		return fmt.Errorf("CA directory %s is of trust domain %s, not %s (cluster %s, domain %s)",
@@ -67,7 +69,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 		return err
 	}
 	defer bootLn.Close()
-	adminLn, err := listenTCP(c.Listen.Admin, "federator admin")
+	adminLn, err := listenTCP(c.Listen.HTTP, "federator HTTP (metrics, health)")
 	if err != nil {
 		return err
 	}
@@ -161,7 +163,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 
 	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"federator": fed.Ready}))
 	log.Info("federator started", "grpc", grpcLn.Addr().String(), "bootstrap", bootLn.Addr().String(),
-		"admin", adminLn.Addr().String(), "trustDomain", c.TrustDomain())
+		"http", adminLn.Addr().String(), "trustDomain", c.TrustDomain())
 	return g.Wait()
 }
 
@@ -276,4 +278,18 @@ func kubeClients(kubeconfig string) (kubernetes.Interface, mcsclient.Interface, 
 		return nil, nil, fmt.Errorf("mcs-api client: %w", err)
 	}
 	return kc, mc, nil
+}
+
+// caDirError says which configuration field names the CA directory that
+// could not be loaded, and how to create one.
+func caDirError(c *FederatorConfig, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		domain := ""
+		if c.Domain != DefaultDomain {
+			domain = " --domain " + c.Domain
+		}
+		return fmt.Errorf("caDir %s: no CA there (%w); create it with `causeway certs init --cluster %s%s --out %s`",
+			c.CADir, err, c.Cluster, domain, c.CADir)
+	}
+	return fmt.Errorf("caDir %s: load the cluster CA: %w", c.CADir, err)
 }

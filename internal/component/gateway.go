@@ -22,6 +22,7 @@ import (
 // and gives open flows the shutdown grace.
 func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 	log = log.With("cluster", c.Cluster, "instance", c.Instance)
+	logDeprecations(log, c.Deprecations)
 	udpAddr, err := net.ResolveUDPAddr("udp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway listen address %s: %w", c.Listen, err)
@@ -31,7 +32,7 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s for gateway (udp): %w", c.Listen, err)
 	}
 	defer udp.Close()
-	adminLn, err := listenTCP(c.Admin, "gateway admin")
+	adminLn, err := listenTCP(c.HTTP, "gateway HTTP (metrics, health, explain)")
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 	}})
 	adm.Handle("GET /explain", gw.ExplainHandler())
 	serveAdmin(g, adminLn, adm)
-	log.Info("gateway started", "listen", udp.LocalAddr().String(), "advertise", c.Advertise, "admin", adminLn.Addr().String())
+	log.Info("gateway started", "listen", udp.LocalAddr().String(), "advertise", c.Advertise, "http", adminLn.Addr().String())
 	return g.Wait()
 }
 
