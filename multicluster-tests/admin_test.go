@@ -117,7 +117,7 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	// The state file names every cluster's admin API and credentials.
 	east := clusterByName(t, st, "east")
 	for _, c := range st.Clusters {
-		require.Equal(t, c.Federator, c.AdminAPI, "cluster %s", c.Name)
+		require.NotEmpty(t, c.Federator, "cluster %s", c.Name)
 		for _, f := range []string{c.AdminCert, c.AdminKey, c.CAFile} {
 			require.True(t, filepath.IsAbs(f), "cluster %s: %q is not absolute", c.Name, f)
 		}
@@ -205,7 +205,7 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	require.True(t, status.Etcd.Reachable)
 
 	// An unreachable admin API: exit 1 at once, one line naming the address.
-	r := runCLI(t, nil, "status", "--admin", "127.0.0.1:1", "--cert", east.AdminCert, "--key", east.AdminKey, "--ca", east.CAFile)
+	r := runCLI(t, nil, "status", "--federator", "127.0.0.1:1", "--cert", east.AdminCert, "--key", east.AdminKey, "--ca", east.CAFile)
 	require.Equal(t, 1, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	require.Empty(t, r.stdout)
 	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)

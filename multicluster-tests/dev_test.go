@@ -80,7 +80,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	require.Len(t, st.Clusters, 3)
 	require.NotEmpty(t, st.Etcd)
 	for _, c := range st.Clusters {
-		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.Admin} {
+		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.HTTP} {
 			_, _, err := net.SplitHostPort(f)
 			require.NoError(t, err, "cluster %s address %q", c.Name, f)
 		}
@@ -133,9 +133,9 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 
 	// The tunnel was really used: north's gateway counted ingress streams.
 	north := clusterByName(t, st, "north")
-	metrics := httpText(t, "http://"+north.Admin+"/metrics")
+	metrics := httpText(t, "http://"+north.HTTP+"/metrics")
 	require.Regexp(t, `causeway_gateway_streams_total\{direction="ingress",peer_cluster="[a-z]+",result="ok",service="demo/[a-z]+"\} [1-9]`, metrics)
-	require.Equal(t, "ok\n", httpText(t, "http://"+north.Admin+"/readyz"))
+	require.Equal(t, "ok\n", httpText(t, "http://"+north.HTTP+"/readyz"))
 
 	// SIGTERM: exit 0 within 5 s, nothing left listening.
 	code, took := p.stop(t, syscall.SIGTERM, 5*time.Second)
@@ -146,7 +146,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 		requireFree(t, "udp", c.DNS)
 		requireFree(t, "udp", c.Gateway)
 		requireFree(t, "tcp", c.Federator)
-		requireFree(t, "tcp", c.Admin)
+		requireFree(t, "tcp", c.HTTP)
 		for _, vip := range c.VIPs {
 			requireFree(t, "tcp", vip+":8080")
 		}

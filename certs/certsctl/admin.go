@@ -130,6 +130,6 @@ func WriteAdminCreds(ca *certs.CA, bundle []*x509.Certificate, dir string, lifet
 func (r *AdminResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "issued %s\n  certificate: %s\n  private key: %s (0600)\n  CA: %s\n", r.ID, r.Cert, r.Key, r.CA)
 	writeCert(w, "  ", r.Leaf)
-	_, err := fmt.Fprintf(w, "use it with: causeway status --admin HOST:PORT --cert %s --key %s --ca %s\n", r.Cert, r.Key, r.CA)
+	_, err := fmt.Fprintf(w, "use it with: causeway status --federator HOST:PORT --cert %s --key %s --ca %s\n", r.Cert, r.Key, r.CA)
 	return err
 }

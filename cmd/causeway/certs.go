@@ -204,7 +204,7 @@ ca.crt, the files the operator verbs (status, exports, drain, ...) take as
 --cert, --key and --ca. Keep the lifetime short; existing files are never
 overwritten without --force.`,
 		Example: `  causeway certs admin --ca-dir /etc/causeway/east-ca --out ~/.causeway/east
-  causeway status --admin east-federator:7443 --cert ~/.causeway/east/admin.crt \
+  causeway status --federator east-federator:7443 --cert ~/.causeway/east/admin.crt \
     --key ~/.causeway/east/admin.key --ca ~/.causeway/east/ca.crt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -70,7 +70,7 @@ func (c *Client) explain(err error) error {
 		}
 		msg = transportCause(msg)
 		if strings.Contains(msg, "handshake") || strings.Contains(msg, "tls:") {
-			return fmt.Errorf("admin API %s: TLS handshake failed: %s", c.addr, msg)
+			return fmt.Errorf("admin API %s: TLS handshake failed: %s", c.addr, notTLSHint(c.addr, msg))
 		}
 		return fmt.Errorf("admin API %s unreachable: %s", c.addr, msg)
 	case codes.DeadlineExceeded:

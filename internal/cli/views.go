@@ -190,7 +190,7 @@ func (l *ImportList) WriteTable(w io.Writer) error {
 
 // Status is the answer of `causeway status`.
 type Status struct {
-	AdminAPI        string     `json:"adminAPI"`
+	Federator       string     `json:"federator"`
 	Cluster         string     `json:"cluster"`
 	Region          string     `json:"region"`
 	Zone            string     `json:"zone"`
@@ -226,7 +226,7 @@ type Counts struct {
 func newStatus(addr string, r *causewayv1.StatusResponse) *Status {
 	c := r.GetCounts()
 	return &Status{
-		AdminAPI: addr, Cluster: r.GetCluster(), Region: r.GetRegion(), Zone: r.GetZone(), TrustDomain: r.GetTrustDomain(),
+		Federator: addr, Cluster: r.GetCluster(), Region: r.GetRegion(), Zone: r.GetZone(), TrustDomain: r.GetTrustDomain(),
 		Synced: r.GetSynced(), Etcd: EtcdStatus{Reachable: r.GetEtcdReachable(), Revision: r.GetEtcdRevision(), Error: r.GetEtcdError()},
 		CatalogRevision: r.GetCatalogRevision(), StaleSince: timeOrNil(r.GetStaleSince()),
 		Leader: r.GetLeader(), IsLeader: r.GetIsLeader(),
@@ -238,7 +238,7 @@ func newStatus(addr string, r *causewayv1.StatusResponse) *Status {
 // WriteTable renders one field per line.
 func (s *Status) WriteTable(w io.Writer) error {
 	t := newTable(w, "CLUSTER", s.Cluster)
-	t.row("ADMIN API", s.AdminAPI)
+	t.row("FEDERATOR API", s.Federator)
 	t.row("REGION/ZONE", dash(s.Region)+"/"+dash(s.Zone))
 	t.row("TRUST DOMAIN", s.TrustDomain)
 	t.row("SYNCED", yesNo(s.Synced))
