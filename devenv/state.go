@@ -20,10 +20,10 @@ type State struct {
 
 // ClusterState describes one dev cluster.
 type ClusterState struct {
-	Name      string `json:"name"`
-	Region    string `json:"region"`
-	Zone      string `json:"zone"`
-	DNS       string `json:"dns"`
+	Name    string `json:"name"`
+	Region  string `json:"region"`
+	Zone    string `json:"zone"`
+	DNS     string `json:"dns"`
 	Gateway string `json:"gateway"`
 	// Federator is the federator API: the federator's gRPC address (the
 	// causeway CLI's --federator).
