@@ -67,5 +67,5 @@ func (a *adminFlags) run(cmd *cobra.Command, fn func(context.Context, *cli.Clien
 	if err != nil {
 		return err
 	}
-	return cli.Print(cmd.OutOrStdout(), format, v)
+	return cli.PrintListing(cmd.OutOrStdout(), cmd.ErrOrStderr(), format, v)
 }

@@ -184,6 +184,37 @@ demo/echo  east     ClusterSetIP  http:8080/TCP  3 (a=2,b=1)  gateway  2025-01-0
 	b.Reset()
 	require.NoError(t, (&DrainResult{Cluster: "east"}).WriteTable(&b))
 	require.Equal(t, "cluster east was not drained\n", b.String())
+	b.Reset()
+	require.NoError(t, (&DrainResult{Cluster: "west", DrainedServices: []string{"demo/echo"}}).WriteTable(&b))
+	require.Equal(t, "cluster west was not drained; drained services of it: demo/echo (undrain each with --service NAMESPACE/NAME)\n", b.String())
+}
+
+func TestEmptyListings(t *testing.T) {
+	tests := []struct {
+		name   string
+		v      Tabular
+		format Format
+		out    string
+		errOut string
+	}{
+		{"exports table", newExportList(&causewayv1.ListExportsResponse{}), FormatTable, "", "No exports found.\n"},
+		{"clusters table", newClusterList(&causewayv1.ListClustersResponse{}), FormatTable, "", "No clusters found.\n"},
+		{"imports table", newImportList(&causewayv1.ListImportsResponse{Cluster: "west"}), FormatTable, "", "No imports found in cluster west.\n"},
+		{"exports json", newExportList(&causewayv1.ListExportsResponse{}), FormatJSON, "{\n  \"services\": []\n}\n", ""},
+		{"status is no listing", &Status{Cluster: "east"}, FormatTable, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			require.NoError(t, PrintListing(&out, &errOut, tc.format, tc.v))
+			require.Equal(t, tc.errOut, errOut.String())
+			if tc.out != "" || tc.errOut != "" {
+				require.Equal(t, tc.out, out.String())
+			} else {
+				require.NotEmpty(t, out.String())
+			}
+		})
+	}
 }
 
 // stubAdmin answers Status only.

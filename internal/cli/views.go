@@ -58,6 +58,31 @@ func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
 	return out
 }
 
+// EmptyMessage implements Listing.
+func (l *ClusterList) EmptyMessage() string { return emptyMessage(len(l.Clusters), "No clusters found.") }
+
+// EmptyMessage implements Listing.
+func (l *ExportList) EmptyMessage() string { return emptyMessage(len(l.Services), "No exports found.") }
+
+// EmptyMessage implements Listing.
+func (l *ImportList) EmptyMessage() string {
+	if l.Cluster != "" {
+		return emptyMessage(len(l.Imports), "No imports found in cluster "+l.Cluster+".")
+	}
+	return emptyMessage(len(l.Imports), "No imports found.")
+}
+
+func emptyMessage(n int, msg string) string {
+	if n > 0 {
+		return ""
+	}
+	return msg
+}
+
+var _ Listing = (*ClusterList)(nil)
+var _ Listing = (*ExportList)(nil)
+var _ Listing = (*ImportList)(nil)
+
 // WriteTable renders one row per cluster.
 func (l *ClusterList) WriteTable(w io.Writer) error {
 	t := newTable(w, "NAME", "REGION", "ZONE", "TRUST DOMAIN", "GATEWAYS", "EXPORTS", "DRAINED")
@@ -277,6 +302,9 @@ type DrainResult struct {
 	Changed bool       `json:"changed"`
 	Reason  string     `json:"reason"`
 	Since   *time.Time `json:"since"`
+	// DrainedServices are the cluster's drained services when a
+	// whole-cluster undrain found no cluster drain (they need --service).
+	DrainedServices []string `json:"drainedServices,omitempty"`
 }
 
 // WriteTable renders one sentence.
@@ -298,6 +326,10 @@ func (d *DrainResult) WriteTable(w io.Writer) error {
 		msg = "undrained " + what
 	default:
 		msg = what + " was not drained"
+		if d.Service == "" && len(d.DrainedServices) > 0 {
+			msg += "; drained services of it: " + strings.Join(d.DrainedServices, ", ") +
+				" (undrain each with --service NAMESPACE/NAME)"
+		}
 	}
 	_, err := fmt.Fprintln(w, msg)
 	return err
