@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,6 +112,9 @@ func WriteAdminCreds(ca *certs.CA, bundle []*x509.Certificate, dir string, lifet
 		{r.CA, certs.EncodeCertificatesPEM(bundle), 0o644},
 	} {
 		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, force); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("admin credentials: %s already exists: pass --force to overwrite it", f.path)
+			}
 			return nil, fmt.Errorf("admin credentials: %w", err)
 		}
 	}

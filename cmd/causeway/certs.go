@@ -90,7 +90,10 @@ the bundles; nothing else is sent.`,
 			if err != nil {
 				return err
 			}
-			return printAs(cmd, output, r)
+			if err := printAs(cmd, output, r); err != nil {
+				return err
+			}
+			return r.Verified() // non-zero exit when a bundle does not verify the chain
 		},
 	}
 	f := cmd.Flags()
@@ -165,12 +168,10 @@ bundle.crt as the cluster's trust bundle.`,
 				return err
 			}
 			r, err := certsctl.RotateCA(o)
-			if r != nil {
-				if perr := printAs(cmd, output, r); perr != nil {
-					return perr
-				}
+			if err != nil {
+				return err // one line on stderr, nothing on stdout
 			}
-			return err
+			return printAs(cmd, output, r)
 		},
 	}
 	f := cmd.Flags()

@@ -59,7 +59,9 @@ func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
 }
 
 // EmptyMessage implements Listing.
-func (l *ClusterList) EmptyMessage() string { return emptyMessage(len(l.Clusters), "No clusters found.") }
+func (l *ClusterList) EmptyMessage() string {
+	return emptyMessage(len(l.Clusters), "No clusters found.")
+}
 
 // EmptyMessage implements Listing.
 func (l *ExportList) EmptyMessage() string { return emptyMessage(len(l.Services), "No exports found.") }
