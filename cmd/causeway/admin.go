@@ -44,15 +44,9 @@ func (a *adminFlags) run(cmd *cobra.Command, fn func(context.Context, *cli.Clien
 	if err != nil {
 		return err
 	}
-	if _, err := a.g.logger(); err != nil {
-		return err
-	}
-	target, err := a.opts.Resolve(os.Getenv)
+	target, err := a.resolve(cmd)
 	if err != nil {
 		return err
-	}
-	for _, d := range target.Deprecated {
-		fmt.Fprintln(cmd.ErrOrStderr(), "Warning:", d)
 	}
 	if a.g.logLevel != "debug" {
 		// Failures come back as one error line; gRPC's own logs would repeat them.
@@ -68,4 +62,20 @@ func (a *adminFlags) run(cmd *cobra.Command, fn func(context.Context, *cli.Clien
 		return err
 	}
 	return cli.PrintListing(cmd.OutOrStdout(), cmd.ErrOrStderr(), format, v)
+}
+
+// resolve checks the global log flags, resolves the connection flags and
+// prints a notice for every deprecated name they used.
+func (a *adminFlags) resolve(cmd *cobra.Command) (cli.Target, error) {
+	if _, err := a.g.logger(); err != nil {
+		return cli.Target{}, err
+	}
+	target, err := a.opts.Resolve(os.Getenv)
+	if err != nil {
+		return cli.Target{}, err
+	}
+	for _, d := range target.Deprecated {
+		fmt.Fprintln(cmd.ErrOrStderr(), "Warning:", d)
+	}
+	return target, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"os"
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
@@ -122,7 +121,7 @@ the rotating cluster shows two CAs; check every cluster before step 2.`,
 		if _, err := cli.ParseFormat(a.output); err != nil {
 			return err
 		}
-		target, err := a.opts.Resolve(os.Getenv)
+		target, err := a.resolve(cmd)
 		if err != nil {
 			return err
 		}
