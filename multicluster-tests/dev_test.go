@@ -181,6 +181,60 @@ func TestDevSIGINT(t *testing.T) {
 	require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
 }
 
+// devDataDirs lists the temporary data directories of causeway dev under tmp.
+func devDataDirs(tmp string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "causeway-dev-*"))
+	return dirs
+}
+
+// TestDevSignalDuringStartup: SIGINT or SIGTERM while causeway dev is still
+// starting (its data dir exists, etcd and the clusters are not up yet) is
+// a clean stop: exit 0, data dir removed.
+func TestDevSignalDuringStartup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			p := startDevEnv(t, []string{"TMPDIR=" + tmp}, "--net", "127.77.0.0/16", "--clusters", "a,b")
+			require.Eventually(t, func() bool { return len(devDataDirs(tmp)) == 1 }, 30*time.Second, 5*time.Millisecond,
+				"no data dir under %s; stderr:\n%s", tmp, p.stderr)
+			code, _ := p.stop(t, sig, 30*time.Second)
+			require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
+			require.NotContains(t, p.stderr.String(), "context canceled")
+			require.Empty(t, devDataDirs(tmp))
+		})
+	}
+}
+
+// TestDevRemovesDataDirOfKilledDev: the data dir a SIGKILLed causeway dev
+// leaves behind is removed by the next start.
+func TestDevRemovesDataDirOfKilledDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	tmp := t.TempDir()
+	killed := startDevEnv(t, []string{"TMPDIR=" + tmp}, "--net", "127.76.0.0/16", "--clusters", "a")
+	require.Eventually(t, func() bool { return len(devDataDirs(tmp)) == 1 }, 30*time.Second, 5*time.Millisecond,
+		"no data dir under %s; stderr:\n%s", tmp, killed.stderr)
+	left := devDataDirs(tmp)[0]
+	code, _ := killed.stop(t, syscall.SIGKILL, 10*time.Second)
+	require.NotEqual(t, 0, code)
+	require.DirExists(t, left, "SIGKILL left nothing behind: nothing to test")
+	// A directory that is not causeway dev's (no owner file) stays.
+	foreign := filepath.Join(tmp, "causeway-dev-foreign")
+	require.NoError(t, os.Mkdir(foreign, 0o700))
+
+	next := startDevEnv(t, []string{"TMPDIR=" + tmp}, "--net", "127.76.0.0/16", "--clusters", "a")
+	require.Eventually(t, func() bool { _, err := os.Stat(left); return os.IsNotExist(err) }, 30*time.Second, 10*time.Millisecond,
+		"stale data dir %s still there; stderr:\n%s", left, next.stderr)
+	require.DirExists(t, foreign)
+	code, _ = next.stop(t, syscall.SIGINT, 30*time.Second)
+	require.Equal(t, 0, code, "stderr:\n%s", next.stderr)
+	require.Contains(t, next.stderr.String(), "removed the data directory of a causeway dev that is no longer running")
+}
+
 func TestDevBadInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs causeway dev")
