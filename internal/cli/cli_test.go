@@ -173,6 +173,8 @@ demo/echo  east     ClusterSetIP  http:8080/TCP  3 (a=2,b=1)  gateway  2025-01-0
 	require.Equal(t, []any{}, raw["clusters"][1]["gateways"])
 	require.Equal(t, []any{}, raw["clusters"][1]["vipRanges"])
 	require.Equal(t, "east.clusterset.local", raw["clusters"][0]["trustDomain"])
+	// The lease's remaining time, named for what it is.
+	require.Equal(t, float64(4), raw["clusters"][0]["gateways"].([]any)[0].(map[string]any)["leaseRemainingSeconds"])
 	b.Reset()
 	require.NoError(t, Print(&b, FormatYAML, exports))
 	require.Contains(t, b.String(), "readyEndpoints: 3")

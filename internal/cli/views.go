@@ -37,8 +37,10 @@ type Gateway struct {
 	Instance  string   `json:"instance"`
 	Addresses []string `json:"addresses"`
 	// Lease is live, expired or unknown.
-	Lease           string `json:"lease"`
-	LeaseTTLSeconds int64  `json:"leaseTTLSeconds"`
+	Lease string `json:"lease"`
+	// LeaseRemainingSeconds is what is left of the gateway's etcd lease
+	// when asked: it changes on every call (it was leaseTTLSeconds).
+	LeaseRemainingSeconds int64 `json:"leaseRemainingSeconds"`
 }
 
 func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
@@ -51,7 +53,7 @@ func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
 		}
 		for _, g := range c.GetGateways() {
 			cl.Gateways = append(cl.Gateways, Gateway{Instance: g.GetInstance(), Addresses: nonNil(g.GetAddresses()),
-				Lease: leaseName(g.GetLeaseState()), LeaseTTLSeconds: g.GetLeaseTtlSeconds()})
+				Lease: leaseName(g.GetLeaseState()), LeaseRemainingSeconds: g.GetLeaseTtlSeconds()})
 		}
 		out.Clusters = append(out.Clusters, cl)
 	}
