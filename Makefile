@@ -24,10 +24,19 @@ BIN       := bin/causeway
 GOFLAGS_BUILD := -trimpath
 TEST_TIMEOUT ?= 20m
 
-.PHONY: build dev test test-short generate lint helm-lint bench tools clean kube-apiserver
+# make install puts causeway into $(PREFIX)/bin; default: $(go env GOPATH)/bin.
+PREFIX ?= $(shell $(GO) env GOPATH)
+
+.PHONY: build install dev test test-short generate lint helm-lint bench tools clean kube-apiserver
 
 build:
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN) ./cmd/causeway
+
+## install: build, then copy the binary to $(PREFIX)/bin (so `causeway ...` works as the dev guide prints it).
+install: build
+	install -d $(PREFIX)/bin
+	install -m 0755 $(BIN) $(PREFIX)/bin/causeway
+	@echo "installed $(PREFIX)/bin/causeway"
 
 ## dev: build, then run a whole 3-cluster clusterset on loopback.
 dev: build

@@ -46,7 +46,7 @@ type Config struct {
 	Domain string
 	// Ports; zero means the default shown.
 	DNSPort       int // 1053
-	GatewayPort   int // 4443 (UDP)
+	GatewayPort   int // 4433 (UDP), as component.DefaultGatewayQUIC
 	FederatorPort int // 7443
 	AdminPort     int // 9090
 	EtcdPort      int // 2379 (peer port is EtcdPort+1)
@@ -80,7 +80,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.DNSPort, 1053)
-	def(&c.GatewayPort, 4443)
+	def(&c.GatewayPort, 4433)
 	def(&c.FederatorPort, 7443)
 	def(&c.AdminPort, 9090)
 	def(&c.EtcdPort, 2379)

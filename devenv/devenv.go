@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -18,8 +19,17 @@ import (
 
 // Run starts the clusterset, calls onReady (if set) with its State once
 // every cluster serves every demo service, and runs until ctx ends. It
-// returns nil after a clean shutdown, or the first component's error.
+// returns nil after a clean shutdown, also when ctx ends during start-up,
+// or the first component's error.
 func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
+	err := run(ctx, cfg, onReady)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrBadConfig) {
+		return nil // interrupted (SIGINT/SIGTERM): a clean stop, whatever was starting
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -33,14 +43,21 @@ func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
 
 	dir := cfg.DataDir
 	if dir == "" {
-		tmp, err := os.MkdirTemp("", "causeway-dev-*")
+		for _, d := range removeStaleDataDirs(os.TempDir()) {
+			log.Info("removed the data directory of a causeway dev that is no longer running", "dir", d)
+		}
+		tmp, err := makeDataDir(os.TempDir())
 		if err != nil {
-			return fmt.Errorf("create data dir: %w", err)
+			return err
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	if cfg.StateFile == "" {
+		// Always a state file, so that the guide can offer one.
+		cfg.StateFile = filepath.Join(dir, "state.json")
 	}
 
 	svcs := demoServices(len(cfg.Clusters))
@@ -88,6 +105,9 @@ func Run(ctx context.Context, cfg Config, onReady func(*State)) error {
 	}
 
 	state, err := waitReady(g.Context(), cfg, clusters, svcs, etcd.Endpoint())
+	if state != nil {
+		state.File = cfg.StateFile
+	}
 	if err != nil {
 		if stopErr := g.Stop(); stopErr != nil {
 			return stopErr
@@ -193,8 +213,7 @@ func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoin
 			DNS:       c.dnsUDP.LocalAddr().String(),
 			Gateway:   c.gwUDP.LocalAddr().String(),
 			Federator: c.fedLn.Addr().String(),
-			Admin:     c.adminLn.Addr().String(),
-			AdminAPI:  c.fedLn.Addr().String(),
+			HTTP:      c.adminLn.Addr().String(),
 			AdminCert: c.admin.Cert,
 			AdminKey:  c.admin.Key,
 			CAFile:    c.admin.CA,
@@ -220,12 +239,25 @@ func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoin
 	return st
 }
 
-// PrintGuide writes a short tour of a running clusterset to w.
-func PrintGuide(w io.Writer, st *State) {
-	fmt.Fprintf(w, "\nCauseway dev clusterset is up: %d clusters, etcd at %s\n\n", len(st.Clusters), st.Etcd)
-	fmt.Fprintf(w, "  %-8s %-10s %-22s %-22s %-22s %s\n", "CLUSTER", "REGION", "DNS", "GATEWAY (udp)", "FEDERATOR", "ADMIN")
+// PrintGuide writes a short tour of a running clusterset to w. bin is how
+// to run the causeway binary (its path, or "causeway" when it is on PATH);
+// if empty, "causeway".
+func PrintGuide(w io.Writer, st *State, bin string) {
+	if bin == "" {
+		bin = "causeway"
+	}
+	n := len(st.Clusters)
+	fmt.Fprintf(w, "\nCauseway dev clusterset is up: %d %s, etcd at %s\n\n", n, plural(n, "cluster", "clusters"), st.Etcd)
+	nameW, regionW := len("CLUSTER"), len("REGION")
 	for _, c := range st.Clusters {
-		fmt.Fprintf(w, "  %-8s %-10s %-22s %-22s %-22s %s\n", c.Name, c.Region, c.DNS, c.Gateway, c.Federator, c.Admin)
+		nameW, regionW = max(nameW, len(c.Name)), max(regionW, len(c.Region))
+	}
+	row := func(cells ...string) {
+		fmt.Fprintf(w, "  %-*s  %-*s  %-20s  %-20s  %-20s  %s\n", nameW, cells[0], regionW, cells[1], cells[2], cells[3], cells[4], cells[5])
+	}
+	row("CLUSTER", "REGION", "DNS", "GATEWAY (udp)", "FEDERATOR API", "HTTP")
+	for _, c := range st.Clusters {
+		row(c.Name, c.Region, c.DNS, c.Gateway, c.Federator, c.HTTP)
 	}
 	fmt.Fprintln(w, "\nServices:")
 	for _, s := range st.Services {
@@ -242,12 +274,23 @@ func PrintGuide(w io.Writer, st *State) {
 		fmt.Fprintf(w, "  dig @%s -p %s +short %s\n", host, port, name)
 		fmt.Fprintf(w, "  curl -s http://%s:%d/\n", c.VIPs[s.Namespace+"/"+s.Name], s.Port)
 	}
-	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep causeway_gateway_streams_total\n", c.Admin)
-	if c.AdminAPI != "" {
-		fmt.Fprintf(w, "\nOperate it through %s's federator (or give causeway --state-file FILE):\n", c.Name)
-		fmt.Fprintf(w, "  export CAUSEWAY_ADMIN=%s CAUSEWAY_CERT=%s CAUSEWAY_KEY=%s CAUSEWAY_CA=%s\n",
-			c.AdminAPI, c.AdminCert, c.AdminKey, c.CAFile)
-		fmt.Fprintln(w, "  causeway clusters; causeway exports; causeway imports; causeway status")
+	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep causeway_gateway_streams_total\n", c.HTTP)
+	if st.File != "" {
+		s := st.Services[0]
+		fmt.Fprintf(w, "\nOperate it (--cluster NAME picks a cluster's federator; default %s):\n", st.Clusters[0].Name)
+		fmt.Fprintf(w, "  export %s=%s\n", "CAUSEWAY_STATE_FILE", st.File)
+		fmt.Fprintf(w, "  %[1]s clusters; %[1]s exports; %[1]s imports; %[1]s status --cluster %[2]s\n", bin, c.Name)
+		fmt.Fprintf(w, "  %s explain %s/%s --from %s\n", bin, s.Namespace, s.Name, c.Name)
 	}
+	fmt.Fprintf(w, "\nOr, without the state file, through %s's federator:\n", c.Name)
+	fmt.Fprintf(w, "  export CAUSEWAY_FEDERATOR=%s CAUSEWAY_CERT=%s CAUSEWAY_KEY=%s CAUSEWAY_CA=%s\n",
+		c.Federator, c.AdminCert, c.AdminKey, c.CAFile)
 	fmt.Fprintln(w, "\nCtrl-C stops everything.")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -14,21 +14,25 @@ type State struct {
 	Domain   string         `json:"domain"`
 	Clusters []ClusterState `json:"clusters"`
 	Services []ServiceState `json:"services"`
+	// File is where the state is written; not part of the JSON.
+	File string `json:"-"`
 }
 
 // ClusterState describes one dev cluster.
 type ClusterState struct {
-	Name      string `json:"name"`
-	Region    string `json:"region"`
-	Zone      string `json:"zone"`
-	DNS       string `json:"dns"`
-	Gateway   string `json:"gateway"`
+	Name    string `json:"name"`
+	Region  string `json:"region"`
+	Zone    string `json:"zone"`
+	DNS     string `json:"dns"`
+	Gateway string `json:"gateway"`
+	// Federator is the federator API: the federator's gRPC address (the
+	// causeway CLI's --federator).
 	Federator string `json:"federator"`
-	Admin     string `json:"admin"`
-	// AdminAPI is the federator's gRPC address serving the Admin API (the
-	// causeway CLI's --admin); AdminCert, AdminKey and CAFile are the PEM
-	// files of the cluster's admin identity and CA (--cert, --key, --ca).
-	AdminAPI  string `json:"adminAPI"`
+	// HTTP is the gateway's HTTP endpoint: /metrics, /healthz, /readyz and
+	// /explain (explain's --gateway-http).
+	HTTP string `json:"http"`
+	// AdminCert, AdminKey and CAFile are the PEM files of the cluster's
+	// admin identity and CA (--cert, --key, --ca).
 	AdminCert string `json:"adminCert"`
 	AdminKey  string `json:"adminKey"`
 	CAFile    string `json:"caFile"`

@@ -272,8 +272,16 @@ func (s *AdminServer) Undrain(ctx context.Context, req *causewayv1.UndrainReques
 		return nil, etcdError(err)
 	}
 	if !removed {
-		if _, ok := s.f.feed.View().Cluster(cluster); !ok {
+		v := s.f.feed.View()
+		if _, ok := v.Cluster(cluster); !ok {
 			return nil, notMember(cluster)
+		}
+		// As Drain: a service the cluster does not export is a mistake
+		// (a typo), not "not drained".
+		if ns != "" {
+			if _, ok := v.Export(catalog.ServiceKey{Namespace: ns, Name: name}, cluster); !ok {
+				return nil, status.Errorf(codes.NotFound, "cluster %s does not export %s/%s", cluster, ns, name)
+			}
 		}
 	} else {
 		s.f.log.Info("undrained", "target", drainTarget(cluster, ns, name), "by", caller.String())
@@ -295,13 +303,13 @@ func (s *AdminServer) RemoveCluster(ctx context.Context, req *causewayv1.RemoveC
 	}
 	if name == s.f.cfg.Cluster && !req.GetForce() {
 		return nil, status.Errorf(codes.FailedPrecondition,
-			"cluster %s is this federator's own cluster: stop it and ask another cluster's federator, or force", name)
+			"cluster %s is this federator's own cluster: stop it and ask another cluster's federator, or pass --force", name)
 	}
 	v := s.f.feed.View()
 	_, member := v.Cluster(name)
 	if gws := v.Gateways(name); len(gws) > 0 && !req.GetForce() {
 		return nil, status.Errorf(codes.FailedPrecondition,
-			"cluster %s still has %d live gateway(s): stop its federator and gateways first, or force", name, len(gws))
+			"cluster %s still has %d live gateway(s): stop its federator and gateways first, or pass --force", name, len(gws))
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.opts.EtcdTimeout)
 	r, err := s.f.store.RemoveCluster(wctx, name)

@@ -177,10 +177,15 @@ func TestAdminListDrainUndrainRemove(t *testing.T) {
 	require.False(t, u.GetChanged())
 	_, err = adm.Undrain(ctx, &causewayv1.UndrainRequest{Cluster: "ghost"})
 	requireCode(t, codes.NotFound, err)
+	// A service the cluster does not export: an error, as for drain.
+	_, err = adm.Undrain(ctx, &causewayv1.UndrainRequest{Cluster: "east", Namespace: "demo", Name: "nope"})
+	requireCode(t, codes.NotFound, err)
+	require.ErrorContains(t, err, "cluster east does not export demo/nope")
 
 	// The federator's own cluster is removed only by force.
 	_, err = adm.RemoveCluster(ctx, &causewayv1.RemoveClusterRequest{Name: "west"})
 	requireCode(t, codes.FailedPrecondition, err)
+	require.ErrorContains(t, err, "pass --force")
 	_, err = adm.RemoveCluster(ctx, &causewayv1.RemoveClusterRequest{Name: "ghost"})
 	requireCode(t, codes.NotFound, err)
 	_, err = adm.RemoveCluster(ctx, &causewayv1.RemoveClusterRequest{Name: "bad.name"})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/causeway-mesh/causeway/devenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +118,7 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	// The state file names every cluster's admin API and credentials.
 	east := clusterByName(t, st, "east")
 	for _, c := range st.Clusters {
-		require.Equal(t, c.Federator, c.AdminAPI, "cluster %s", c.Name)
+		require.NotEmpty(t, c.Federator, "cluster %s", c.Name)
 		for _, f := range []string{c.AdminCert, c.AdminKey, c.CAFile} {
 			require.True(t, filepath.IsAbs(f), "cluster %s: %q is not absolute", c.Name, f)
 		}
@@ -205,7 +206,7 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	require.True(t, status.Etcd.Reachable)
 
 	// An unreachable admin API: exit 1 at once, one line naming the address.
-	r := runCLI(t, nil, "status", "--admin", "127.0.0.1:1", "--cert", east.AdminCert, "--key", east.AdminKey, "--ca", east.CAFile)
+	r := runCLI(t, nil, "status", "--federator", "127.0.0.1:1", "--cert", east.AdminCert, "--key", east.AdminKey, "--ca", east.CAFile)
 	require.Equal(t, 1, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	require.Empty(t, r.stdout)
 	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)
@@ -213,6 +214,73 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	require.Less(t, r.took, 10*time.Second)
 	t.Logf("unreachable: %s(%s)", r.stderr, r.took.Round(time.Millisecond))
 
+	checkNamesAgainstDev(t, env, st)
+
 	code, _ := p.stop(t, syscall.SIGTERM, 5*time.Second)
 	require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
+}
+
+// checkNamesAgainstDev: the federator API and the HTTP endpoint have one
+// name each; the old names still work with a notice; --cluster without a
+// state file, the HTTP port as federator address, an undrain of a service
+// not exported and an empty listing all say what is wrong.
+func checkNamesAgainstDev(t *testing.T, env []string, st *devenv.State) {
+	t.Helper()
+	west := clusterByName(t, st, "west")
+	creds := []string{"--cert", west.AdminCert, "--key", west.AdminKey, "--ca", west.CAFile}
+	status := func(r cliResult) string {
+		var s struct {
+			Cluster   string `json:"cluster"`
+			Federator string `json:"federator"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+		require.Equal(t, west.Federator, s.Federator)
+		return s.Cluster
+	}
+	// New flag; old flag (a notice on stderr); old environment variable.
+	r := runCLI(t, nil, append([]string{"status", "-o", "json", "--federator", west.Federator}, creds...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "west", status(r))
+	r = runCLI(t, nil, append([]string{"status", "-o", "json", "--admin", west.Federator}, creds...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "west", status(r))
+	require.Contains(t, r.stderr, "--admin has been deprecated, use --federator")
+	r = runCLI(t, []string{"CAUSEWAY_ADMIN=" + west.Federator, "CAUSEWAY_CERT=" + west.AdminCert, "CAUSEWAY_KEY=" + west.AdminKey,
+		"CAUSEWAY_CA=" + west.CAFile}, "status", "-o", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "west", status(r))
+	require.Contains(t, r.stderr, "CAUSEWAY_ADMIN is deprecated, use CAUSEWAY_FEDERATOR")
+	// With the state file, --cluster picks the federator.
+	r = runCLI(t, env, "status", "-o", "json", "--cluster", "west")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "west", status(r))
+
+	// --cluster without a state file: an error, not another cluster's answer.
+	r = runCLI(t, nil, append([]string{"status", "--federator", west.Federator, "--cluster", "north"}, creds...)...)
+	require.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	require.Empty(t, r.stdout)
+	require.Contains(t, r.stderr, "--cluster needs a state file (--state-file or CAUSEWAY_STATE_FILE)")
+
+	// The HTTP endpoint given as the federator API: a hint.
+	r = runCLI(t, nil, append([]string{"status", "--federator", west.HTTP}, creds...)...)
+	require.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	require.Contains(t, r.stderr, "the HTTP endpoint? the federator API listens on :7443 by default")
+
+	// Undrain of a service the cluster does not export: an error, as drain.
+	r = runCLI(t, env, "undrain", "east", "--service", "demo/nope")
+	require.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	require.Equal(t, "causeway: cluster east does not export demo/nope\n", r.stderr)
+
+	// An empty listing says so on stderr; JSON stays an empty list.
+	r = runCLI(t, env, "exports", "-n", "nope")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stdout)
+	require.Equal(t, "No exports found.\n", r.stderr)
+	require.JSONEq(t, `{"services": []}`, mustCLI(t, env, "exports", "-n", "nope", "-o", "json"))
+
+	// explain finds the gateway's HTTP endpoint in the state file, the
+	// first cluster by default, as the other verbs.
+	r = runCLI(t, env, "explain", "demo/echo")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "from east")
 }

@@ -80,7 +80,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	require.Len(t, st.Clusters, 3)
 	require.NotEmpty(t, st.Etcd)
 	for _, c := range st.Clusters {
-		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.Admin} {
+		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.HTTP} {
 			_, _, err := net.SplitHostPort(f)
 			require.NoError(t, err, "cluster %s address %q", c.Name, f)
 		}
@@ -133,9 +133,9 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 
 	// The tunnel was really used: north's gateway counted ingress streams.
 	north := clusterByName(t, st, "north")
-	metrics := httpText(t, "http://"+north.Admin+"/metrics")
+	metrics := httpText(t, "http://"+north.HTTP+"/metrics")
 	require.Regexp(t, `causeway_gateway_streams_total\{direction="ingress",peer_cluster="[a-z]+",result="ok",service="demo/[a-z]+"\} [1-9]`, metrics)
-	require.Equal(t, "ok\n", httpText(t, "http://"+north.Admin+"/readyz"))
+	require.Equal(t, "ok\n", httpText(t, "http://"+north.HTTP+"/readyz"))
 
 	// SIGTERM: exit 0 within 5 s, nothing left listening.
 	code, took := p.stop(t, syscall.SIGTERM, 5*time.Second)
@@ -146,7 +146,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 		requireFree(t, "udp", c.DNS)
 		requireFree(t, "udp", c.Gateway)
 		requireFree(t, "tcp", c.Federator)
-		requireFree(t, "tcp", c.Admin)
+		requireFree(t, "tcp", c.HTTP)
 		for _, vip := range c.VIPs {
 			requireFree(t, "tcp", vip+":8080")
 		}
@@ -179,6 +179,60 @@ func TestDevSIGINT(t *testing.T) {
 	require.Equal(t, "b", httpGet(t, fmt.Sprintf("http://%s:8080/", st.Clusters[0].VIPs["demo/clock"])).Cluster)
 	code, _ := p.stop(t, syscall.SIGINT, 5*time.Second)
 	require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
+}
+
+// devDataDirs lists the temporary data directories of causeway dev under tmp.
+func devDataDirs(tmp string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "causeway-dev-*"))
+	return dirs
+}
+
+// TestDevSignalDuringStartup: SIGINT or SIGTERM while causeway dev is still
+// starting (its data dir exists, etcd and the clusters are not up yet) is
+// a clean stop: exit 0, data dir removed.
+func TestDevSignalDuringStartup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			p := startDevEnv(t, []string{"TMPDIR=" + tmp}, "--net", "127.77.0.0/16", "--clusters", "a,b")
+			require.Eventually(t, func() bool { return len(devDataDirs(tmp)) == 1 }, 30*time.Second, 5*time.Millisecond,
+				"no data dir under %s; stderr:\n%s", tmp, p.stderr)
+			code, _ := p.stop(t, sig, 30*time.Second)
+			require.Equal(t, 0, code, "stderr:\n%s", p.stderr)
+			require.NotContains(t, p.stderr.String(), "context canceled")
+			require.Empty(t, devDataDirs(tmp))
+		})
+	}
+}
+
+// TestDevRemovesDataDirOfKilledDev: the data dir a SIGKILLed causeway dev
+// leaves behind is removed by the next start.
+func TestDevRemovesDataDirOfKilledDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs causeway dev")
+	}
+	tmp := t.TempDir()
+	killed := startDevEnv(t, []string{"TMPDIR=" + tmp}, "--net", "127.76.0.0/16", "--clusters", "a")
+	require.Eventually(t, func() bool { return len(devDataDirs(tmp)) == 1 }, 30*time.Second, 5*time.Millisecond,
+		"no data dir under %s; stderr:\n%s", tmp, killed.stderr)
+	left := devDataDirs(tmp)[0]
+	code, _ := killed.stop(t, syscall.SIGKILL, 10*time.Second)
+	require.NotEqual(t, 0, code)
+	require.DirExists(t, left, "SIGKILL left nothing behind: nothing to test")
+	// A directory that is not causeway dev's (no owner file) stays.
+	foreign := filepath.Join(tmp, "causeway-dev-foreign")
+	require.NoError(t, os.Mkdir(foreign, 0o700))
+
+	next := startDevEnv(t, []string{"TMPDIR=" + tmp}, "--net", "127.76.0.0/16", "--clusters", "a")
+	require.Eventually(t, func() bool { _, err := os.Stat(left); return os.IsNotExist(err) }, 30*time.Second, 10*time.Millisecond,
+		"stale data dir %s still there; stderr:\n%s", left, next.stderr)
+	require.DirExists(t, foreign)
+	code, _ = next.stop(t, syscall.SIGINT, 30*time.Second)
+	require.Equal(t, 0, code, "stderr:\n%s", next.stderr)
+	require.Contains(t, next.stderr.String(), "removed the data directory of a causeway dev that is no longer running")
 }
 
 func TestDevBadInput(t *testing.T) {

@@ -103,7 +103,16 @@ type devProcess struct {
 
 func startDev(t *testing.T, args ...string) *devProcess {
 	t.Helper()
+	return startDevEnv(t, nil, args...)
+}
+
+// startDevEnv is startDev with extra environment variables ("K=V").
+func startDevEnv(t *testing.T, env []string, args ...string) *devProcess {
+	t.Helper()
 	cmd := exec.Command(causewayBinary(t), append([]string{"dev"}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &devProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {

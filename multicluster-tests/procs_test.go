@@ -423,7 +423,7 @@ http: %q
 
 // adminArgs are the operator verbs' connection flags for cluster c.
 func (s *pset) adminArgs(c *pcluster) []string {
-	return []string{"--admin", c.addr(pFedGRPC), "--cert", filepath.Join(c.adminCreds, "admin.crt"),
+	return []string{"--federator", c.addr(pFedGRPC), "--cert", filepath.Join(c.adminCreds, "admin.crt"),
 		"--key", filepath.Join(c.adminCreds, "admin.key"), "--ca", filepath.Join(c.adminCreds, "ca.crt")}
 }
 

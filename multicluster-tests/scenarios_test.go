@@ -225,7 +225,7 @@ func TestScenarioFederatorLeaderKilled(t *testing.T) {
 	require.Never(t, func() bool {
 		return rewritten(t, before, recordRevisions(t, cli))
 	}, 3*time.Second, 250*time.Millisecond, "records were rewritten by the new leader")
-	out := mustCLI(t, nil, append([]string{"status"}, "--admin", east.replicaAddr(1-idx, pFedGRPC),
+	out := mustCLI(t, nil, append([]string{"status"}, "--federator", east.replicaAddr(1-idx, pFedGRPC),
 		"--cert", east.adminCreds+"/admin.crt", "--key", east.adminCreds+"/admin.key", "--ca", east.adminCreds+"/ca.crt")...)
 	require.Contains(t, out, next+" (this replica)")
 	require.Contains(t, out, "2 gateways", "a gateway record was lost with the killed replica")

@@ -31,8 +31,8 @@ func TestComponentExitsZeroOnSIGINTWhileObtainingCertificate(t *testing.T) {
 	client := fmt.Sprintf("cluster: south\nfederator: %s\nbootstrap: %s\ncaFile: %s\ntokenFile: %s\n",
 		refused, refused, filepath.Join(dir, "ca", "bundle.crt"), filepath.Join(dir, "none.token"))
 	for _, tc := range []struct{ component, extra string }{
-		{"gateway", "instance: gw-1\nlisten: 127.0.0.1:0\nadvertise: [\"127.0.0.1:4433\"]\nadmin: 127.0.0.1:0\n"},
-		{"dnsshim", "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\n"},
+		{"gateway", "instance: gw-1\nlisten: 127.0.0.1:0\nadvertise: [\"127.0.0.1:4433\"]\nhttp: 127.0.0.1:0\n"},
+		{"dnsshim", "listen: 127.0.0.1:0\nhttp: 127.0.0.1:0\n"},
 	} {
 		t.Run(tc.component, func(t *testing.T) {
 			cfg := filepath.Join(dir, tc.component+".yaml")

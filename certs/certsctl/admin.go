@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,6 +112,9 @@ func WriteAdminCreds(ca *certs.CA, bundle []*x509.Certificate, dir string, lifet
 		{r.CA, certs.EncodeCertificatesPEM(bundle), 0o644},
 	} {
 		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, force); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("admin credentials: %s already exists: pass --force to overwrite it", f.path)
+			}
 			return nil, fmt.Errorf("admin credentials: %w", err)
 		}
 	}
@@ -130,6 +134,6 @@ func WriteAdminCreds(ca *certs.CA, bundle []*x509.Certificate, dir string, lifet
 func (r *AdminResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "issued %s\n  certificate: %s\n  private key: %s (0600)\n  CA: %s\n", r.ID, r.Cert, r.Key, r.CA)
 	writeCert(w, "  ", r.Leaf)
-	_, err := fmt.Fprintf(w, "use it with: causeway status --admin HOST:PORT --cert %s --key %s --ca %s\n", r.Cert, r.Key, r.CA)
+	_, err := fmt.Fprintf(w, "use it with: causeway status --federator HOST:PORT --cert %s --key %s --ca %s\n", r.Cert, r.Key, r.CA)
 	return err
 }

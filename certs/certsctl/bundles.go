@@ -33,7 +33,9 @@ type Bundle struct {
 	Cluster     string `json:"cluster"`
 	TrustDomain string `json:"trustDomain"`
 	// Sequence increases with every change the cluster publishes.
-	Sequence    uint64     `json:"sequence"`
+	// In JSON it is a string: it can exceed 2^53, which jq and JavaScript
+	// cannot hold exactly.
+	Sequence    uint64     `json:"sequence,string"`
 	Authorities []CertInfo `json:"authorities"`
 	// Problems lists what is wrong with the bundle (a certificate that is
 	// not a CA of the trust domain, an expired CA).

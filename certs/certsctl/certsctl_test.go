@@ -125,12 +125,16 @@ func TestInspectFile(t *testing.T) {
 	require.NoError(t, cli.Print(&table, cli.FormatTable, in))
 	require.Contains(t, table.String(), "does NOT verify it")
 	require.Contains(t, table.String(), "though the chain leads to one of its CAs")
+	// Not verifying is an error, so that the command exits non-zero.
+	require.ErrorIs(t, in.Verified(), certsctl.ErrNotVerified)
+	require.ErrorContains(t, in.Verified(), p.eastBundle)
 
 	// The CA itself.
 	in, err = certsctl.Inspect(t.Context(), filepath.Join(p.dir, "east", certs.CACertFile), certsctl.InspectOptions{Bundles: []string{p.eastBundle}})
 	require.NoError(t, err)
 	require.True(t, in.Chain[0].IsCA)
 	require.True(t, in.Bundles[0].Verifies)
+	require.NoError(t, in.Verified())
 
 	_, err = certsctl.Inspect(t.Context(), filepath.Join(p.dir, "missing"), certsctl.InspectOptions{})
 	require.ErrorContains(t, err, "neither a file nor a host:port")
@@ -285,6 +289,12 @@ func TestFetchBundles(t *testing.T) {
 	b, err := json.Marshal(l)
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"problems":[]`)
+	// 64-bit sequences are strings in JSON: jq holds only 2^53 exactly.
+	require.Contains(t, string(b), `"sequence":"9"`)
+	big := certsctl.Bundle{Sequence: 1796455080182158963}
+	b, err = json.Marshal(big)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"sequence":"1796455080182158963"`)
 	var table bytes.Buffer
 	require.NoError(t, cli.Print(&table, cli.FormatTable, l))
 	require.Contains(t, table.String(), "west.clusterset.local")
@@ -349,4 +359,18 @@ func TestRotateCA(t *testing.T) {
 	require.ErrorContains(t, err, "not of cluster west")
 	_, err = certsctl.RotateCA(certsctl.RotateOptions{Cluster: "east"})
 	require.ErrorContains(t, err, "--dir")
+}
+
+// TestWriteAdminCredsExisting: writing into a directory that has the files
+// says to pass --force, and --force overwrites.
+func TestWriteAdminCredsExisting(t *testing.T) {
+	ca, err := certs.NewCA("east.clusterset.local", time.Hour, time.Now())
+	require.NoError(t, err)
+	dir := t.TempDir()
+	_, err = certsctl.WriteAdminCreds(ca, []*x509.Certificate{ca.Cert}, dir, time.Hour, time.Now(), false)
+	require.NoError(t, err)
+	_, err = certsctl.WriteAdminCreds(ca, []*x509.Certificate{ca.Cert}, dir, time.Hour, time.Now(), false)
+	require.ErrorContains(t, err, "already exists: pass --force to overwrite it")
+	_, err = certsctl.WriteAdminCreds(ca, []*x509.Certificate{ca.Cert}, dir, time.Hour, time.Now(), true)
+	require.NoError(t, err)
 }

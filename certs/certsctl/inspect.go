@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,25 @@ type Inspection struct {
 	Chain []CertInfo `json:"chain"`
 	// Bundles says, for every bundle given, whether it verifies the chain.
 	Bundles []BundleCheck `json:"bundles"`
+}
+
+// ErrNotVerified is returned (with the result) when a bundle given does not
+// verify the chain, so that `causeway certs inspect` exits non-zero.
+var ErrNotVerified = errors.New("the chain does not verify")
+
+// Verified returns nil when every bundle given verifies the chain (or none
+// was given), else an error wrapping ErrNotVerified naming the bundles.
+func (r *Inspection) Verified() error {
+	var bad []string
+	for _, b := range r.Bundles {
+		if !b.Verifies {
+			bad = append(bad, b.File)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("inspect: %w against %s", ErrNotVerified, strings.Join(bad, ", "))
 }
 
 // BundleCheck is the verdict of one bundle on a chain.

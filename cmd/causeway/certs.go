@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"os"
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
@@ -90,7 +89,10 @@ the bundles; nothing else is sent.`,
 			if err != nil {
 				return err
 			}
-			return printAs(cmd, output, r)
+			if err := printAs(cmd, output, r); err != nil {
+				return err
+			}
+			return r.Verified() // non-zero exit when a bundle does not verify the chain
 		},
 	}
 	f := cmd.Flags()
@@ -119,7 +121,7 @@ the rotating cluster shows two CAs; check every cluster before step 2.`,
 		if _, err := cli.ParseFormat(a.output); err != nil {
 			return err
 		}
-		target, err := a.opts.Resolve(os.Getenv)
+		target, err := a.resolve(cmd)
 		if err != nil {
 			return err
 		}
@@ -165,12 +167,10 @@ bundle.crt as the cluster's trust bundle.`,
 				return err
 			}
 			r, err := certsctl.RotateCA(o)
-			if r != nil {
-				if perr := printAs(cmd, output, r); perr != nil {
-					return perr
-				}
+			if err != nil {
+				return err // one line on stderr, nothing on stdout
 			}
-			return err
+			return printAs(cmd, output, r)
 		},
 	}
 	f := cmd.Flags()
@@ -204,7 +204,7 @@ ca.crt, the files the operator verbs (status, exports, drain, ...) take as
 --cert, --key and --ca. Keep the lifetime short; existing files are never
 overwritten without --force.`,
 		Example: `  causeway certs admin --ca-dir /etc/causeway/east-ca --out ~/.causeway/east
-  causeway status --admin east-federator:7443 --cert ~/.causeway/east/admin.crt \
+  causeway status --federator east-federator:7443 --cert ~/.causeway/east/admin.crt \
     --key ~/.causeway/east/admin.key --ca ~/.causeway/east/ca.crt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

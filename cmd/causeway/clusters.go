@@ -16,7 +16,7 @@ region, zone, trust domain, live gateways (with their etcd lease), the number
 of services each exports, and what of it is drained. The answering
 federator's own cluster is marked with *.`,
 		Example: `  causeway clusters --state-file /tmp/causeway.json
-  causeway clusters --admin 10.0.0.5:7443 --cert admin.crt --key admin.key --ca ca.crt -o json`,
+  causeway clusters --federator 10.0.0.5:7443 --cert admin.crt --key admin.key --ca ca.crt -o json`,
 		Args: cobra.NoArgs,
 	}
 	a := addAdminFlags(cmd, g)

@@ -3,10 +3,30 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 
 	"github.com/causeway-mesh/causeway/devenv"
 	"github.com/spf13/cobra"
 )
+
+// binaryName is how the guide tells the user to run this binary: "causeway"
+// when that is what PATH finds, else the binary's absolute path.
+func binaryName() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "causeway"
+	}
+	if onPath, err := exec.LookPath("causeway"); err == nil {
+		a, errA := filepath.EvalSymlinks(onPath)
+		b, errB := filepath.EvalSymlinks(self)
+		if errA == nil && errB == nil && a == b {
+			return "causeway"
+		}
+	}
+	return self
+}
 
 func newDevCmd(g *globalFlags) *cobra.Command {
 	var (
@@ -41,7 +61,7 @@ Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 			}
 			out := cmd.OutOrStdout()
 			return devenv.Run(cmd.Context(), cfg, func(st *devenv.State) {
-				devenv.PrintGuide(out, st)
+				devenv.PrintGuide(out, st, binaryName())
 			})
 		},
 	}
@@ -50,12 +70,14 @@ Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 		"clusters as name[:region[:zone]],...")
 	f.StringVar(&netFlag, "net", "127.10.0.0/16", "loopback /16 all addresses come from (cluster n on .n.1, VIPs on .n.128/25)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for etcd data and generated files (default: a temporary directory, removed on exit)")
-	f.StringVar(&cfg.StateFile, "state-file", "", "write the clusterset's addresses as JSON to this file once ready")
+	f.StringVar(&cfg.StateFile, "state-file", "", "write the clusterset's addresses as JSON to this file once ready (default: state.json in the data dir)")
 	f.StringVar(&cfg.Domain, "domain", "clusterset.local", "clusterset DNS zone, checked before anything starts; one trailing dot is accepted")
 	f.IntVar(&cfg.DNSPort, "dns-port", 1053, "DNS shim port (UDP and TCP) on every cluster address")
-	f.IntVar(&cfg.GatewayPort, "gateway-port", 4443, "gateway QUIC port (UDP)")
+	f.IntVar(&cfg.GatewayPort, "gateway-port", 4433, "gateway QUIC port (UDP)")
 	f.IntVar(&cfg.FederatorPort, "federator-port", 7443, "federator gRPC port")
-	f.IntVar(&cfg.AdminPort, "admin-port", 9090, "admin port (/metrics, /healthz, /readyz)")
+	f.IntVar(&cfg.AdminPort, "http-port", 9090, "HTTP endpoint port (/metrics, /healthz, /readyz, /explain)")
+	f.IntVar(&cfg.AdminPort, "admin-port", 9090, "deprecated: use --http-port")
+	_ = f.MarkDeprecated("admin-port", "use --http-port")
 	f.IntVar(&cfg.EtcdPort, "etcd-port", 2379, "embedded etcd client port (peer port is this + 1)")
 	return cmd
 }

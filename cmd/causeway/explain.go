@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/devenv"
 	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/internal/cli"
 	"github.com/causeway-mesh/causeway/internal/names"
@@ -19,7 +18,7 @@ import (
 )
 
 func newExplainCmd(_ *globalFlags) *cobra.Command {
-	var from, stateFile, gatewayAdmin, output string
+	var from, stateFile, gatewayHTTP, output string
 	var port uint16
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -32,18 +31,21 @@ tier), ejected clusters it tries only as a last resort, and for every skipped
 cluster why: drained, port not exposed there, no ready endpoints, no live
 gateway (leases expired), ejected until <time>.
 
-The gateway's admin HTTP address comes from --gateway-admin, or from the
-state file of a running causeway dev (--state-file or CAUSEWAY_STATE_FILE),
-entry --from.`,
+The gateway's HTTP endpoint comes from --gateway-http (or ` + envGatewayHTTP + `), or
+from the state file of a running causeway dev (--state-file or
+CAUSEWAY_STATE_FILE), entry --from (default: the first cluster).`,
 		Example: `  causeway explain demo/echo --from west --state-file /tmp/causeway.json
-  causeway explain demo/echo --port 8080 --gateway-admin http://127.10.2.1:9090 -o json`,
+  causeway explain demo/echo --port 8080 --gateway-http http://127.10.2.1:9090 -o json`,
 		Args: cobra.ExactArgs(1),
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", "the cluster whose gateway to ask (required with a state file)")
+	f.StringVar(&from, "from", "", "the cluster whose gateway to ask (default: the state file's first cluster)")
 	f.Uint16Var(&port, "port", 0, "service port (default: the service's only TCP port)")
 	f.StringVar(&stateFile, "state-file", "", "state file of a running causeway dev (env "+cli.EnvStateFile+")")
-	f.StringVar(&gatewayAdmin, "gateway-admin", "", "the gateway's admin HTTP URL, e.g. http://127.10.2.1:9090 (instead of a state file)")
+	f.StringVar(&gatewayHTTP, "gateway-http", "",
+		"the gateway's HTTP endpoint, e.g. http://127.10.2.1:9090 (instead of a state file) (env "+envGatewayHTTP+")")
+	f.StringVar(&gatewayHTTP, "gateway-admin", "", "deprecated: use --gateway-http")
+	_ = f.MarkDeprecated("gateway-admin", "use --gateway-http")
 	f.DurationVar(&timeout, "timeout", cli.DefaultTimeout, "deadline for connecting and answering")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -58,7 +60,10 @@ entry --from.`,
 		if stateFile == "" {
 			stateFile = os.Getenv(cli.EnvStateFile)
 		}
-		url, err := gatewayAdminURL(gatewayAdmin, stateFile, from)
+		if gatewayHTTP == "" {
+			gatewayHTTP = os.Getenv(envGatewayHTTP)
+		}
+		url, err := gatewayHTTPURL(gatewayHTTP, stateFile, from)
 		if err != nil {
 			return err
 		}
@@ -79,36 +84,52 @@ entry --from.`,
 	return cmd
 }
 
-// gatewayAdminURL is the admin URL of cluster from's gateway: adminURL if
-// given, else the cluster's admin address in a causeway dev state file.
-func gatewayAdminURL(adminURL, stateFile, from string) (string, error) {
-	if adminURL != "" {
-		if !strings.Contains(adminURL, "://") {
-			adminURL = "http://" + adminURL
+// envGatewayHTTP is read when --gateway-http is not given.
+const envGatewayHTTP = "CAUSEWAY_GATEWAY_HTTP"
+
+// gatewayHTTPURL is the URL of cluster from's gateway HTTP endpoint:
+// httpURL if given, else the cluster's HTTP address in a causeway dev state
+// file (the first cluster when from is empty).
+func gatewayHTTPURL(httpURL, stateFile, from string) (string, error) {
+	if httpURL != "" {
+		if !strings.Contains(httpURL, "://") {
+			httpURL = "http://" + httpURL
 		}
-		return adminURL, nil
+		return httpURL, nil
 	}
 	if stateFile == "" {
-		return "", fmt.Errorf("no gateway address: give --gateway-admin, or --state-file (or %s) of a running causeway dev with --from", cli.EnvStateFile)
-	}
-	if from == "" {
-		return "", fmt.Errorf("--from CLUSTER is required with a state file")
+		return "", fmt.Errorf("no gateway address: give --gateway-http (or %s), or --state-file (or %s) of a running causeway dev",
+			envGatewayHTTP, cli.EnvStateFile)
 	}
 	b, err := os.ReadFile(stateFile)
 	if err != nil {
 		return "", fmt.Errorf("read state file: %w", err)
 	}
-	var st devenv.State
+	var st struct {
+		Clusters []struct {
+			Name string `json:"name"`
+			HTTP string `json:"http"`
+			// Admin is the key older state files used for HTTP.
+			Admin string `json:"admin"`
+		} `json:"clusters"`
+	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return "", fmt.Errorf("read state file %s: %w", stateFile, err)
 	}
+	if len(st.Clusters) == 0 {
+		return "", fmt.Errorf("state file %s lists no cluster", stateFile)
+	}
 	known := make([]string, 0, len(st.Clusters))
 	for _, c := range st.Clusters {
-		if c.Name == from {
-			if c.Admin == "" {
-				return "", fmt.Errorf("state file %s has no admin address for cluster %s", stateFile, from)
+		if c.Name == from || from == "" {
+			addr := c.HTTP
+			if addr == "" {
+				addr = c.Admin
 			}
-			return "http://" + c.Admin, nil
+			if addr == "" {
+				return "", fmt.Errorf("state file %s has no HTTP endpoint for cluster %s", stateFile, c.Name)
+			}
+			return "http://" + addr, nil
 		}
 		known = append(known, c.Name)
 	}

@@ -12,7 +12,7 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Use:   "status",
 		Short: "Show a federator's state: etcd reachability, catalog revision, staleness, sync, counts, leader",
 		Example: `  causeway status --state-file /tmp/causeway.json --cluster west
-  CAUSEWAY_ADMIN=10.0.0.5:7443 causeway status -o json`,
+  CAUSEWAY_FEDERATOR=10.0.0.5:7443 causeway status -o json`,
 		Args: cobra.NoArgs,
 	}
 	a := addAdminFlags(cmd, g)

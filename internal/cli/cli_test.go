@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +36,12 @@ func writeState(t *testing.T, clusters ...stateCluster) string {
 
 func TestResolve(t *testing.T) {
 	state := writeState(t,
-		stateCluster{Name: "east", AdminAPI: "127.0.1.1:7443", AdminCert: "e.crt", AdminKey: "e.key", CAFile: "e-ca.crt"},
-		stateCluster{Name: "west", AdminAPI: "127.0.2.1:7443", AdminCert: "w.crt", AdminKey: "w.key", CAFile: "w-ca.crt"})
+		stateCluster{Name: "east", Federator: "127.0.1.1:7443", AdminCert: "e.crt", AdminKey: "e.key", CAFile: "e-ca.crt"},
+		stateCluster{Name: "west", Federator: "127.0.2.1:7443", AdminCert: "w.crt", AdminKey: "w.key", CAFile: "w-ca.crt"})
+	// A state file of the previous release: the federator API under "adminAPI".
+	oldState := writeState(t,
+		stateCluster{Name: "east", AdminAPI: "127.0.1.1:7443", AdminCert: "e.crt", AdminKey: "e.key", CAFile: "e-ca.crt"})
+	envAll := map[string]string{EnvFederator: "127.0.9.1:7443", EnvCert: "x.crt", EnvKey: "x.key", EnvCA: "x-ca.crt"}
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	tests := []struct {
 		name    string
@@ -44,22 +50,44 @@ func TestResolve(t *testing.T) {
 		want    Target
 		wantErr string
 	}{
-		{name: "flags", opts: Options{Admin: "a:1", Cert: "c", Key: "k", CA: "ca"},
+		{name: "flags", opts: Options{Federator: "a:1", Cert: "c", Key: "k", CA: "ca"},
 			want: Target{Addr: "a:1", Cert: "c", Key: "k", CA: "ca", Timeout: DefaultTimeout}},
-		{name: "env", env: map[string]string{EnvAdmin: "b:2", EnvCert: "c", EnvKey: "k", EnvCA: "ca"}, opts: Options{Timeout: time.Second},
+		{name: "env", env: map[string]string{EnvFederator: "b:2", EnvCert: "c", EnvKey: "k", EnvCA: "ca"}, opts: Options{Timeout: time.Second},
 			want: Target{Addr: "b:2", Cert: "c", Key: "k", CA: "ca", Timeout: time.Second}},
-		{name: "flag beats env", opts: Options{Admin: "a:1"}, env: map[string]string{EnvAdmin: "b:2", EnvCert: "c", EnvKey: "k", EnvCA: "ca"},
+		{name: "flag beats env", opts: Options{Federator: "a:1"}, env: map[string]string{EnvFederator: "b:2", EnvCert: "c", EnvKey: "k", EnvCA: "ca"},
 			want: Target{Addr: "a:1", Cert: "c", Key: "k", CA: "ca", Timeout: DefaultTimeout}},
 		{name: "state file, first cluster", opts: Options{StateFile: state},
 			want: Target{Addr: "127.0.1.1:7443", Cert: "e.crt", Key: "e.key", CA: "e-ca.crt", Timeout: DefaultTimeout}},
 		{name: "state file from env, named cluster", opts: Options{Cluster: "west"}, env: map[string]string{EnvStateFile: state},
 			want: Target{Addr: "127.0.2.1:7443", Cert: "w.crt", Key: "w.key", CA: "w-ca.crt", Timeout: DefaultTimeout}},
-		{name: "flags beat the state file", opts: Options{StateFile: state, Admin: "127.0.0.1:1"},
+		{name: "flags beat the state file", opts: Options{StateFile: state, Federator: "127.0.0.1:1"},
 			want: Target{Addr: "127.0.0.1:1", Cert: "e.crt", Key: "e.key", CA: "e-ca.crt", Timeout: DefaultTimeout}},
 		{name: "unknown cluster", opts: Options{StateFile: state, Cluster: "north"}, wantErr: `cluster "north" is not in state file`},
 		{name: "missing state file", opts: Options{StateFile: "/nonexistent/state.json"}, wantErr: "/nonexistent/state.json"},
-		{name: "nothing", wantErr: "no admin API address: give --admin (or CAUSEWAY_ADMIN)"},
-		{name: "no key", opts: Options{Admin: "a:1", Cert: "c", CA: "ca"}, wantErr: "--key (or CAUSEWAY_KEY)"},
+		{name: "nothing", wantErr: "no federator API address: give --federator (or CAUSEWAY_FEDERATOR)"},
+		{name: "deprecated env", env: map[string]string{EnvAdmin: "b:2", EnvCert: "c", EnvKey: "k", EnvCA: "ca"},
+			want: Target{Addr: "b:2", Cert: "c", Key: "k", CA: "ca", Timeout: DefaultTimeout,
+				Deprecated: []string{"CAUSEWAY_ADMIN is deprecated, use CAUSEWAY_FEDERATOR"}}},
+		{name: "new env beats deprecated env", env: map[string]string{EnvFederator: "a:1", EnvAdmin: "b:2", EnvCert: "c", EnvKey: "k", EnvCA: "ca"},
+			want: Target{Addr: "a:1", Cert: "c", Key: "k", CA: "ca", Timeout: DefaultTimeout}},
+		{name: "old state file key adminAPI", opts: Options{StateFile: oldState},
+			want: Target{Addr: "127.0.1.1:7443", Cert: "e.crt", Key: "e.key", CA: "e-ca.crt", Timeout: DefaultTimeout}},
+		{name: "--cluster without a state file", opts: Options{Cluster: "north"}, env: envAll,
+			wantErr: "--cluster needs a state file (--state-file or CAUSEWAY_STATE_FILE); with --federator/--cert/--key/--ca the cluster is the one you connect to"},
+		{name: "--cluster without a state file names the target (imports)", opts: Options{Cluster: "north", ClusterIsTarget: true}, env: envAll,
+			want: Target{Addr: "127.0.9.1:7443", Cert: "x.crt", Key: "x.key", CA: "x-ca.crt", Timeout: DefaultTimeout}},
+		{name: "--cluster picks the state file entry over the environment", opts: Options{Cluster: "west", StateFile: state}, env: envAll,
+			want: Target{Addr: "127.0.2.1:7443", Cert: "w.crt", Key: "w.key", CA: "w-ca.crt", Timeout: DefaultTimeout}},
+		{name: "without --cluster the environment beats the state file", opts: Options{StateFile: state}, env: envAll,
+			want: Target{Addr: "127.0.9.1:7443", Cert: "x.crt", Key: "x.key", CA: "x-ca.crt", Timeout: DefaultTimeout}},
+		{name: "no port: default 7443", opts: Options{Federator: "127.0.0.5", Cert: "c", Key: "k", CA: "ca"},
+			want: Target{Addr: "127.0.0.5:7443", Cert: "c", Key: "k", CA: "ca", Timeout: DefaultTimeout}},
+		{name: "bare IPv6: default 7443", opts: Options{Federator: "::1", Cert: "c", Key: "k", CA: "ca"},
+			want: Target{Addr: "[::1]:7443", Cert: "c", Key: "k", CA: "ca", Timeout: DefaultTimeout}},
+		{name: "URL", opts: Options{Federator: "https://h:7443", Cert: "c", Key: "k", CA: "ca"}, wantErr: "no URL scheme; want host:port"},
+		{name: "bad port", opts: Options{Federator: "h:99999", Cert: "c", Key: "k", CA: "ca"}, wantErr: `port "99999" is not a number in 1-65535`},
+		{name: "empty host", opts: Options{Federator: ":7443", Cert: "c", Key: "k", CA: "ca"}, wantErr: "no host"},
+		{name: "no key", opts: Options{Federator: "a:1", Cert: "c", CA: "ca"}, wantErr: "--key (or CAUSEWAY_KEY)"},
 		{name: "negative timeout", opts: Options{Timeout: -time.Second}, wantErr: "negative"},
 	}
 	for _, tc := range tests {
@@ -145,6 +173,8 @@ demo/echo  east     ClusterSetIP  http:8080/TCP  3 (a=2,b=1)  gateway  2025-01-0
 	require.Equal(t, []any{}, raw["clusters"][1]["gateways"])
 	require.Equal(t, []any{}, raw["clusters"][1]["vipRanges"])
 	require.Equal(t, "east.clusterset.local", raw["clusters"][0]["trustDomain"])
+	// The lease's remaining time, named for what it is.
+	require.Equal(t, float64(4), raw["clusters"][0]["gateways"].([]any)[0].(map[string]any)["leaseRemainingSeconds"])
 	b.Reset()
 	require.NoError(t, Print(&b, FormatYAML, exports))
 	require.Contains(t, b.String(), "readyEndpoints: 3")
@@ -156,6 +186,37 @@ demo/echo  east     ClusterSetIP  http:8080/TCP  3 (a=2,b=1)  gateway  2025-01-0
 	b.Reset()
 	require.NoError(t, (&DrainResult{Cluster: "east"}).WriteTable(&b))
 	require.Equal(t, "cluster east was not drained\n", b.String())
+	b.Reset()
+	require.NoError(t, (&DrainResult{Cluster: "west", DrainedServices: []string{"demo/echo"}}).WriteTable(&b))
+	require.Equal(t, "cluster west was not drained; drained services of it: demo/echo (undrain each with --service NAMESPACE/NAME)\n", b.String())
+}
+
+func TestEmptyListings(t *testing.T) {
+	tests := []struct {
+		name   string
+		v      Tabular
+		format Format
+		out    string
+		errOut string
+	}{
+		{"exports table", newExportList(&causewayv1.ListExportsResponse{}), FormatTable, "", "No exports found.\n"},
+		{"clusters table", newClusterList(&causewayv1.ListClustersResponse{}), FormatTable, "", "No clusters found.\n"},
+		{"imports table", newImportList(&causewayv1.ListImportsResponse{Cluster: "west"}), FormatTable, "", "No imports found in cluster west.\n"},
+		{"exports json", newExportList(&causewayv1.ListExportsResponse{}), FormatJSON, "{\n  \"services\": []\n}\n", ""},
+		{"status is no listing", &Status{Cluster: "east"}, FormatTable, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			require.NoError(t, PrintListing(&out, &errOut, tc.format, tc.v))
+			require.Equal(t, tc.errOut, errOut.String())
+			if tc.out != "" || tc.errOut != "" {
+				require.Equal(t, tc.out, out.String())
+			} else {
+				require.NotEmpty(t, out.String())
+			}
+		})
+	}
 }
 
 // stubAdmin answers Status only.
@@ -206,7 +267,7 @@ func TestClientCallsOverMutualTLS(t *testing.T) {
 	st, err := c.Status(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, "east", st.Cluster)
-	require.Equal(t, tg.Addr, st.AdminAPI)
+	require.Equal(t, tg.Addr, st.Federator)
 	_, err = c.Clusters(context.Background())
 	require.ErrorContains(t, err, "Unimplemented")
 
@@ -224,6 +285,20 @@ func TestClientCallsOverMutualTLS(t *testing.T) {
 	defer c2.Close()
 	_, err = c2.Status(context.Background())
 	require.ErrorContains(t, err, "admin API "+tg.Addr+": TLS handshake failed")
+}
+
+// TestClientNotTLS: the HTTP endpoint given as the federator API address
+// gets a hint at the federator API's port.
+func TestClientNotTLS(t *testing.T) {
+	_, tg := pki(t, "east.clusterset.local")
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	tg.Addr = srv.Listener.Addr().String()
+	c, err := Dial(tg)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Status(context.Background())
+	require.ErrorContains(t, err, "is "+tg.Addr+" the HTTP endpoint? the federator API listens on :7443 by default")
 }
 
 func TestClientUnreachable(t *testing.T) {

@@ -70,7 +70,7 @@ func (c *Client) explain(err error) error {
 		}
 		msg = transportCause(msg)
 		if strings.Contains(msg, "handshake") || strings.Contains(msg, "tls:") {
-			return fmt.Errorf("admin API %s: TLS handshake failed: %s", c.addr, msg)
+			return fmt.Errorf("admin API %s: TLS handshake failed: %s", c.addr, notTLSHint(c.addr, msg))
 		}
 		return fmt.Errorf("admin API %s unreachable: %s", c.addr, msg)
 	case codes.DeadlineExceeded:
@@ -187,7 +187,19 @@ func (c *Client) Undrain(ctx context.Context, cluster, service string) (*DrainRe
 	if err != nil {
 		return nil, err
 	}
-	return &DrainResult{Cluster: cluster, Service: service, Drained: false, Changed: resp.GetChanged()}, nil
+	res := &DrainResult{Cluster: cluster, Service: service, Drained: false, Changed: resp.GetChanged()}
+	if !res.Changed && service == "" {
+		// Nothing drained the whole cluster: say which services are drained,
+		// a whole-cluster undrain does not touch them.
+		if l, err := c.Clusters(ctx); err == nil {
+			for _, cl := range l.Clusters {
+				if cl.Name == cluster {
+					res.DrainedServices = cl.DrainedServices
+				}
+			}
+		}
+	}
+	return res, nil
 }
 
 // RemoveCluster removes a cluster from the federation.

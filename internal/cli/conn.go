@@ -7,7 +7,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,57 +18,98 @@ import (
 
 // Environment variables read when the matching flag is not given.
 const (
-	EnvAdmin     = "CAUSEWAY_ADMIN"
+	EnvFederator = "CAUSEWAY_FEDERATOR"
 	EnvCert      = "CAUSEWAY_CERT"
 	EnvKey       = "CAUSEWAY_KEY"
 	EnvCA        = "CAUSEWAY_CA"
 	EnvStateFile = "CAUSEWAY_STATE_FILE"
+	// EnvAdmin is the deprecated name of EnvFederator, still read when
+	// EnvFederator is unset.
+	EnvAdmin = "CAUSEWAY_ADMIN"
 )
 
 // DefaultTimeout bounds connecting plus one call when Options.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// Options says how to reach an admin API, as given on the command line.
+// DefaultFederatorPort is the port of a federator API address given
+// without one.
+const DefaultFederatorPort = "7443"
+
+// Options says how to reach a federator API, as given on the command line.
 // Empty fields fall back to the environment, then to the state file.
 type Options struct {
-	// Admin is the federator's gRPC host:port.
-	Admin string
+	// Federator is the federator API's host:port (the federator's gRPC
+	// port, 7443 by default). A bare host gets DefaultFederatorPort.
+	Federator string
 	// Cert, Key and CA are PEM files: the admin client certificate, its
 	// private key, and the cluster's CA certificate(s).
 	Cert, Key, CA string
 	// StateFile is the JSON state file of a running `causeway dev`.
 	StateFile string
-	// Cluster picks the state file's cluster. If empty, the first.
+	// Cluster picks the state file's cluster. If empty, the first. Without
+	// a state file it is an error, unless ClusterIsTarget.
 	Cluster string
+	// ClusterIsTarget says that Cluster also names what the verb asks
+	// about (imports), so it is valid without a state file.
+	ClusterIsTarget bool
 	// Timeout bounds connecting plus each call. If zero, DefaultTimeout.
 	Timeout time.Duration
 }
 
-// Target is a resolved admin API address and the credentials for it.
+// Target is a resolved federator API address and the credentials for it.
 type Target struct {
 	Addr, Cert, Key, CA string
 	Timeout             time.Duration
+	// Deprecated lists the deprecated names the values came from, with
+	// the name to use instead, for a notice on stderr.
+	Deprecated []string
 }
 
+// ErrClusterWithoutState is returned by Resolve for --cluster without a state file.
+var ErrClusterWithoutState = errors.New("--cluster needs a state file (--state-file or " + EnvStateFile +
+	"); with --federator/--cert/--key/--ca the cluster is the one you connect to")
+
 // Resolve fills every field: flag first, then its environment variable
-// (read with getenv), then the state file's cluster entry.
+// (read with getenv), then the state file's cluster entry. An explicit
+// Cluster makes the state file's entry beat the environment (never a flag),
+// so the answer comes from the cluster asked for.
 func (o Options) Resolve(getenv func(string) string) (Target, error) {
-	pick := func(flag, env string) string {
-		if flag != "" {
-			return flag
-		}
-		return getenv(env)
-	}
-	t := Target{Addr: pick(o.Admin, EnvAdmin), Cert: pick(o.Cert, EnvCert), Key: pick(o.Key, EnvKey), CA: pick(o.CA, EnvCA),
-		Timeout: o.Timeout}
+	t := Target{Timeout: o.Timeout}
 	if t.Timeout == 0 {
 		t.Timeout = DefaultTimeout
 	}
 	if t.Timeout < 0 {
 		return Target{}, fmt.Errorf("--timeout %s is negative", t.Timeout)
 	}
-	if path := pick(o.StateFile, EnvStateFile); path != "" && (t.Addr == "" || t.Cert == "" || t.Key == "" || t.CA == "") {
-		c, err := readStateCluster(path, o.Cluster)
+	stateFile := o.StateFile
+	if stateFile == "" {
+		stateFile = getenv(EnvStateFile)
+	}
+	if o.Cluster != "" && stateFile == "" && !o.ClusterIsTarget {
+		return Target{}, ErrClusterWithoutState
+	}
+	// Values from flags, then from the environment unless --cluster picks
+	// a state file entry.
+	t.Addr, t.Cert, t.Key, t.CA = o.Federator, o.Cert, o.Key, o.CA
+	useEnv := o.Cluster == "" || stateFile == ""
+	if useEnv {
+		env := func(dst *string, name string) {
+			if *dst == "" {
+				*dst = getenv(name)
+			}
+		}
+		env(&t.Addr, EnvFederator)
+		if t.Addr == "" {
+			if t.Addr = getenv(EnvAdmin); t.Addr != "" {
+				t.Deprecated = append(t.Deprecated, EnvAdmin+" is deprecated, use "+EnvFederator)
+			}
+		}
+		env(&t.Cert, EnvCert)
+		env(&t.Key, EnvKey)
+		env(&t.CA, EnvCA)
+	}
+	if stateFile != "" && (t.Addr == "" || t.Cert == "" || t.Key == "" || t.CA == "") {
+		c, err := readStateCluster(stateFile, o.Cluster)
 		if err != nil {
 			return Target{}, err
 		}
@@ -74,7 +117,7 @@ func (o Options) Resolve(getenv func(string) string) (Target, error) {
 			dst *string
 			src string
 		}{
-			{&t.Addr, c.AdminAPI}, {&t.Cert, c.AdminCert}, {&t.Key, c.AdminKey}, {&t.CA, c.CAFile},
+			{&t.Addr, c.federator()}, {&t.Cert, c.AdminCert}, {&t.Key, c.AdminKey}, {&t.CA, c.CAFile},
 		} {
 			if *f.dst == "" {
 				*f.dst = f.src
@@ -83,8 +126,8 @@ func (o Options) Resolve(getenv func(string) string) (Target, error) {
 	}
 	switch {
 	case t.Addr == "":
-		return Target{}, fmt.Errorf("no admin API address: give --admin (or %s), or --state-file (or %s) of a running causeway dev",
-			EnvAdmin, EnvStateFile)
+		return Target{}, fmt.Errorf("no federator API address: give --federator (or %s), or --state-file (or %s) of a running causeway dev",
+			EnvFederator, EnvStateFile)
 	case t.Cert == "":
 		return Target{}, fmt.Errorf("no admin client certificate: give --cert (or %s)", EnvCert)
 	case t.Key == "":
@@ -92,17 +135,67 @@ func (o Options) Resolve(getenv func(string) string) (Target, error) {
 	case t.CA == "":
 		return Target{}, fmt.Errorf("no CA certificate of the cluster: give --ca (or %s)", EnvCA)
 	}
+	addr, err := FederatorAddr(t.Addr)
+	if err != nil {
+		return Target{}, err
+	}
+	t.Addr = addr
 	return t, nil
 }
 
+// FederatorAddr checks a federator API address and gives a bare host the
+// default port 7443.
+func FederatorAddr(s string) (string, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("federator API address %q: %s; want host:port, like 10.0.0.5:%s", s, why, DefaultFederatorPort)
+	}
+	if strings.Contains(s, "://") {
+		return "", bad("no URL scheme")
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// A bare host name or IP (an IPv6 address only in brackets or alone).
+		h := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+		if h == "" || strings.ContainsAny(h, "/ ") || (strings.Contains(h, ":") && net.ParseIP(h) == nil) {
+			return "", bad("not a host or host:port")
+		}
+		return net.JoinHostPort(h, DefaultFederatorPort), nil
+	}
+	if host == "" {
+		return "", bad("no host")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", bad("port " + strconv.Quote(port) + " is not a number in 1-65535")
+	}
+	return s, nil
+}
+
+// notTLSHint is appended to a handshake error when the address answered
+// with something that is not TLS, typically the HTTP endpoint (:9090).
+func notTLSHint(addr, msg string) string {
+	if !strings.Contains(msg, "first record does not look like a TLS handshake") {
+		return msg
+	}
+	return msg + "; is " + addr + " the HTTP endpoint? the federator API listens on :" + DefaultFederatorPort + " by default"
+}
+
 // stateCluster is what the CLI reads of a cluster in the `causeway dev`
-// state file (devenv.ClusterState).
+// state file (devenv.ClusterState). AdminAPI is the key older state files
+// used for the federator API; it is read when Federator is empty.
 type stateCluster struct {
 	Name      string `json:"name"`
-	AdminAPI  string `json:"adminAPI"`
+	Federator string `json:"federator"`
+	AdminAPI  string `json:"adminAPI,omitempty"`
 	AdminCert string `json:"adminCert"`
 	AdminKey  string `json:"adminKey"`
 	CAFile    string `json:"caFile"`
+}
+
+func (c stateCluster) federator() string {
+	if c.Federator != "" {
+		return c.Federator
+	}
+	return c.AdminAPI
 }
 
 // readStateCluster returns the named cluster of a state file, or its first.

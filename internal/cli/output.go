@@ -55,6 +55,27 @@ func Print(w io.Writer, f Format, v Tabular) error {
 	return v.WriteTable(w)
 }
 
+// Listing is a Tabular list that says when it is empty.
+type Listing interface {
+	Tabular
+	// EmptyMessage is what to tell a person instead of a bare table
+	// header, like "No exports found."; "" when the list has items.
+	EmptyMessage() string
+}
+
+// PrintListing is Print, except that an empty Listing in table format
+// prints its EmptyMessage on errW (and no header), like kubectl's "No
+// resources found". JSON and YAML are unchanged (an empty list is []).
+func PrintListing(w, errW io.Writer, f Format, v Tabular) error {
+	if l, ok := v.(Listing); ok && f == FormatTable {
+		if msg := l.EmptyMessage(); msg != "" {
+			_, err := fmt.Fprintln(errW, msg)
+			return err
+		}
+	}
+	return Print(w, f, v)
+}
+
 // table writes tab-separated rows aligned in columns.
 type table struct {
 	tw *tabwriter.Writer

@@ -37,8 +37,10 @@ type Gateway struct {
 	Instance  string   `json:"instance"`
 	Addresses []string `json:"addresses"`
 	// Lease is live, expired or unknown.
-	Lease           string `json:"lease"`
-	LeaseTTLSeconds int64  `json:"leaseTTLSeconds"`
+	Lease string `json:"lease"`
+	// LeaseRemainingSeconds is what is left of the gateway's etcd lease
+	// when asked: it changes on every call (it was leaseTTLSeconds).
+	LeaseRemainingSeconds int64 `json:"leaseRemainingSeconds"`
 }
 
 func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
@@ -51,12 +53,39 @@ func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
 		}
 		for _, g := range c.GetGateways() {
 			cl.Gateways = append(cl.Gateways, Gateway{Instance: g.GetInstance(), Addresses: nonNil(g.GetAddresses()),
-				Lease: leaseName(g.GetLeaseState()), LeaseTTLSeconds: g.GetLeaseTtlSeconds()})
+				Lease: leaseName(g.GetLeaseState()), LeaseRemainingSeconds: g.GetLeaseTtlSeconds()})
 		}
 		out.Clusters = append(out.Clusters, cl)
 	}
 	return out
 }
+
+// EmptyMessage implements Listing.
+func (l *ClusterList) EmptyMessage() string {
+	return emptyMessage(len(l.Clusters), "No clusters found.")
+}
+
+// EmptyMessage implements Listing.
+func (l *ExportList) EmptyMessage() string { return emptyMessage(len(l.Services), "No exports found.") }
+
+// EmptyMessage implements Listing.
+func (l *ImportList) EmptyMessage() string {
+	if l.Cluster != "" {
+		return emptyMessage(len(l.Imports), "No imports found in cluster "+l.Cluster+".")
+	}
+	return emptyMessage(len(l.Imports), "No imports found.")
+}
+
+func emptyMessage(n int, msg string) string {
+	if n > 0 {
+		return ""
+	}
+	return msg
+}
+
+var _ Listing = (*ClusterList)(nil)
+var _ Listing = (*ExportList)(nil)
+var _ Listing = (*ImportList)(nil)
 
 // WriteTable renders one row per cluster.
 func (l *ClusterList) WriteTable(w io.Writer) error {
@@ -190,7 +219,7 @@ func (l *ImportList) WriteTable(w io.Writer) error {
 
 // Status is the answer of `causeway status`.
 type Status struct {
-	AdminAPI        string     `json:"adminAPI"`
+	Federator       string     `json:"federator"`
 	Cluster         string     `json:"cluster"`
 	Region          string     `json:"region"`
 	Zone            string     `json:"zone"`
@@ -226,7 +255,7 @@ type Counts struct {
 func newStatus(addr string, r *causewayv1.StatusResponse) *Status {
 	c := r.GetCounts()
 	return &Status{
-		AdminAPI: addr, Cluster: r.GetCluster(), Region: r.GetRegion(), Zone: r.GetZone(), TrustDomain: r.GetTrustDomain(),
+		Federator: addr, Cluster: r.GetCluster(), Region: r.GetRegion(), Zone: r.GetZone(), TrustDomain: r.GetTrustDomain(),
 		Synced: r.GetSynced(), Etcd: EtcdStatus{Reachable: r.GetEtcdReachable(), Revision: r.GetEtcdRevision(), Error: r.GetEtcdError()},
 		CatalogRevision: r.GetCatalogRevision(), StaleSince: timeOrNil(r.GetStaleSince()),
 		Leader: r.GetLeader(), IsLeader: r.GetIsLeader(),
@@ -238,7 +267,7 @@ func newStatus(addr string, r *causewayv1.StatusResponse) *Status {
 // WriteTable renders one field per line.
 func (s *Status) WriteTable(w io.Writer) error {
 	t := newTable(w, "CLUSTER", s.Cluster)
-	t.row("ADMIN API", s.AdminAPI)
+	t.row("FEDERATOR API", s.Federator)
 	t.row("REGION/ZONE", dash(s.Region)+"/"+dash(s.Zone))
 	t.row("TRUST DOMAIN", s.TrustDomain)
 	t.row("SYNCED", yesNo(s.Synced))
@@ -277,6 +306,9 @@ type DrainResult struct {
 	Changed bool       `json:"changed"`
 	Reason  string     `json:"reason"`
 	Since   *time.Time `json:"since"`
+	// DrainedServices are the cluster's drained services when a
+	// whole-cluster undrain found no cluster drain (they need --service).
+	DrainedServices []string `json:"drainedServices,omitempty"`
 }
 
 // WriteTable renders one sentence.
@@ -298,6 +330,10 @@ func (d *DrainResult) WriteTable(w io.Writer) error {
 		msg = "undrained " + what
 	default:
 		msg = what + " was not drained"
+		if d.Service == "" && len(d.DrainedServices) > 0 {
+			msg += "; drained services of it: " + strings.Join(d.DrainedServices, ", ") +
+				" (undrain each with --service NAMESPACE/NAME)"
+		}
 	}
 	_, err := fmt.Fprintln(w, msg)
 	return err
