@@ -120,10 +120,20 @@ func (c Config) Validate() error {
 	if err := checkDomain(c.Domain); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
-	for _, p := range []int{c.DNSPort, c.GatewayPort, c.FederatorPort, c.AdminPort, c.EtcdPort, c.EtcdPort + 1} {
-		if p < 1 || p > 65535 {
-			return fmt.Errorf("%w: port %d out of range", ErrBadConfig, p)
+	for _, p := range []struct {
+		flag string
+		port int
+	}{
+		{"--dns-port", c.DNSPort}, {"--gateway-port", c.GatewayPort}, {"--federator-port", c.FederatorPort},
+		{"--http-port", c.AdminPort}, {"--etcd-port", c.EtcdPort},
+	} {
+		if p.port < 1 || p.port > 65535 {
+			return fmt.Errorf("%w: %s: port %d out of range (1-65535)", ErrBadConfig, p.flag, p.port)
 		}
+	}
+	if c.EtcdPort == 65535 {
+		// The embedded etcd's peer port is the client port + 1.
+		return fmt.Errorf("%w: --etcd-port %d: at most 65534, the peer port is --etcd-port + 1", ErrBadConfig, c.EtcdPort)
 	}
 	return nil
 }

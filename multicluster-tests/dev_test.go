@@ -255,6 +255,8 @@ func TestDevBadInput(t *testing.T) {
 		{"address in use", []string{"--net", "127.79.0.0/16"}, "127.79.1.1:1053"},
 		{"unwritable state file", []string{"--net", "127.80.0.0/16", "--state-file", "/proc/causeway/state.json"}, "/proc/causeway/state.json"},
 		{"net outside loopback", []string{"--net", "10.0.0.0/16"}, "inside 127.0.0.0/8"},
+		{"net not a prefix", []string{"--net", "127.300.0.0/16"}, `--net "127.300.0.0/16": want a /16 inside 127.0.0.0/8, like 127.10.0.0/16`},
+		{"etcd peer port out of range", []string{"--net", "127.81.0.0/16", "--etcd-port", "65535"}, "the peer port is --etcd-port + 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 				return err
 			}
 			if cfg.Net, err = netip.ParsePrefix(netFlag); err != nil {
-				return fmt.Errorf("--net %q: %w", netFlag, err)
+				return fmt.Errorf("--net %q: want a /16 inside 127.0.0.0/8, like 127.10.0.0/16", netFlag)
 			}
 			out := cmd.OutOrStdout()
 			return devenv.Run(cmd.Context(), cfg, func(st *devenv.State) {
