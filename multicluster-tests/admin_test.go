@@ -205,12 +205,12 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	require.True(t, status.Synced)
 	require.True(t, status.Etcd.Reachable)
 
-	// An unreachable admin API: exit 1 at once, one line naming the address.
+	// An unreachable federator API: exit 1 at once, one line naming the address.
 	r := runCLI(t, nil, "status", "--federator", "127.0.0.1:1", "--cert", east.AdminCert, "--key", east.AdminKey, "--ca", east.CAFile)
 	require.Equal(t, 1, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
 	require.Empty(t, r.stdout)
 	require.Equal(t, 1, strings.Count(r.stderr, "\n"), "stderr: %q", r.stderr)
-	require.Regexp(t, `^causeway: admin API 127\.0\.0\.1:1 unreachable: .+\n$`, r.stderr)
+	require.Regexp(t, `^causeway: federator API 127\.0\.0\.1:1 unreachable: .+\n$`, r.stderr)
 	require.Less(t, r.took, 10*time.Second)
 	t.Logf("unreachable: %s(%s)", r.stderr, r.took.Round(time.Millisecond))
 

@@ -136,7 +136,7 @@ func TestNothingHangs(t *testing.T) {
 	timeout := hangsTimeout.String()
 	admin := func(verb ...string) func(addr string) []string {
 		return func(addr string) []string {
-			return append(verb, "--admin", addr, "--cert", filepath.Join(adm, "admin.crt"),
+			return append(verb, "--federator", addr, "--cert", filepath.Join(adm, "admin.crt"),
 				"--key", filepath.Join(adm, "admin.key"), "--ca", filepath.Join(adm, "ca.crt"), "--timeout", timeout)
 		}
 	}
@@ -157,7 +157,7 @@ func TestNothingHangs(t *testing.T) {
 		{"undrain", admin("undrain", "west")},
 		{"certs bundles", admin("certs", "bundles")},
 		{"explain", func(addr string) []string {
-			return []string{"explain", "demo/echo", "--gateway-admin", "http://" + addr, "--timeout", timeout}
+			return []string{"explain", "demo/echo", "--gateway-http", "http://" + addr, "--timeout", timeout}
 		}},
 		{"certs inspect", func(addr string) []string { return []string{"certs", "inspect", addr, "--timeout", timeout} }},
 		{"certs inspect --quic", func(addr string) []string {

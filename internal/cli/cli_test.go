@@ -123,14 +123,14 @@ func TestExplain(t *testing.T) {
 		want string
 	}{
 		{status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7443: connect: connection refused"`),
-			"admin API 127.0.0.1:7443 unreachable: dial tcp 127.0.0.1:7443: connect: connection refused"},
-		{status.Error(codes.DeadlineExceeded, "context deadline exceeded"), "admin API 127.0.0.1:7443 unreachable: no answer within 5s"},
-		{context.DeadlineExceeded, "admin API 127.0.0.1:7443 unreachable: no answer within 5s"},
-		{status.Error(codes.Unavailable, "etcd: put x: context deadline exceeded"), "admin API 127.0.0.1:7443: etcd: put x: context deadline exceeded"},
+			"federator API 127.0.0.1:7443 unreachable: dial tcp 127.0.0.1:7443: connect: connection refused"},
+		{status.Error(codes.DeadlineExceeded, "context deadline exceeded"), "federator API 127.0.0.1:7443 unreachable: no answer within 5s"},
+		{context.DeadlineExceeded, "federator API 127.0.0.1:7443 unreachable: no answer within 5s"},
+		{status.Error(codes.Unavailable, "etcd: put x: context deadline exceeded"), "federator API 127.0.0.1:7443: etcd: put x: context deadline exceeded"},
 		{status.Error(codes.PermissionDenied, "admin API: spiffe://e/gateway is not spiffe://e/admin"),
-			"admin API 127.0.0.1:7443 refused the call: admin API: spiffe://e/gateway is not spiffe://e/admin"},
+			"federator API 127.0.0.1:7443 refused the call: admin API: spiffe://e/gateway is not spiffe://e/admin"},
 		{status.Error(codes.NotFound, "cluster ghost is not a member\nof the federation"), "cluster ghost is not a member of the federation"},
-		{status.Error(codes.Internal, "boom"), "admin API 127.0.0.1:7443: Internal: boom"},
+		{status.Error(codes.Internal, "boom"), "federator API 127.0.0.1:7443: Internal: boom"},
 	}
 	for _, tc := range tests {
 		got := c.explain(tc.err).Error()
@@ -284,7 +284,7 @@ func TestClientCallsOverMutualTLS(t *testing.T) {
 	require.NoError(t, err)
 	defer c2.Close()
 	_, err = c2.Status(context.Background())
-	require.ErrorContains(t, err, "admin API "+tg.Addr+": TLS handshake failed")
+	require.ErrorContains(t, err, "federator API "+tg.Addr+": TLS handshake failed")
 }
 
 // TestClientNotTLS: the HTTP endpoint given as the federator API address
@@ -313,7 +313,7 @@ func TestClientUnreachable(t *testing.T) {
 	defer c.Close()
 	start := time.Now()
 	_, err = c.Status(context.Background())
-	require.ErrorContains(t, err, "admin API "+tg.Addr+" unreachable: ")
+	require.ErrorContains(t, err, "federator API "+tg.Addr+" unreachable: ")
 	require.Less(t, time.Since(start), tg.Timeout)
 
 	// Accepts TCP but never answers: fails at the deadline.
@@ -325,6 +325,6 @@ func TestClientUnreachable(t *testing.T) {
 	require.NoError(t, err)
 	defer c2.Close()
 	_, err = c2.Status(context.Background())
-	require.EqualError(t, err, "admin API "+tg.Addr+" unreachable: no answer within 300ms")
+	require.EqualError(t, err, "federator API "+tg.Addr+" unreachable: no answer within 300ms")
 	require.False(t, strings.Contains(err.Error(), "\n"))
 }

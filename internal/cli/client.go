@@ -33,7 +33,7 @@ func Dial(t Target) (*Client, error) {
 	}
 	conn, err := grpc.NewClient(t.Addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
-		return nil, fmt.Errorf("admin API %s: %w", t.Addr, err)
+		return nil, fmt.Errorf("federator API %s: %w", t.Addr, err)
 	}
 	return &Client{rpc: causewayv1.NewAdminClient(conn), conn: conn, addr: t.Addr, timeout: t.Timeout}, nil
 }
@@ -58,31 +58,31 @@ func (c *Client) explain(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("admin API %s unreachable: no answer within %s", c.addr, c.timeout)
+			return fmt.Errorf("federator API %s unreachable: no answer within %s", c.addr, c.timeout)
 		}
-		return fmt.Errorf("admin API %s: %s", c.addr, oneLine(err.Error()))
+		return fmt.Errorf("federator API %s: %s", c.addr, oneLine(err.Error()))
 	}
 	msg := oneLine(st.Message())
 	switch st.Code() {
 	case codes.Unavailable:
 		if strings.HasPrefix(msg, "etcd:") { // the federator answered; its etcd did not
-			return fmt.Errorf("admin API %s: %s", c.addr, msg)
+			return fmt.Errorf("federator API %s: %s", c.addr, msg)
 		}
 		msg = transportCause(msg)
 		if strings.Contains(msg, "handshake") || strings.Contains(msg, "tls:") {
-			return fmt.Errorf("admin API %s: TLS handshake failed: %s", c.addr, notTLSHint(c.addr, msg))
+			return fmt.Errorf("federator API %s: TLS handshake failed: %s", c.addr, notTLSHint(c.addr, msg))
 		}
-		return fmt.Errorf("admin API %s unreachable: %s", c.addr, msg)
+		return fmt.Errorf("federator API %s unreachable: %s", c.addr, msg)
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("admin API %s unreachable: no answer within %s", c.addr, c.timeout)
+		return fmt.Errorf("federator API %s unreachable: no answer within %s", c.addr, c.timeout)
 	case codes.Canceled:
-		return fmt.Errorf("admin API %s: canceled", c.addr)
+		return fmt.Errorf("federator API %s: canceled", c.addr)
 	case codes.PermissionDenied, codes.Unauthenticated:
-		return fmt.Errorf("admin API %s refused the call: %s", c.addr, msg)
+		return fmt.Errorf("federator API %s refused the call: %s", c.addr, msg)
 	case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.AlreadyExists:
 		return errors.New(msg)
 	}
-	return fmt.Errorf("admin API %s: %s: %s", c.addr, st.Code(), msg)
+	return fmt.Errorf("federator API %s: %s: %s", c.addr, st.Code(), msg)
 }
 
 // transportCause strips gRPC's wrapping from a connection error:
