@@ -43,11 +43,6 @@ const federatorCertLifetime = 24 * time.Hour
 func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) error {
 	log = log.With("cluster", c.Cluster)
 	logDeprecations(log, c.Deprecations)
-	// Every local input is checked before the first etcd write (register):
-	// a refused start leaves nothing of the cluster in etcd.
-	if err := c.validateLocalFiles(); err != nil {
-		return err
-	}
 	cas, err := certs.LoadCASet(c.CADir)
 	if err != nil {
 		return caDirError(c, err)
@@ -55,6 +50,11 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	if td := cas.TrustDomain(); td != c.TrustDomain() {
 		return fmt.Errorf("CA directory %s is of trust domain %s, not %s (cluster %s, domain %s)",
 			c.CADir, td, c.TrustDomain(), c.Cluster, c.Domain)
+	}
+	// Every local input is checked before the first etcd write (register):
+	// a refused start leaves nothing of the cluster in etcd.
+	if err := c.validateLocalFiles(); err != nil {
+		return err
 	}
 	vips, _ := c.vipRanges() // validated
 	reg := newRegistry()
