@@ -38,7 +38,18 @@ func (f *Federator) lead(ctx context.Context, src ExportSource) error {
 	}()
 
 	el := concurrency.NewElection(sess, store.ElectionPrefix(f.cfg.Cluster))
-	if err := el.Campaign(tctx, f.cfg.instance()); err != nil {
+	// Campaign runs on its own goroutine: when tctx ends it resigns with
+	// the etcd client's own context, which blocks while etcd is
+	// unreachable until the client is closed — and the client's owner
+	// closes it only after Run returned. Stopping must not wait for that.
+	campaign := make(chan error, 1)
+	go func() { campaign <- el.Campaign(tctx, f.cfg.instance()) }()
+	select {
+	case err = <-campaign:
+	case <-ctx.Done():
+		return errNotLeader
+	}
+	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Warn("leader election: campaign ended", "err", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -90,10 +91,12 @@ func TestClientIdentityClassifiesPermanentErrors(t *testing.T) {
 			}
 			require.Error(t, err)
 			out := logs.String()
-			// Attempts at about 0, 0.75, 2.2 and 4 s; lines at 0 and 2 s at most,
-			// the second one saying a failure was not logged.
+			// Attempts at about 0, 0.75, 2.2 and 4 s (later on a loaded machine);
+			// lines at 0 and 2 s at most, the second one saying how many
+			// failures were not logged.
 			n := countLines(out, "level=ERROR", tc.hint)
-			assert.True(t, n == 1 || n == 2 && countLines(out, "level=ERROR", "not_logged=1") == 1,
+			skipped := regexp.MustCompile(`level=ERROR .*not_logged=[1-9]`).FindAllString(out, -1)
+			assert.True(t, n == 1 || n == 2 && len(skipped) == 1,
 				"the ERROR with the hint at the first failure, then with back-off; log:\n%s", out)
 			assert.Zero(t, countLines(out, "level=WARN"), "a permanent error is not logged as transient")
 		})
