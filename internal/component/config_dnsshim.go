@@ -1,0 +1,67 @@
+package component
+
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DNSShimConfig is the file of `causeway dnsshim --config`.
+type DNSShimConfig struct {
+	ClientConfig `json:",inline"`
+	// Listen is the DNS address, UDP and TCP. Default :5353.
+	Listen string `json:"listen,omitempty"`
+	// HTTP serves /metrics, /healthz, /readyz. Default :9092.
+	HTTP string `json:"http,omitempty"`
+	// Admin is the deprecated name of HTTP.
+	Admin string `json:"admin,omitempty"`
+	// Deprecations are warnings about deprecated keys of the file, logged
+	// at start.
+	Deprecations []string `json:"-"`
+	// TTL of positive answers (default 5s).
+	TTL metav1.Duration `json:"ttl,omitempty"`
+}
+
+// LoadDNSShimConfig reads, defaults and validates a DNS shim file.
+func LoadDNSShimConfig(path string) (*DNSShimConfig, error) {
+	c := &DNSShimConfig{}
+	if err := load("dnsshim", path, c); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.HTTP, c.Deprecations, err = renamed("http", c.HTTP, "admin", c.Admin); err != nil {
+		return nil, fmt.Errorf("dnsshim config %s: %w", path, err)
+	}
+	c.defaults()
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("dnsshim config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *DNSShimConfig) defaults() {
+	c.Identity.defaults()
+	if c.Listen == "" {
+		c.Listen = DefaultDNSListen
+	}
+	if c.HTTP == "" {
+		c.HTTP = DefaultDNSHTTP
+	}
+}
+
+func (c *DNSShimConfig) validate() error {
+	if err := c.ClientConfig.validate(); err != nil {
+		return err
+	}
+	if err := checkHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := checkHostPort(c.HTTP); err != nil {
+		return fmt.Errorf("%s: %w", httpKey(c.Admin), err)
+	}
+	if d := c.TTL.Duration; d < 0 || d%time.Second != 0 {
+		return fmt.Errorf("ttl: want whole seconds (DNS TTLs are in seconds), like 5s, got %s", d)
+	}
+	return nil
+}
