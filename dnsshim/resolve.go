@@ -37,49 +37,84 @@ func (s *Server) soa(v *catalog.View) *dns.SOA {
 	}
 }
 
+// request is one question being answered (modelled on CoreDNS's
+// request.Request): the view it is answered from, the owner name as asked,
+// the type, the socket it arrived on and the name's labels below the zone,
+// lower-cased.
+type request struct {
+	view   *catalog.View
+	name   string
+	qtype  uint16
+	local  net.Addr
+	labels []string
+}
+
+// newRequest parses q (inside the zone) for resolving from v.
+func (s *Server) newRequest(v *catalog.View, q dns.Question, local net.Addr) request {
+	rel := strings.TrimSuffix(strings.ToLower(dns.Fqdn(q.Name)), s.cfg.Zone)
+	rel = strings.TrimSuffix(rel, ".")
+	r := request{view: v, name: q.Name, qtype: q.Qtype, local: local}
+	if rel != "" {
+		r.labels = strings.Split(rel, ".")
+	}
+	return r
+}
+
+// serviceRequest is a request about one imported service: names
+// <svc>.<ns>.svc.<zone> and below. labels are those below "svc".
+type serviceRequest struct {
+	request
+	key      catalog.ServiceKey
+	imp      *causewayv1.ImportRecord
+	svcName  string // <svc>.<ns>.svc.<zone>, the ClusterSetIP SRV target
+	headless bool
+}
+
 // resolve answers q (inside the zone) from v. Owner names keep the
 // question's case; matching is case-insensitive.
 func (s *Server) resolve(v *catalog.View, q dns.Question, local net.Addr) result {
-	rel := strings.TrimSuffix(strings.ToLower(dns.Fqdn(q.Name)), s.cfg.Zone)
-	rel = strings.TrimSuffix(rel, ".")
-	var labels []string
-	if rel != "" {
-		labels = strings.Split(rel, ".")
-	}
-	name := q.Name
+	r := s.newRequest(v, q, local)
+	labels := r.labels
 	switch {
 	case len(labels) == 0: // apex
-		switch q.Qtype {
+		switch r.qtype {
 		case dns.TypeSOA:
 			soa := s.soa(v)
-			soa.Hdr.Name = name
+			soa.Hdr.Name = r.name
 			return result{answer: []dns.RR{soa}}
 		case dns.TypeNS:
-			return result{answer: []dns.RR{&dns.NS{Hdr: s.hdr(name, dns.TypeNS), Ns: "ns.dns." + s.cfg.Zone}}}
+			return result{answer: []dns.RR{&dns.NS{Hdr: s.hdr(r.name, dns.TypeNS), Ns: "ns.dns." + s.cfg.Zone}}}
 		}
 		return result{}
 	case len(labels) == 1 && labels[0] == "dns-version":
-		if q.Qtype == dns.TypeTXT {
-			return result{answer: []dns.RR{&dns.TXT{Hdr: s.hdr(name, dns.TypeTXT), Txt: []string{"1.0.0"}}}}
+		if r.qtype == dns.TypeTXT {
+			return result{answer: []dns.RR{&dns.TXT{Hdr: s.hdr(r.name, dns.TypeTXT), Txt: []string{"1.0.0"}}}}
 		}
 		return result{}
 	case len(labels) == 2 && labels[0] == "ns" && labels[1] == "dns":
-		return s.nameServer(name, q.Qtype, local)
+		return s.nameServer(r)
 	case len(labels) == 2 && labels[1] == "dns":
 		return nxdomain
 	}
 	if labels[len(labels)-1] != "svc" {
 		return nxdomain
 	}
-	labels = labels[:len(labels)-1]
-	imports := v.Imports(s.cfg.Cluster)
+	r.labels = labels[:len(labels)-1]
+	return s.resolveSvc(r)
+}
+
+// resolveSvc answers a name below svc.<zone>; r.labels are those below
+// "svc".
+func (s *Server) resolveSvc(r request) result {
+	labels := r.labels
+	imports := r.view.Imports(s.cfg.Cluster)
 	switch len(labels) {
 	case 0, 1: // svc.<zone>, <ns>.svc.<zone>: exist while a service below does
 		for k, imp := range imports {
 			if len(labels) == 1 && k.Namespace != labels[0] {
 				continue
 			}
-			if imp.GetType() != causewayv1.ServiceType_SERVICE_TYPE_HEADLESS || len(readyEndpoints(v, k)) > 0 {
+			if imp.GetType() != causewayv1.ServiceType_SERVICE_TYPE_HEADLESS || len(readyEndpoints(r.view, k)) > 0 {
 				return result{}
 			}
 		}
@@ -90,32 +125,33 @@ func (s *Server) resolve(v *catalog.View, q dns.Question, local net.Addr) result
 	if !ok {
 		return nxdomain
 	}
-	svcName := key.Name + "." + key.Namespace + ".svc." + s.cfg.Zone
-	headless := imp.GetType() == causewayv1.ServiceType_SERVICE_TYPE_HEADLESS
+	sr := serviceRequest{request: r, key: key, imp: imp, svcName: key.Name + "." + key.Namespace + ".svc." + s.cfg.Zone,
+		headless: imp.GetType() == causewayv1.ServiceType_SERVICE_TYPE_HEADLESS}
 	switch len(labels) {
 	case 2:
-		return s.service(v, imp, key, name, svcName, q.Qtype, headless)
+		return s.service(sr)
 	case 4:
 		if strings.HasPrefix(labels[0], "_") && strings.HasPrefix(labels[1], "_") {
-			return s.portSRV(v, imp, key, name, svcName, labels[0][1:], labels[1][1:], q.Qtype, headless)
+			return s.portSRV(sr, labels[0][1:], labels[1][1:])
 		}
-		if headless {
-			return s.pod(v, key, name, labels[1], labels[0], q.Qtype)
+		if sr.headless {
+			return s.pod(sr, labels[1], labels[0])
 		}
 	}
 	// Includes <clusterid>.<svc>.<ns>.svc: never served (KEP-1645).
 	return nxdomain
 }
 
-func (s *Server) nameServer(name string, qtype uint16, local net.Addr) result {
-	if local == nil {
+// nameServer answers ns.dns.<zone> with the address the query came in on.
+func (s *Server) nameServer(r request) result {
+	if r.local == nil {
 		return result{}
 	}
-	ap, err := netip.ParseAddrPort(local.String())
+	ap, err := netip.ParseAddrPort(r.local.String())
 	if err != nil || ap.Addr().IsUnspecified() { // a wildcard socket: no address to give
 		return result{}
 	}
-	return s.addrRRs(name, qtype, []netip.Addr{ap.Addr().Unmap()})
+	return s.addrRRs(r.name, r.qtype, []netip.Addr{ap.Addr().Unmap()})
 }
 
 // addrRRs returns A or AAAA records of addrs for qtype; other types NODATA.
@@ -161,20 +197,23 @@ func readyEndpoints(v *catalog.View, key catalog.ServiceKey) []endpoint {
 	return out
 }
 
-func (s *Server) addrsOf(v *catalog.View, imp *causewayv1.ImportRecord, key catalog.ServiceKey, headless bool) ([]netip.Addr, []endpoint) {
-	if headless {
-		eps := readyEndpoints(v, key)
+// addrsOf returns the addresses of r's service: its ready endpoints'
+// (headless, also returned as endpoints), the local ClusterIP (local-direct)
+// or the clusterset IPs.
+func (s *Server) addrsOf(r serviceRequest) ([]netip.Addr, []endpoint) {
+	if r.headless {
+		eps := readyEndpoints(r.view, r.key)
 		addrs := make([]netip.Addr, len(eps))
 		for i, e := range eps {
 			addrs[i] = e.addr
 		}
 		return addrs, eps
 	}
-	if a, ok := s.localDirect(v, key); ok {
+	if a, ok := s.localDirect(r.view, r.key); ok {
 		return []netip.Addr{a}, nil
 	}
 	var addrs []netip.Addr
-	for _, ip := range imp.GetIps() {
+	for _, ip := range r.imp.GetIps() {
 		if a, err := netip.ParseAddr(ip); err == nil {
 			addrs = append(addrs, a)
 		}
@@ -182,22 +221,23 @@ func (s *Server) addrsOf(v *catalog.View, imp *causewayv1.ImportRecord, key cata
 	return addrs, nil
 }
 
-func (s *Server) service(v *catalog.View, imp *causewayv1.ImportRecord, key catalog.ServiceKey, name, svcName string, qtype uint16, headless bool) result {
-	addrs, eps := s.addrsOf(v, imp, key, headless)
-	if headless && len(eps) == 0 {
+// service answers <svc>.<ns>.svc.<zone>.
+func (s *Server) service(r serviceRequest) result {
+	addrs, eps := s.addrsOf(r)
+	if r.headless && len(eps) == 0 {
 		return nxdomain
 	}
-	switch qtype {
+	switch r.qtype {
 	case dns.TypeA, dns.TypeAAAA:
-		return s.addrRRs(name, qtype, addrs)
+		return s.addrRRs(r.name, r.qtype, addrs)
 	case dns.TypeSRV: // extension: every named port at the service name
 		var res result
-		for _, p := range imp.GetPorts() {
+		for _, p := range r.imp.GetPorts() {
 			if p.GetName() != "" {
-				r := s.srv(name, svcName, p, addrs, eps)
-				res.answer = append(res.answer, r.answer...)
+				pr := s.srv(r, p, addrs, eps)
+				res.answer = append(res.answer, pr.answer...)
 				if res.extra == nil { // the same targets for every port
-					res.extra = r.extra
+					res.extra = pr.extra
 				}
 			}
 		}
@@ -206,26 +246,28 @@ func (s *Server) service(v *catalog.View, imp *causewayv1.ImportRecord, key cata
 	return result{}
 }
 
-func (s *Server) portSRV(v *catalog.View, imp *causewayv1.ImportRecord, key catalog.ServiceKey, name, svcName, port, proto string, qtype uint16, headless bool) result {
-	for _, p := range imp.GetPorts() {
+// portSRV answers _<port>._<proto>.<svc>.<ns>.svc.<zone>.
+func (s *Server) portSRV(r serviceRequest, port, proto string) result {
+	for _, p := range r.imp.GetPorts() {
 		if p.GetName() == "" || !strings.EqualFold(p.GetName(), port) || protoName(p) != proto {
 			continue
 		}
-		if qtype != dns.TypeSRV {
+		if r.qtype != dns.TypeSRV {
 			return result{}
 		}
-		addrs, eps := s.addrsOf(v, imp, key, headless)
-		if headless && len(eps) == 0 {
+		addrs, eps := s.addrsOf(r)
+		if r.headless && len(eps) == 0 {
 			return nxdomain
 		}
-		return s.srv(name, svcName, p, addrs, eps)
+		return s.srv(r, p, addrs, eps)
 	}
 	return nxdomain
 }
 
 // srv returns SRV records of one port: one targeting the service name
 // (ClusterSetIP), or one per ready endpoint's per-pod name (headless).
-func (s *Server) srv(name, svcName string, p *causewayv1.ServicePort, addrs []netip.Addr, eps []endpoint) result {
+func (s *Server) srv(r serviceRequest, p *causewayv1.ServicePort, addrs []netip.Addr, eps []endpoint) result {
+	name, svcName := r.name, r.svcName
 	var res result
 	if eps == nil {
 		res.answer = append(res.answer, &dns.SRV{Hdr: s.hdr(name, dns.TypeSRV), Priority: 0, Weight: 100,
@@ -248,10 +290,10 @@ func (s *Server) srv(name, svcName string, p *causewayv1.ServicePort, addrs []ne
 }
 
 // pod answers <host>.<cluster>.<svc>.<ns>.svc.<zone> of a headless service.
-func (s *Server) pod(v *catalog.View, key catalog.ServiceKey, name, cluster, host string, qtype uint16) result {
-	for _, e := range readyEndpoints(v, key) {
+func (s *Server) pod(r serviceRequest, cluster, host string) result {
+	for _, e := range readyEndpoints(r.view, r.key) {
 		if e.cluster == cluster && strings.EqualFold(e.host, host) {
-			return s.addrRRs(name, qtype, []netip.Addr{e.addr})
+			return s.addrRRs(r.name, r.qtype, []netip.Addr{e.addr})
 		}
 	}
 	return nxdomain
