@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/causeway-mesh/causeway/internal/component"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/causeway-mesh/causeway/internal/join"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -128,7 +128,7 @@ func TestChartAppliesToAPIServer(t *testing.T) {
 	ctx := context.Background()
 
 	// join against a federation etcd: its values file and Secrets.
-	srv, _ := embedetcd.StartForTest(t)
+	srv, _ := etcdtest.Start(t)
 	jr, err := join.Run(ctx, join.Options{Cluster: "north", Region: "eu", Zone: "eu-1a", Out: filepath.Join(t.TempDir(), "north"),
 		Etcd: join.EtcdOptions{Endpoints: []string{"http://" + srv.Endpoint()}}, Advertise: []string{"gw.north.example:4433"}})
 	require.NoError(t, err)

@@ -18,8 +18,8 @@ import (
 	"github.com/causeway-mesh/causeway/federator/kube"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/component"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	authv1 "k8s.io/api/authentication/v1"
@@ -91,7 +91,7 @@ func TestChartRBACSufficesForFederator(t *testing.T) {
 	gwNS, gwName := splitKey(t, cfg.Exports.Kubernetes.GatewayService)
 	createSlice(t, c, gwNS, gwName, gwName+"-abcde", "10.0.0.9", "quic", 4433, corev1.ProtocolUDP)
 
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	m := startFederator(t, cfg, kc, mc, cli)
 
 	// Certs.Sign's TokenReview with the federator's token: the gateway's

@@ -15,7 +15,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -31,7 +31,7 @@ func TestAnswersFollowTheFederation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and two federators")
 	}
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()

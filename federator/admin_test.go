@@ -7,7 +7,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,7 +24,7 @@ func requireCode(t *testing.T, want codes.Code, err error) {
 }
 
 func TestAdminListDrainUndrainRemove(t *testing.T) {
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	east := startAdminCluster(t, cli, "east", 1, adminEchoClockExports)
 	west := startAdminCluster(t, cli, "west", 2, adminEchoExports)
 	east.announceGateway(t, "127.0.0.1:4443")
@@ -230,7 +230,7 @@ func TestAdminListDrainUndrainRemove(t *testing.T) {
 }
 
 func TestAdminRequiresAdminIdentity(t *testing.T) {
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	west := startAdminCluster(t, cli, "west", 2, adminEchoExports)
 	other := startAdminCluster(t, cli, "east", 1, adminEchoExports)
 	addr := west.serve(t, AdminOptions{})
@@ -262,7 +262,7 @@ func TestAdminRequiresAdminIdentity(t *testing.T) {
 }
 
 func TestAdminStatusReportsUnreachableEtcd(t *testing.T) {
-	srv, _ := embedetcd.StartForTest(t)
+	srv, _ := etcdtest.Start(t)
 	// The federator reaches etcd through a proxy the test cuts.
 	proxy := startTCPProxy(t, srv.Endpoint())
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxy.addr()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})

@@ -7,7 +7,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,7 +17,7 @@ import (
 // its call (the record is gone at once when the caller goes away), and
 // only this cluster's gateway identity may announce, with valid fields.
 func TestAnnounceGateway(t *testing.T) {
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	east := startAdminCluster(t, cli, "east", 1, adminEchoExports)
 	west := startAdminCluster(t, cli, "west", 2, adminEchoExports)
 	addr := east.serve(t, AdminOptions{})

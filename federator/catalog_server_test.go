@@ -12,7 +12,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,7 +21,7 @@ import (
 // A watcher that comes back with a revision the federator remembers gets
 // a delta; one with an unknown revision gets a snapshot.
 func TestCatalogWatchResume(t *testing.T) {
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	path := filepath.Join(t.TempDir(), "east.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("version: 1\nservices: []\n"), 0o644))
 	f, err := New(Config{Cluster: "east", TrustDomain: "east.clusterset.local", Authorities: [][]byte{{1}},

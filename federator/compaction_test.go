@@ -12,7 +12,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -24,7 +24,7 @@ import (
 // the mirror re-lists, and the catalog shows the current exports without
 // the deleted one.
 func TestMirrorRelistsAfterCompaction(t *testing.T) {
-	c := embedetcd.StartClusterForTest(t, 3)
+	c := etcdtest.StartCluster(t, 3)
 	victim := c.Follower()
 	var others []string
 	for i, ep := range c.Endpoints() {

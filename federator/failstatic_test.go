@@ -12,7 +12,7 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -21,7 +21,7 @@ import (
 // report degraded readiness and delete nothing; when it returns they
 // reconcile without rewriting unchanged records.
 func TestFailStaticEtcdOutage(t *testing.T) {
-	ec := embedetcd.StartClusterForTest(t, 1)
+	ec := etcdtest.StartCluster(t, 1)
 	dir := t.TempDir()
 	const echo = "version: 1\nservices:\n- namespace: demo\n  name: echo\n  ports: [{name: http, port: 8080}]\n  endpoints: [{address: 10.1.0.5}]\n"
 	start := func(name, exports string, idx int) (*Federator, string) {

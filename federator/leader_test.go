@@ -11,7 +11,7 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -21,7 +21,7 @@ import (
 // without resigning (its etcd client vanishes), the standby takes over
 // within the lease TTL and keeps the exports published.
 func TestLeaderElectionFailover(t *testing.T) {
-	srv, _ := embedetcd.StartForTest(t)
+	srv, _ := etcdtest.Start(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "east.yaml")
 	const echo = "version: 1\nservices:\n- namespace: demo\n  name: echo\n  ports: [{name: http, port: 8080}]\n  endpoints: [{address: 10.1.0.5}]\n"

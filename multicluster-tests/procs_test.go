@@ -20,8 +20,8 @@ import (
 
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
@@ -166,7 +166,7 @@ type pclusterSpec struct {
 type pset struct {
 	t        *testing.T
 	domain   string
-	etcd     *embedetcd.TestCluster
+	etcd     *etcdtest.Cluster
 	clusters map[string]*pcluster
 }
 
@@ -188,7 +188,7 @@ func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset
 // startPSetIn is startPSet with the clusters placed by l (see runInNetns).
 func startPSetIn(t *testing.T, l *netLayout, etcdMembers int, specs []pclusterSpec) *pset {
 	t.Helper()
-	ec := embedetcd.StartClusterForTestOn(t, etcdMembers, l.EtcdHost)
+	ec := etcdtest.StartClusterOn(t, etcdMembers, l.EtcdHost)
 	s := &pset{t: t, domain: "clusterset.local", etcd: ec, clusters: map[string]*pcluster{}}
 	for _, sp := range specs {
 		nc := l.cluster(sp.name)

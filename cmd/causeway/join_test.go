@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,7 +15,7 @@ import (
 // the flags reach join.Run, the cluster is registered, and the table tells
 // the operator what to apply next.
 func TestJoinCommand(t *testing.T) {
-	srv, cli := embedetcd.StartForTest(t)
+	srv, cli := etcdtest.Start(t)
 	out := filepath.Join(t.TempDir(), "east")
 	join := func(args ...string) (string, error) {
 		root := newRoot()

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -27,7 +27,7 @@ const lateNamespaceDeadline = 2 * time.Second
 // ServiceImport, the derived Service and the gateway EndpointSlice within
 // 2 s; deleting demo and creating it again does the same.
 func TestImportIntoLateNamespace(t *testing.T) {
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	clusters := kubetest.StartN(t, "east", "west")
 	members := map[string]*member{}
 	for _, c := range clusters {

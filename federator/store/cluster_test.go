@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -22,14 +22,14 @@ import (
 func TestStoreSurvivesMemberStop(t *testing.T) {
 	tests := []struct {
 		name   string
-		victim func(*embedetcd.TestCluster) int
+		victim func(*etcdtest.Cluster) int
 	}{
-		{"follower", (*embedetcd.TestCluster).Follower},
-		{"leader", (*embedetcd.TestCluster).WaitLeader},
+		{"follower", (*etcdtest.Cluster).Follower},
+		{"leader", (*etcdtest.Cluster).WaitLeader},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := embedetcd.StartClusterForTest(t, 3)
+			c := etcdtest.StartCluster(t, 3)
 			victim := tc.victim(c)
 			cli := c.NewClient(c.Endpoint(victim))
 			s := New(cli, Options{})

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +16,7 @@ import (
 // state, the deleted key gone, and a watch from the re-list's revision
 // carries on.
 func TestWatchCompactedWhileBehind(t *testing.T) {
-	c := embedetcd.StartClusterForTest(t, 3)
+	c := etcdtest.StartCluster(t, 3)
 	victim := c.Follower()
 	var others []string
 	for i, ep := range c.Endpoints() {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -19,7 +19,7 @@ import (
 // good keys written after them; List skips the same keys.
 // (TestListSkipsBadValues covers List on its own.)
 func TestWatchSkipsBadValues(t *testing.T) {
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	reg := prometheus.NewRegistry()
 	s := New(cli, Options{Registerer: reg})
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -19,7 +19,7 @@ import (
 
 func newStore(t *testing.T) (*Store, *clientv3.Client, *prometheus.Registry) {
 	t.Helper()
-	_, cli := embedetcd.StartForTest(t)
+	_, cli := etcdtest.Start(t)
 	reg := prometheus.NewRegistry()
 	return New(cli, Options{Registerer: reg}), cli, reg
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -28,7 +28,7 @@ func TestAllocateVIPAcrossFederators(t *testing.T) {
 		cluster    = "east"
 	)
 	prefix := netip.MustParsePrefix("10.31.0.0/27")
-	c := embedetcd.StartClusterForTest(t, 3)
+	c := etcdtest.StartCluster(t, 3)
 	stores := make([]*Store, federators)
 	for i := range stores {
 		stores[i] = New(c.NewClient(c.Endpoint(i%c.Size())), Options{})

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -60,7 +60,7 @@ func clusterKeys(t *testing.T, cli *clientv3.Client, cluster string) int {
 }
 
 func TestRunFederatorValidatesBeforeAnyEtcdWrite(t *testing.T) {
-	srv, cli := embedetcd.StartForTest(t)
+	srv, cli := etcdtest.Start(t)
 	dir := t.TempDir()
 	caDir := filepath.Join(dir, "ca")
 	_, err := certs.InitCADir(caDir, certs.TrustDomainFor("south", DefaultDomain), 24*time.Hour, time.Now(), false)

@@ -1,16 +1,12 @@
 // Package embedetcd runs etcd inside the process: a single-member server
-// for `causeway dev` and for tests (Start, StartForTest), and n-member
-// clusters whose members tests can stop and restart (StartClusterForTest).
-// It owns the servers' lifetimes, data directory layout and ports;
-// production federations use an external etcd cluster.
+// for `causeway dev` (Start). It owns the server's lifetime, data
+// directory layout and ports; production federations use an external etcd
+// cluster. Tests start etcd through internal/testenv/etcdtest, which builds
+// its members with this package's exports, so no binary links test code.
 //
 // Rules:
 //   - A port chosen here (0 in the config) is reserved from the moment it
 //     is chosen until etcd has bound it (see portReservation), so parallel
-//     tests and other processes cannot take it in between; a test
-//     cluster's ports stay reserved for its lifetime so members restart on
-//     the same addresses.
-//   - Test cluster clients and peers reach members through bridges owned
-//     by the cluster, so stopping a member cuts its connections at once and
-//     closing the cluster leaves no connection (or goroutine) behind.
+//     tests and other processes cannot take it in between.
+//   - Nothing here imports the testing package.
 package embedetcd

@@ -13,7 +13,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func startEtcd(t *testing.T) (string, *clientv3.Client) {
 	t.Helper()
-	srv, cli := embedetcd.StartForTest(t)
+	srv, cli := etcdtest.Start(t)
 	return "http://" + srv.Endpoint(), cli
 }
 

@@ -1,4 +1,4 @@
-package embedetcd
+package etcdtest
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -30,15 +31,15 @@ const (
 	peerDrainWait     = 10 * time.Second
 )
 
-// TestCluster is an n-member etcd cluster on 127.0.0.1 (clients may reach
-// it on another local address, see StartClusterForTestOn), started by
-// StartClusterForTest and stopped by t.Cleanup. Each member keeps its name,
+// Cluster is an n-member etcd cluster on 127.0.0.1 (clients may reach
+// it on another local address, see StartClusterOn), started by
+// StartCluster and stopped by t.Cleanup. Each member keeps its name,
 // data directory and ports for the cluster's lifetime, so a stopped member
 // restarts as itself and clients' endpoint lists stay valid.
 //
 // Methods that can fail call t.Fatalf, so call them from the test's
 // goroutine; Endpoints, Endpoint, Leader and Running are safe anywhere.
-type TestCluster struct {
+type Cluster struct {
 	t          testing.TB
 	clientHost string // where the client bridges listen
 	members    []*member
@@ -47,40 +48,40 @@ type TestCluster struct {
 	mu sync.Mutex // guards each member's etcd
 }
 
-// member is one member of a TestCluster. Clients and the other members
+// member is one member of a Cluster. Clients and the other members
 // reach it through bridges, whose addresses are its endpoint and its
 // advertised peer URL; the member listens on the reserved ports.
 type member struct {
 	name         string
 	dir          string
-	client, peer *portReservation
+	client, peer *embedetcd.PortReservation
 	clientBridge *bridge     // down while stopped
 	peerBridge   *bridge     // down while stopped
-	etcd         *embed.Etcd // nil while stopped; guarded by TestCluster.mu
+	etcd         *embed.Etcd // nil while stopped; guarded by Cluster.mu
 }
 
-// StartClusterForTest starts an n-member cluster in t.TempDir(), waits
+// StartCluster starts an n-member cluster in t.TempDir(), waits
 // until every member serves, and returns it with Client() connected to all
 // members. Members, reservations and clients are closed by t.Cleanup.
 //
-// Ports are reserved (see portReservation) for the cluster's lifetime;
+// Ports are reserved (see embedetcd.PortReservation) for the cluster's lifetime;
 // where that is not possible and a probed port is taken before etcd binds
 // it, the whole cluster is started again on new ports.
-func StartClusterForTest(t testing.TB, n int) *TestCluster {
+func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	return StartClusterForTestOn(t, n, "127.0.0.1")
+	return StartClusterOn(t, n, "127.0.0.1")
 }
 
-// StartClusterForTestOn is StartClusterForTest with the members' client
+// StartClusterOn is StartCluster with the members' client
 // endpoints on clientHost, a local address other processes can reach (a
 // test in a network namespace serves clients in other namespaces).
-func StartClusterForTestOn(t testing.TB, n int, clientHost string) *TestCluster {
+func StartClusterOn(t testing.TB, n int, clientHost string) *Cluster {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("start etcd cluster: %d members", n)
 	}
 	base := t.TempDir()
-	c := &TestCluster{t: t, clientHost: clientHost}
+	c := &Cluster{t: t, clientHost: clientHost}
 	t.Cleanup(c.close)
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
@@ -89,7 +90,7 @@ func StartClusterForTestOn(t testing.TB, n int, clientHost string) *TestCluster 
 			break
 		}
 		c.close()
-		if attempt == attempts || !isAddrInUse(err) {
+		if attempt == attempts || !embedetcd.IsAddrInUse(err) {
 			t.Fatalf("start etcd cluster of %d: %v", n, err)
 		}
 	}
@@ -99,17 +100,17 @@ func StartClusterForTestOn(t testing.TB, n int, clientHost string) *TestCluster 
 
 // start creates the members under dir and starts them together: none is
 // ready before a quorum has started.
-func (c *TestCluster) start(dir string, n int) error {
+func (c *Cluster) start(dir string, n int) error {
 	c.members = make([]*member, n)
 	initial := make([]string, n)
 	for i := range c.members {
 		m := &member{name: fmt.Sprintf("m%d", i), dir: filepath.Join(dir, fmt.Sprintf("m%d", i))}
 		c.members[i] = m
 		var err error
-		if m.client, err = reservePort("127.0.0.1"); err != nil {
+		if m.client, err = embedetcd.ReservePort("127.0.0.1"); err != nil {
 			return fmt.Errorf("member %d client port: %w", i, err)
 		}
-		if m.peer, err = reservePort("127.0.0.1"); err != nil {
+		if m.peer, err = embedetcd.ReservePort("127.0.0.1"); err != nil {
 			return fmt.Errorf("member %d peer port: %w", i, err)
 		}
 		if m.clientBridge, err = newBridge(c.clientHost, m.client.URL().Host); err != nil {
@@ -140,7 +141,7 @@ func (c *TestCluster) start(dir string, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), memberStartWait)
 	defer cancel()
 	for i, m := range c.members {
-		if err := waitReady(ctx, m.etcd, memberStartWait); err != nil {
+		if err := embedetcd.WaitReady(ctx, m.etcd, memberStartWait); err != nil {
 			return fmt.Errorf("member %d: %w", i, err)
 		}
 		m.clientBridge.setUp(true)
@@ -150,10 +151,10 @@ func (c *TestCluster) start(dir string, n int) error {
 
 // memberConfig is m's embed config; the initial-cluster settings only
 // matter on the first start (a restart finds the member in its data dir).
-func (c *TestCluster) memberConfig(m *member) *embed.Config {
-	cfg := newConfig(m.name, m.dir, m.client.URL(), m.peer.URL())
+func (c *Cluster) memberConfig(m *member) *embed.Config {
+	cfg := embedetcd.MemberConfig(m.name, m.dir, m.client.URL(), m.peer.URL())
 	cfg.AdvertisePeerUrls = []url.URL{m.peerBridge.URL()}
-	cfg.SocketOpts.ReusePort = m.client.held() || m.peer.held()
+	cfg.SocketOpts.ReusePort = m.client.Held() || m.peer.Held()
 	cfg.TickMs = clusterTickMs
 	cfg.ElectionMs = clusterElectionMs
 	cfg.UnsafeNoFsync = true // members stop gracefully; the page cache survives
@@ -163,7 +164,7 @@ func (c *TestCluster) memberConfig(m *member) *embed.Config {
 // close stops every member, cuts every connection through the bridges,
 // releases the ports and checks that no connection between members is
 // left. Safe to call again.
-func (c *TestCluster) close() {
+func (c *Cluster) close() {
 	for i, m := range c.members {
 		if m != nil {
 			c.stop(i)
@@ -178,7 +179,7 @@ func (c *TestCluster) close() {
 				b.close()
 			}
 		}
-		for _, r := range []*portReservation{m.client, m.peer} {
+		for _, r := range []*embedetcd.PortReservation{m.client, m.peer} {
 			if r != nil {
 				r.Close()
 			}
@@ -201,7 +202,7 @@ var peerConnMarkers = []string{
 // connection between members. A stopped etcd does not wait for them: its
 // peer http.Server shuts down with a 1s grace, and a connection whose read
 // deadline etcd's timeoutConn re-armed (rafthttp.ConnReadTimeout, 5s)
-// outlives it, which goleak in the packages using TestCluster would
+// outlives it, which goleak in the packages using Cluster would
 // report. Closing the peer bridges ends those connections, so this is a
 // safety net that returns at once; etcd's own tests wait the same way
 // (client/pkg/testutil.CheckAfterTest). It sees every goroutine of the
@@ -240,7 +241,7 @@ func waitPeerConnsDrained(d time.Duration) {
 // close waits neither for open watch streams (etcd's request timeout,
 // ~6s), nor for a leader transfer to a peer that cannot answer (the same),
 // nor for the peers' streams to end (1s).
-func (c *TestCluster) stop(i int) bool {
+func (c *Cluster) stop(i int) bool {
 	m := c.members[i]
 	c.mu.Lock()
 	e := m.etcd
@@ -266,7 +267,7 @@ func (c *TestCluster) stop(i int) bool {
 
 // awaitLeader waits up to d until the running members agree on a running
 // leader, if any member runs.
-func (c *TestCluster) awaitLeader(d time.Duration) {
+func (c *Cluster) awaitLeader(d time.Duration) {
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -275,7 +276,7 @@ func (c *TestCluster) awaitLeader(d time.Duration) {
 	}
 }
 
-func (c *TestCluster) anyRunning() bool {
+func (c *Cluster) anyRunning() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range c.members {
@@ -287,11 +288,11 @@ func (c *TestCluster) anyRunning() bool {
 }
 
 // Size is the number of members, running or not.
-func (c *TestCluster) Size() int { return len(c.members) }
+func (c *Cluster) Size() int { return len(c.members) }
 
 // Endpoints are the client host:ports of all members, running or not, in
 // member order.
-func (c *TestCluster) Endpoints() []string {
+func (c *Cluster) Endpoints() []string {
 	eps := make([]string, len(c.members))
 	for i := range c.members {
 		eps[i] = c.Endpoint(i)
@@ -302,14 +303,14 @@ func (c *TestCluster) Endpoints() []string {
 // Endpoint is the client host:port of member i. It is a bridge to the
 // member's client port that refuses connections while the member is
 // stopped; it never changes.
-func (c *TestCluster) Endpoint(i int) string { return c.members[i].clientBridge.Addr() }
+func (c *Cluster) Endpoint(i int) string { return c.members[i].clientBridge.Addr() }
 
 // Client is a client of every member, closed by t.Cleanup.
-func (c *TestCluster) Client() *clientv3.Client { return c.cli }
+func (c *Cluster) Client() *clientv3.Client { return c.cli }
 
 // NewClient returns a new client of the given endpoints (every member when
 // none is given), closed by t.Cleanup before the cluster stops.
-func (c *TestCluster) NewClient(endpoints ...string) *clientv3.Client {
+func (c *Cluster) NewClient(endpoints ...string) *clientv3.Client {
 	c.t.Helper()
 	if len(endpoints) == 0 {
 		endpoints = c.Endpoints()
@@ -327,7 +328,7 @@ func (c *TestCluster) NewClient(endpoints ...string) *clientv3.Client {
 }
 
 // Running reports whether member i runs.
-func (c *TestCluster) Running(i int) bool {
+func (c *Cluster) Running(i int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.members[i].etcd != nil
@@ -339,7 +340,7 @@ func (c *TestCluster) Running(i int) bool {
 // cut at once, as in a crash, so clients resume on the survivors without
 // waiting for the member to give up on open streams. Stopping a stopped
 // member fails the test.
-func (c *TestCluster) StopMember(i int) {
+func (c *Cluster) StopMember(i int) {
 	c.t.Helper()
 	if !c.stop(i) {
 		c.t.Fatalf("stop etcd member %d: not running", i)
@@ -349,7 +350,7 @@ func (c *TestCluster) StopMember(i int) {
 // RestartMember starts the stopped member i again, with its data and
 // addresses, and waits until it serves: it has rejoined the cluster and
 // applied everything committed before its rejoin.
-func (c *TestCluster) RestartMember(i int) {
+func (c *Cluster) RestartMember(i int) {
 	c.t.Helper()
 	m := c.members[i]
 	if c.Running(i) {
@@ -360,7 +361,7 @@ func (c *TestCluster) RestartMember(i int) {
 	if err != nil {
 		c.t.Fatalf("restart etcd member %d: %v", i, err)
 	}
-	if err := waitReady(context.Background(), e, memberStartWait); err != nil {
+	if err := embedetcd.WaitReady(context.Background(), e, memberStartWait); err != nil {
 		e.Close()
 		c.t.Fatalf("restart etcd member %d: %v", i, err)
 	}
@@ -372,7 +373,7 @@ func (c *TestCluster) RestartMember(i int) {
 
 // Leader returns the index of the running member that every running
 // member follows, or -1 while they do not agree on a running leader.
-func (c *TestCluster) Leader() int {
+func (c *Cluster) Leader() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	byID := map[types.ID]int{}
@@ -397,7 +398,7 @@ func (c *TestCluster) Leader() int {
 
 // WaitLeader waits until the running members agree on a running leader
 // and returns its index.
-func (c *TestCluster) WaitLeader() int {
+func (c *Cluster) WaitLeader() int {
 	c.t.Helper()
 	c.awaitLeader(leaderWait)
 	l := c.Leader()
@@ -409,7 +410,7 @@ func (c *TestCluster) WaitLeader() int {
 
 // Follower returns the index of a running member that is not the leader,
 // waiting for a leader first.
-func (c *TestCluster) Follower() int {
+func (c *Cluster) Follower() int {
 	c.t.Helper()
 	l := c.WaitLeader()
 	for i := range c.members {

@@ -1,17 +1,18 @@
-package embedetcd
+package etcdtest
 
 import (
 	"context"
 	"testing"
 
+	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// StartForTest starts a member in t.TempDir() on 127.0.0.1 and returns it
+// Start starts a single member in t.TempDir() on 127.0.0.1 and returns it
 // with a client; both are closed by t.Cleanup.
-func StartForTest(t testing.TB) (*Server, *clientv3.Client) {
+func Start(t testing.TB) (*embedetcd.Server, *clientv3.Client) {
 	t.Helper()
-	s, err := Start(context.Background(), Config{Dir: t.TempDir()})
+	s, err := embedetcd.Start(context.Background(), embedetcd.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("start embedded etcd: %v", err)
 	}

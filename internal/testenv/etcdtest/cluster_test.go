@@ -1,8 +1,7 @@
-package embedetcd
+package etcdtest
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -10,28 +9,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// A reserved port cannot be bound by an ordinary listener (so no other
-// test or process can take it before etcd binds it), but an SO_REUSEPORT
-// listener (etcd's) can, and it is free again once released.
-func TestReservedPortIsHeldUntilReleased(t *testing.T) {
-	r, err := reservePort("127.0.0.1")
-	require.NoError(t, err)
-	if !r.held() {
-		r.Close()
-		t.Skip("no SO_REUSEPORT on this platform: ports are only probed")
-	}
-	addr := r.URL().Host
-	_, err = net.Listen("tcp", addr)
-	require.True(t, isAddrInUse(err), "listen on a reserved port: %v", err)
-	r.Close()
-	r.Close() // idempotent
-	ln, err := net.Listen("tcp", addr)
-	require.NoError(t, err)
-	require.NoError(t, ln.Close())
-}
-
-func TestStartForTestServes(t *testing.T) {
-	s, cli := StartForTest(t)
+func TestStartServes(t *testing.T) {
+	s, cli := Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := cli.Put(ctx, "k", "v")
@@ -46,7 +25,7 @@ func TestStartForTestServes(t *testing.T) {
 // the all-endpoints client keep working; the restarted member comes back
 // on the same address with everything committed while it was down.
 func TestClusterStopAndRestartMember(t *testing.T) {
-	c := StartClusterForTest(t, 3)
+	c := StartCluster(t, 3)
 	require.Equal(t, 3, c.Size())
 	eps := c.Endpoints()
 	require.Len(t, eps, 3)
@@ -77,7 +56,7 @@ func TestClusterStopAndRestartMember(t *testing.T) {
 }
 
 func TestClusterOfOne(t *testing.T) {
-	c := StartClusterForTest(t, 1)
+	c := StartCluster(t, 1)
 	require.Equal(t, 0, c.WaitLeader())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
