@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/causeway-mesh/causeway/catalog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -16,19 +16,15 @@ import (
 // namespace's imports when it is.
 var errNamespaceAbsent = errors.New("kube sink: namespace absent")
 
-// watchNamespaces sets up the informer over this cluster's Namespaces:
-// a namespace that appears (created, or deleted and created again under
-// the same name) requeues every import of that namespace, so imports
-// exported before their namespace existed here are written once it does.
-// The factory is returned unstarted; the caller starts and waits for it.
-func (s *Sink) watchNamespaces() (kubeinformers.SharedInformerFactory, cache.InformerSynced, error) {
-	nf := kubeinformers.NewSharedInformerFactory(s.cfg.Kube, 0)
-	inf := nf.Core().V1().Namespaces()
-	s.namespaces = inf.Lister()
-	_, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+// watchNamespaces makes the Namespace informer requeue imports: a
+// namespace that appears (created, or deleted and created again under the
+// same name) requeues every import of that namespace, so imports exported
+// before their namespace existed here are written once it does.
+func (c *importer) watchNamespaces(inf cache.SharedIndexInformer) error {
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) {
 			if ns, ok := o.(*corev1.Namespace); ok {
-				s.enqueueNamespace(ns.Name)
+				c.enqueueNamespace(ns.Name)
 			}
 		},
 		UpdateFunc: func(old, o any) {
@@ -37,25 +33,25 @@ func (s *Sink) watchNamespaces() (kubeinformers.SharedInformerFactory, cache.Inf
 			a, okA := old.(*corev1.Namespace)
 			b, okB := o.(*corev1.Namespace)
 			if okA && okB && a.UID != b.UID {
-				s.enqueueNamespace(b.Name)
+				c.enqueueNamespace(b.Name)
 			}
 		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("kube sink: watch Namespaces: %w", err)
+		return fmt.Errorf("kube sink: watch Namespaces: %w", err)
 	}
-	return nf, inf.Informer().HasSynced, nil
+	return nil
 }
 
 // enqueueNamespace queues every import of namespace ns. Before the first
 // full pass (enqueueAll) there is nothing to do: that pass queues them all.
-func (s *Sink) enqueueNamespace(ns string) {
-	if !s.ready.Load() {
+func (c *importer) enqueueNamespace(ns string) {
+	if !c.ready.Load() {
 		return
 	}
-	for k := range s.feed.View().Imports(s.cfg.Cluster) {
+	for k := range c.feed.View().Imports(c.cfg.Cluster) {
 		if k.Namespace == ns {
-			s.queue.Add(k.String())
+			c.loop.add(k)
 		}
 	}
 }
@@ -65,12 +61,12 @@ func (s *Sink) enqueueNamespace(ns string) {
 // this sink has not seen it (re)created yet, a retryable error when the
 // apiserver still refuses a namespace this sink has seen created (its
 // admission cache lags), and nil when err says nothing about ns.
-func (s *Sink) namespaceGone(ns string, err error) error {
+func (c *importer) namespaceGone(ns string, err error) error {
 	if !apierrors.IsNotFound(err) && !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 		return nil
 	}
-	if s.namespaces != nil {
-		if n, e := s.namespaces.Get(ns); e == nil && n.DeletionTimestamp == nil {
+	if c.namespaces != nil {
+		if n, e := c.namespaces.Get(ns); e == nil && n.DeletionTimestamp == nil {
 			return fmt.Errorf("namespace %s exists but the apiserver refused the write (retrying): %w", ns, err)
 		}
 	}
@@ -78,10 +74,10 @@ func (s *Sink) namespaceGone(ns string, err error) error {
 }
 
 // waitingForNamespace logs, once per import until it is written, that the
-// import of key waits for its namespace ns.
-func (s *Sink) waitingForNamespace(key, ns string) {
-	if _, seen := s.waiting.LoadOrStore(key, struct{}{}); !seen {
-		s.log.Info("namespace does not exist in this cluster (or is being deleted); the import is written when it is created",
-			"service", key, "namespace", ns)
+// import of key waits for its namespace.
+func (c *importer) waitingForNamespace(key catalog.ServiceKey) {
+	if _, seen := c.sink.waiting.LoadOrStore(key, struct{}{}); !seen {
+		c.log.Info("namespace does not exist in this cluster (or is being deleted); the import is written when it is created",
+			"service", key.String(), "namespace", key.Namespace)
 	}
 }
