@@ -80,7 +80,24 @@ func eventually(t *testing.T, what string, cond func() error) {
 	t.Fatalf("timed out waiting for %s: %v", what, err)
 }
 
+// TestKubernetesExportImport runs one clusterset of three real apiservers
+// through export, conflict, headless and invalid exports, a federator
+// restart and withdrawal; each step starts from the state the one before
+// left.
 func TestKubernetesExportImport(t *testing.T) {
+	members := startClusterset(t)
+	east, west, north := members["east"], members["west"], members["north"]
+	exportAndConflict(t, east, west, north)
+	headlessExport(t, east, north)
+	invalidExports(t, east, north)
+	restartRewritesNothing(t, east, north)
+	withdrawRemovesImports(t, east, west, north)
+}
+
+// startClusterset starts etcd and the apiservers and federators of east,
+// west and north, each with namespaces demo and causeway-system and the
+// local gateway's endpoints.
+func startClusterset(t *testing.T) map[string]*member {
 	_, cli := etcdtest.Start(t)
 	clusters := kubetest.StartN(t, "east", "west", "north")
 	ctx := context.Background()
@@ -101,8 +118,13 @@ func TestKubernetesExportImport(t *testing.T) {
 		})
 		members[c.Name] = m
 	}
-	east, west, north := members["east"], members["west"], members["north"]
+	return members
+}
 
+// exportAndConflict: east's export of demo/echo is imported everywhere;
+// west's later export with another port under the same name conflicts.
+func exportAndConflict(t *testing.T, east, west, north *member) {
+	ctx := context.Background()
 	// east exports demo/echo.
 	createService(t, east.kube, "echo", corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)})
 	createSlice(t, east.kube, "demo", "echo", "echo-1", "10.1.0.5", "http", 8080)
@@ -134,10 +156,13 @@ func TestKubernetesExportImport(t *testing.T) {
 	eventually(t, "north imports echo from both clusters, east's port", func() error {
 		return checkImport(north, "echo", []string{"east", "west"}, "http", 80)
 	})
+}
 
+func headlessExport(t *testing.T, east, north *member) {
+	ctx := context.Background()
 	// A headless export: per-cluster EndpointSlices of the exporting
 	// cluster's endpoints behind a headless derived Service.
-	_, err = east.kube.Kube.CoreV1().Services("demo").Create(ctx, &corev1.Service{
+	_, err := east.kube.Kube.CoreV1().Services("demo").Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"},
 		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}},
 	}, metav1.CreateOptions{})
@@ -168,13 +193,16 @@ func TestKubernetesExportImport(t *testing.T) {
 		}
 		return nil
 	})
+}
 
+func invalidExports(t *testing.T, east, north *member) {
+	ctx := context.Background()
 	// Invalid exports.
 	createExport(t, east.kube, "ghost")
 	eventually(t, "NoService", func() error {
 		return checkConditions(east.kube, "ghost", map[string]string{"Valid": "False/NoService", "Ready": "False/Failed"})
 	})
-	_, err = east.kube.Kube.CoreV1().Services("demo").Create(ctx, &corev1.Service{
+	_, err := east.kube.Kube.CoreV1().Services("demo").Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "demo"},
 		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"},
 	}, metav1.CreateOptions{})
@@ -187,7 +215,10 @@ func TestKubernetesExportImport(t *testing.T) {
 		_, err := north.kube.MCS.MulticlusterV1beta1().ServiceImports("demo").Get(ctx, name, metav1.GetOptions{})
 		require.True(t, apierrors.IsNotFound(err), "an invalid export was imported: %v", err)
 	}
+}
 
+func restartRewritesNothing(t *testing.T, east, north *member) {
+	ctx := context.Background()
 	// A federator restart rewrites nothing: same resourceVersions.
 	before := resourceVersions(t, north.kube)
 	beforeExport := resourceVersions(t, east.kube)
@@ -196,7 +227,7 @@ func TestKubernetesExportImport(t *testing.T) {
 	// Objects a crashed federator left behind (their import is gone) are
 	// garbage-collected by label on start.
 	orphanLabels := labels("north", "orphan")
-	_, err = north.kube.Kube.CoreV1().Services("demo").Create(ctx, &corev1.Service{
+	_, err := north.kube.Kube.CoreV1().Services("demo").Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: DerivedName("orphan"), Namespace: "demo", Labels: orphanLabels},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
 	}, metav1.CreateOptions{})
@@ -223,7 +254,10 @@ func TestKubernetesExportImport(t *testing.T) {
 	require.True(t, apierrors.IsNotFound(err), "orphan derived Service survived: %v", err)
 	require.Equal(t, before, resourceVersions(t, north.kube), "a federator restart rewrote objects")
 	require.Equal(t, beforeExport, resourceVersions(t, east.kube))
+}
 
+func withdrawRemovesImports(t *testing.T, east, west, north *member) {
+	ctx := context.Background()
 	// Withdrawing every export removes the imports everywhere.
 	for _, m := range []*member{east, west} {
 		require.NoError(t, m.kube.MCS.MulticlusterV1beta1().ServiceExports("demo").Delete(ctx, "echo", metav1.DeleteOptions{}))
