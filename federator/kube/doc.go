@@ -5,8 +5,17 @@
 // EndpointSlices.
 //
 // Rules:
-//   - Controllers are informers + a rate-limited workqueue + an
-//     idempotent reconcile(key).
+//   - Controllers are shaped like sample-controller: for each leadership
+//     term, newSinkInformers/newSourceInformers build the informers, the
+//     controller (importer, exporter) is given them and its handlers only
+//     queue typed service keys (catalog.ServiceKey), and run only waits
+//     for the caches and starts the workers. Retries are decided in one
+//     place, workLoop.processNextWorkItem; reconcile(key) is idempotent.
+//   - Files: sink.go and source.go are the types the federator sees;
+//     importer.go and exporter.go the controllers; sink_service.go,
+//     sink_slices.go and sink_serviceimport.go what the sink writes;
+//     source_record.go and source_status.go what the source reads and
+//     writes.
 //   - Every write is server-side apply with field manager "causeway", and
 //     only happens when the object differs from what it should be, so a
 //     restart or an etcd outage causes no churn (resourceVersions stay).

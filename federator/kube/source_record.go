@@ -51,9 +51,15 @@ func (c *exporter) record(se *mcsv1beta1.ServiceExport, svc *corev1.Service) (*c
 		rec.Ports = append(rec.Ports, sp)
 	}
 	slices, err := c.slices.EndpointSlices(se.Namespace).List(klabels.SelectorFromSet(klabels.Set{labelSliceService: se.Name}))
-	if err != nil {
-		return rec, ""
+	if err == nil {
+		c.addEndpoints(rec, svc, slices)
 	}
+	return rec, ""
+}
+
+// addEndpoints adds the endpoints of svc's slices to rec, each address
+// once (slices in name order), and counts the ready ones per zone.
+func (c *exporter) addEndpoints(rec *causewayv1.ExportRecord, svc *corev1.Service, slices []*discoveryv1.EndpointSlice) {
 	sort.Slice(slices, func(i, j int) bool { return slices[i].Name < slices[j].Name })
 	seen := map[string]bool{}
 	for _, es := range slices {
@@ -88,7 +94,6 @@ func (c *exporter) record(se *mcsv1beta1.ServiceExport, svc *corev1.Service) (*c
 			}
 		}
 	}
-	return rec, ""
 }
 
 // targetPorts maps the service's port names (and numbers) to the ports
