@@ -98,6 +98,10 @@ var layerRules = []layerRule{
 	},
 }
 
+// testOnly are the packages of test harnesses: they may import testing,
+// and only tests may import them.
+var testOnly = []string{"internal/testenv", "internal/kubetest"}
+
 // TestDeps asserts the layering of the module's packages: which packages
 // may depend on which (like Tailscale's TestDeps).
 func TestDeps(t *testing.T) {
@@ -129,6 +133,18 @@ func TestDeps(t *testing.T) {
 			}
 		})
 	}
+	t.Run("only tests import test code", func(t *testing.T) {
+		for _, p := range pkgs {
+			if within(p.ImportPath, testOnly...) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				if imp == "testing" || strings.HasPrefix(imp, "testing/") || within(imp, testOnly...) {
+					t.Errorf("%s imports %s outside its tests; move the code needing it under internal/testenv", p.ImportPath, imp)
+				}
+			}
+		}
+	})
 	t.Run("no package imports cmd", func(t *testing.T) {
 		for _, p := range pkgs {
 			if within(p.ImportPath, "cmd") {
