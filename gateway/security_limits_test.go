@@ -162,7 +162,9 @@ func TestSecurityF6_PeerStreamAndConnectionCaps(t *testing.T) {
 	})
 	west := f.clusters["west"].gw
 	td := f.clusters["east"].ca.TrustDomain
-	refusals := func(limit string) float64 { return testutil.ToFloat64(west.metrics.limitRefusals.WithLabelValues(limit)) }
+	refusals := func(limit string) float64 {
+		return testutil.ToFloat64(west.metrics.limitRefusals.WithLabelValues(limit))
+	}
 
 	// Connections: the ones over the cap are closed with 0x2.
 	var conns []*quic.Conn
