@@ -145,8 +145,10 @@ func slowAnswerBackend(t *testing.T, n int, gap time.Duration) string {
 			wg.Go(func() {
 				defer c.Close()
 				_, _ = io.Copy(io.Discard, c)
+				pace := time.NewTicker(gap) // the backend's pace, not a wait of the test
+				defer pace.Stop()
 				for i := range n {
-					time.Sleep(gap) // the backend's pace, not a wait of the test
+					<-pace.C
 					if _, err := c.Write([]byte(strconv.Itoa(i % 10))); err != nil {
 						return
 					}
@@ -163,7 +165,7 @@ func slowAnswerBackend(t *testing.T, n int, gap time.Duration) string {
 // reset after HalfClosedTimeout without bytes. A half-closed flow that
 // still moves bytes goes on.
 func TestSecurityF13_HalfClosedFlowReaped(t *testing.T) {
-	const halfClosed = 300 * time.Millisecond
+	const halfClosed = 500 * time.Millisecond
 	t.Run("client gone, backend silent", func(t *testing.T) {
 		f := newFixture(t, func(c *Config) { c.HalfClosedTimeout = halfClosed })
 		pointWestAt(t, f, stuckBackend(t))
@@ -188,7 +190,7 @@ func TestSecurityF13_HalfClosedFlowReaped(t *testing.T) {
 	t.Run("half-closed flow still moving bytes goes on", func(t *testing.T) {
 		f := newFixture(t, func(c *Config) { c.HalfClosedTimeout = halfClosed })
 		const chunks = 8
-		pointWestAt(t, f, slowAnswerBackend(t, chunks, halfClosed/2)) // 4× the timeout in all
+		pointWestAt(t, f, slowAnswerBackend(t, chunks, halfClosed/5)) // 1.6× the timeout in all
 		require.Eventually(t, func() bool {
 			got, err := egressRequest(f.vip("127.0.0.1:8080"), "req")
 			return err == nil && got == "01234567"
