@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/quic-go/quic-go"
@@ -221,6 +223,28 @@ func TestSecurityF6_PeerStreamAndConnectionCaps(t *testing.T) {
 	require.Equal(t, 10.0, refusals(limitPeerStreams))
 	require.Equal(t, maxStreams, west.peerCaps.usage(td).streams)
 
+	// East at its caps costs another member cluster nothing.
+	north := joinNorth(t, f)
+	require.Eventually(t, func() bool { // once west trusts north's bundle
+		conn, err := f.peerConn(t, north, f.allBundles())
+		if err != nil {
+			return false
+		}
+		defer conn.CloseWithError(0, "")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			return false
+		}
+		_ = s.SetDeadline(time.Now().Add(2 * time.Second))
+		if tunnel.WriteFrame(s, header("north")) != nil {
+			return false
+		}
+		resp, err := tunnel.ReadResponse(s, 0)
+		return err == nil && resp.GetCode() == causewayv1.StreamCode_STREAM_CODE_OK
+	}, 10*time.Second, 50*time.Millisecond, "north must be served while east is at its caps")
+
 	// Ending its flows gives the peer its streams back.
 	for _, s := range open {
 		_ = s.Close()
@@ -242,4 +266,22 @@ func TestOverloadedResetIsARefusal(t *testing.T) {
 	require.Nil(t, overloadedRefusal(&quic.StreamError{ErrorCode: tunnel.CodeOverloaded}), "our own reset is no refusal")
 	require.Nil(t, overloadedRefusal(&quic.StreamError{ErrorCode: tunnel.CodeFlowReset, Remote: true}))
 	require.False(t, isClusterFailure(errStreamCredit))
+}
+
+// joinNorth adds a third member cluster, north, to the fixture's catalog
+// and returns a north gateway certificate.
+func joinNorth(t *testing.T, f *fixture) *tls.Certificate {
+	t.Helper()
+	td := certs.TrustDomainFor("north", domain)
+	ca, err := certs.NewCA(td, time.Hour, time.Now())
+	require.NoError(t, err)
+	certsPublish(f, func(e map[string]*causewayv1.Entry) {
+		e["clusters/north"] = &causewayv1.Entry{Key: "clusters/north", Record: &causewayv1.Entry_Cluster{
+			Cluster: &causewayv1.ClusterRecord{Name: "north", Region: "r-north", Zone: "z-north", TrustDomain: td}}}
+		e["bundles/north"] = &causewayv1.Entry{Key: "bundles/north", Record: &causewayv1.Entry_Bundle{
+			Bundle: &causewayv1.TrustBundle{Cluster: "north", TrustDomain: td, X509Authorities: [][]byte{ca.Cert.Raw}}}}
+	})
+	cert, err := ca.NewLeafKeyPair("gateway", time.Hour, time.Now())
+	require.NoError(t, err)
+	return cert
 }
