@@ -34,6 +34,30 @@ type Config struct {
 	// FlowIdleTimeout closes (resets) a tunneled flow that carried no byte in
 	// either direction for this long. If zero, 1h.
 	FlowIdleTimeout time.Duration
+	// HalfClosedTimeout resets a flow that one side has closed (FIN) once
+	// it carried no byte in either direction for this long: the side that
+	// closed may be gone for good, and the flow would otherwise be held
+	// until FlowIdleTimeout. If zero, 60s.
+	HalfClosedTimeout time.Duration
+	// MaxFlowsPerSource caps the concurrent egress flows of one client
+	// address (over every egress listener); a connection over it is
+	// closed with RST at once. It keeps one client from using up a peer
+	// connection's stream credit. If zero, DefaultMaxFlowsPerSource.
+	MaxFlowsPerSource int
+	// MaxPeerConns caps the QUIC connections one peer cluster (trust
+	// domain) may hold to this gateway; one over it is closed at once with
+	// application error 0x2. If zero, DefaultMaxPeerConns.
+	MaxPeerConns int
+	// MaxPeerStreams caps the streams one peer cluster may have open at
+	// this gateway over all its connections; a stream over it is reset
+	// with 0x4 (OVERLOADED) before its header is read. If zero,
+	// DefaultMaxPeerStreams.
+	MaxPeerStreams int
+	// MaxPeerHeaderBytes bounds the memory of one peer cluster's streams
+	// whose header is still being read: each is charged MaxHeaderSize plus
+	// an estimate of its state (pendingStreamCost); a stream that would go
+	// over it is reset with 0x4. If zero, DefaultMaxPeerHeaderBytes.
+	MaxPeerHeaderBytes int64
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, not registered.
@@ -87,6 +111,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
+	}
+	if c.HalfClosedTimeout == 0 {
+		c.HalfClosedTimeout = DefaultHalfClosedTimeout
+	}
+	if c.MaxFlowsPerSource == 0 {
+		c.MaxFlowsPerSource = DefaultMaxFlowsPerSource
+	}
+	if c.MaxPeerConns == 0 {
+		c.MaxPeerConns = DefaultMaxPeerConns
+	}
+	if c.MaxPeerStreams == 0 {
+		c.MaxPeerStreams = DefaultMaxPeerStreams
+	}
+	if c.MaxPeerHeaderBytes == 0 {
+		c.MaxPeerHeaderBytes = DefaultMaxPeerHeaderBytes
 	}
 	if c.OutlierFailures == 0 {
 		c.OutlierFailures = 1
@@ -142,6 +181,7 @@ func (c Config) Validate() error {
 		{"flow idle timeout", c.FlowIdleTimeout},
 		{"reverify interval", c.ReverifyInterval},
 		{"replace grace", c.ReplaceGrace},
+		{"half-closed timeout", c.HalfClosedTimeout},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("gateway config: negative %s %s", d.name, d.v)
@@ -150,6 +190,9 @@ func (c Config) Validate() error {
 	if c.MaxAttempts < 0 || c.OutlierFailures < 0 || c.OutlierBaseEjection < 0 || c.OutlierMaxEjection < 0 ||
 		c.ReconnectBackoff < 0 || c.ReconnectBackoffMax < 0 {
 		return fmt.Errorf("gateway config: negative max attempts, outlier or reconnect setting")
+	}
+	if c.MaxFlowsPerSource < 0 || c.MaxPeerConns < 0 || c.MaxPeerStreams < 0 || c.MaxPeerHeaderBytes < 0 {
+		return fmt.Errorf("gateway config: negative flow, connection, stream or header-memory limit")
 	}
 	if err := c.Tunnel.Validate(); err != nil {
 		return fmt.Errorf("gateway config: %w", err)

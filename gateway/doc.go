@@ -15,4 +15,11 @@
 //   - A stream refused before any byte was delivered is retried on the
 //     next candidate cluster; the client never sees the refusal.
 //   - The gateway serves from the last catalog when the federator is gone.
+//   - No client address and no peer cluster gets more than its share
+//     (limits.go): flows per source at egress; connections, streams and
+//     half-read header memory per peer trust domain at ingress. Refusals
+//     are immediate (RST, reset 0x4, close 0x2), counted and logged
+//     rate-limited.
+//   - A peer never learns why a local backend dial failed: only the code
+//     DIAL_FAILED; the detail is logged here (dialerr.go).
 package gateway

@@ -241,12 +241,21 @@ func (g *Gateway) acceptEgress(ctx context.Context, l *egressListener) {
 			}
 			return
 		}
+		src := sourceAddr(c)
+		if !g.sources.acquire(src) {
+			g.limitRefused(limitSourceFlows, "source", src.String(), "service", l.target.key.String())
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+			continue
+		}
 		fid, ok := g.flows.add(c)
 		if !ok {
+			g.sources.release(src)
 			_ = c.Close()
 			continue
 		}
 		go func() {
+			defer g.sources.release(src)
 			defer g.flows.done(fid)
 			g.handleEgress(ctx, c.(*net.TCPConn), l.target)
 		}()
@@ -332,7 +341,7 @@ func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.
 		g.outliers.success(cluster)
 		g.localOpen.Add(1)
 		defer g.localOpen.Add(-1)
-		up, down = pipeTCP(client, backend)
+		up, down = pipeTCP(client, backend, g.cfg.HalfClosedTimeout)
 		return attemptCarried, up, down
 	}
 	in, conn, err := g.pick(ctx, cluster, allowSilent)
@@ -355,7 +364,7 @@ func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.
 		return res, 0, 0
 	}
 	g.outliers.success(cluster)
-	up, down = pipe(client, stream)
+	up, down = pipe(client, stream, g.cfg.HalfClosedTimeout)
 	return attemptCarried, up, down
 }
 
@@ -371,8 +380,9 @@ func (g *Gateway) attemptFailed(cluster string, t egressTarget, err error) {
 // isClusterFailure reports whether a refused attempt says the cluster
 // cannot serve (see outlierDetector).
 func isClusterFailure(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, errAllDraining) || errors.Is(err, errSilent) {
-		return false // our own shutdown, a peer moving its flows elsewhere, or a hiccup that may pass
+	if errors.Is(err, context.Canceled) || errors.Is(err, errAllDraining) || errors.Is(err, errSilent) ||
+		errors.Is(err, errStreamCredit) {
+		return false // our own shutdown, a peer moving its flows elsewhere, a hiccup that may pass, or load
 	}
 	switch refusalCode(err) {
 	case causewayv1.StreamCode_STREAM_CODE_UNSPECIFIED, // no connection, stream not opened, reset before the response

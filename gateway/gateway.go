@@ -46,6 +46,11 @@ type Gateway struct {
 	flows     flowTracker    // every flow, egress and ingress
 	conns     connSet        // live peer connections, accepted and dialed
 	endpoints endpointPicker // ingress balancing over local endpoints
+	dialLogs  dialLogs       // rate limits logs of failed backend dials (dialerr.go)
+
+	sources   sourceLimiter // egress flows per client address (limits.go)
+	peerCaps  *peerCaps     // ingress connections, streams and header memory per peer cluster
+	limitLogs limitLogs     // rate limits logs of limit refusals
 
 	drainingMu sync.RWMutex // guards draining
 	draining   bool
@@ -70,6 +75,10 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		bundles: certs.NewBundleSet(),
 		peers:   map[string]*peer{},
 		ready:   make(chan struct{}),
+
+		sources:   sourceLimiter{max: cfg.MaxFlowsPerSource},
+		peerCaps:  newPeerCaps(cfg),
+		limitLogs: newLimitLogs(),
 	}
 	g.outliers = g.newOutliers()
 	if _, err := cert.Certificate(); err != nil {
@@ -94,7 +103,7 @@ func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 // ShutdownGrace to finish; then flows are reset and connections closed
 // with ConnCodeNoError.
 func (g *Gateway) Run(ctx context.Context, udp *net.UDPConn, listen ListenFunc) error {
-	g.transport = &quic.Transport{Conn: udp}
+	g.transport = &quic.Transport{Conn: udp, ConnContext: g.trackHandshake}
 	serverTLS := certs.ServerConfig(certs.TLSOptions{
 		Source:     g.tls,
 		Bundles:    g.bundles,
@@ -163,7 +172,9 @@ func (g *Gateway) forgetStale(ctx context.Context) {
 		changed := g.src.Changed()
 		v := g.src.View()
 		g.metrics.streams.forget(v)
-		g.endpoints.forget(func(k catalog.ServiceKey) bool { _, ok := v.Export(k, g.cfg.Cluster); return ok })
+		local := func(k catalog.ServiceKey) bool { _, ok := v.Export(k, g.cfg.Cluster); return ok }
+		g.endpoints.forget(local)
+		g.dialLogs.forget(local)
 		select {
 		case <-ctx.Done():
 			return
@@ -218,6 +229,7 @@ func (g *Gateway) acceptConns(ctx context.Context, ln *quic.Listener) {
 		if err != nil {
 			return
 		}
+		handshakeAccepted(conn)
 		id, err := certs.PeerID(conn.ConnectionState().TLS)
 		if err != nil {
 			g.metrics.handshakes.WithLabelValues("server", "error").Inc()
@@ -226,6 +238,13 @@ func (g *Gateway) acceptConns(ctx context.Context, ln *quic.Listener) {
 		}
 		g.metrics.handshakes.WithLabelValues("server", "ok").Inc()
 		peer := clusterOf(g.src.View(), id)
+		if !g.peerCaps.addConn(id.TrustDomain) {
+			g.limitRefused(limitPeerConns, "peer", id.String(), "addr", conn.RemoteAddr().String())
+			_ = conn.CloseWithError(tunnel.ConnCodeOverloaded, "too many connections from this peer cluster")
+			continue
+		}
+		td := id.TrustDomain
+		context.AfterFunc(conn.Context(), func() { g.peerCaps.doneConn(td) })
 		g.conns.trackAccepted(peer, conn)
 		wg.Go(func() { g.serveConn(ctx, conn, peer, id) })
 	}
@@ -242,6 +261,15 @@ func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn, peer string, i
 			log.Debug("peer connection ended", "err", err)
 			return
 		}
+		// Over a per-peer cap the stream is reset at once: no goroutine,
+		// no header buffer, and nothing waits on a peer that reads nothing.
+		grant, limit := g.peerCaps.addStream(id.TrustDomain)
+		if limit != "" {
+			g.limitRefused(limit, "peer", id.String())
+			stream.CancelWrite(tunnel.CodeOverloaded)
+			stream.CancelRead(tunnel.CodeOverloaded)
+			continue
+		}
 		// Write side first: the pipe resets the stream as soon as a side
 		// fails, and the peer must see why (0x3), not a FLOW_RESET.
 		fid, ok := g.flows.add(closerFunc(func() error {
@@ -250,13 +278,15 @@ func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn, peer string, i
 			return nil
 		}))
 		if !ok {
+			grant.done()
 			stream.CancelWrite(tunnel.CodeShutdown)
 			stream.CancelRead(tunnel.CodeShutdown)
 			continue
 		}
 		go func() {
 			defer g.flows.done(fid)
-			g.handleIngress(ctx, stream, peer, id)
+			defer grant.done()
+			g.handleIngress(ctx, stream, peer, id, grant)
 		}()
 	}
 }

@@ -37,9 +37,10 @@ func refusalCode(err error) causewayv1.StreamCode {
 }
 
 // handleIngress serves one stream opened by the gateway of cluster peer
-// (labelOther if not a member), authenticated as peerID. Whatever goes
-// wrong ends this stream only: a response code, or a reset.
-func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer string, peerID certs.ID) {
+// (labelOther if not a member), authenticated as peerID, admitted by
+// grant (whose header charge it releases once the header is read).
+// Whatever goes wrong ends this stream only: a response code, or a reset.
+func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer string, peerID certs.ID, grant *streamGrant) {
 	start := time.Now()
 	fm := g.metrics.ingress
 	fm.active.Inc()
@@ -49,6 +50,7 @@ func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer s
 
 	_ = stream.SetReadDeadline(start.Add(g.cfg.HeaderTimeout))
 	h, err := tunnel.ReadHeader(stream, g.cfg.MaxHeaderSize)
+	grant.headerDone()
 	if err != nil {
 		g.log.Debug("bad stream header", "peer", peerID.String(), "err", err)
 		g.refuse(stream, &refusal{causewayv1.StreamCode_STREAM_CODE_BAD_HEADER, err.Error()}, tunnel.CodeProtocolError)
@@ -72,7 +74,7 @@ func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer s
 	}
 	_ = stream.SetWriteDeadline(time.Time{})
 	stop := watchIdle(backend, g.cfg.FlowIdleTimeout, func() { resetFlow(backend, stream, tunnel.CodeFlowReset) })
-	up, down := pipe(backend, stream)
+	up, down := pipe(backend, stream, g.cfg.HalfClosedTimeout)
 	stop()
 	result = resultOK
 	fm.bytes.Add(float64(down + up))

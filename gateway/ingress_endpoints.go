@@ -92,7 +92,8 @@ func (p *endpointPicker) forget(keep func(catalog.ServiceKey) bool) {
 // service port port. Endpoints are balanced by g.endpoints; the whole
 // attempt takes at most DialTimeout, split over at most
 // maxEndpointAttempts endpoints at a time so one black-holed endpoint
-// cannot use it all. A refusal error is a *refusal.
+// cannot use it all. A refusal error is a *refusal; a DIAL_FAILED one
+// carries a generic message only (see backendDialFailed).
 func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, port uint32) (*net.TCPConn, error) {
 	var sp *causewayv1.ServicePort
 	for _, p := range x.GetPorts() {
@@ -124,7 +125,7 @@ func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, por
 	defer cancel()
 	key := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
 	order := g.endpoints.order(key, addrs, time.Now())
-	var lastErr error
+	var lastErr error // the detail, kept here: peers never see it
 	// Flows have their own idle timeout; TCP keep-alive probes on every
 	// backend connection would only cost a setsockopt per dial.
 	d := net.Dialer{KeepAlive: -1}
@@ -147,14 +148,16 @@ func (g *Gateway) dialLocal(ctx context.Context, x *causewayv1.ExportRecord, por
 		g.endpoints.result(addr, err, time.Now())
 		if err != nil {
 			lastErr = err
+			g.backendDialFailed(key, addr, err)
 			continue
 		}
 		return c.(*net.TCPConn), nil
 	}
 	if lastErr == nil {
-		lastErr = errors.New("dial budget exhausted")
+		g.backendDialFailed(key, "", errors.New("dial budget exhausted before any endpoint was tried"))
 	}
-	return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, lastErr.Error()}
+	// The detail was logged and counted; the peer gets the code only.
+	return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, dialFailedMessage}
 }
 
 // nop is a CancelFunc with nothing to cancel.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -72,7 +73,8 @@ func TestDialLocalBalancesAndSkipsFailed(t *testing.T) {
 	x := &causewayv1.ExportRecord{Namespace: "demo", Name: "echo", Cluster: "west",
 		Ports:     []*causewayv1.ServicePort{{Name: "http", Port: 8080, Protocol: causewayv1.Protocol_PROTOCOL_TCP}},
 		Endpoints: []*causewayv1.Endpoint{ep(p1, true), ep(deadPort, true), ep(p2, true), ep(p1+1, false)}}
-	g := &Gateway{cfg: Config{Cluster: "west", DialTimeout: 2 * time.Second}.withDefaults()}
+	g := &Gateway{cfg: Config{Cluster: "west", DialTimeout: 2 * time.Second}.withDefaults(),
+		metrics: newMetrics(nil), log: slog.New(slog.DiscardHandler)}
 
 	const dials = 40
 	for i := range dials {
@@ -98,4 +100,5 @@ func TestDialLocalBalancesAndSkipsFailed(t *testing.T) {
 	x.Endpoints = []*causewayv1.Endpoint{ep(deadPort, true)}
 	_, err = g.dialLocal(context.Background(), x, 8080)
 	require.Equal(t, causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, refusalCode(err))
+	require.NotContains(t, err.Error(), strconv.Itoa(int(deadPort)), "no dial detail in the refusal")
 }

@@ -29,6 +29,12 @@ type metrics struct {
 	replaced     *prometheus.CounterVec // connections replaced or closed by reverify, by role and reason
 	listeners    *prometheus.GaugeVec   // egress listeners by state (open, failed)
 	listenErrors *prometheus.CounterVec // failed attempts to open an egress listener, by reason
+	// limitRefusals counts flows, streams and connections refused by a
+	// fairness limit (limits.go), by limit.
+	limitRefusals *prometheus.CounterVec
+	// dialErrors counts failed dials of local backends, by reason
+	// (dialerr.go); the detail is logged here, never sent to a peer.
+	dialErrors *prometheus.CounterVec
 
 	egress, ingress flowMetrics // the direction series, looked up once
 }
@@ -62,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bytes_total", Help: "Payload bytes carried, by direction (egress = client to peer)."},
 			[]string{"direction"}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "handshakes_total", Help: "QUIC handshakes by role (client, server) and result."},
+			Name: "handshakes_total", Help: "QUIC handshakes by role (client, server) and result: ok, error (no peer identity), rejected (server: the handshake never completed, e.g. refused during TLS or timed out)."},
 			[]string{"role", "result"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "stream_retries_total", Help: "Egress flows moved to the next candidate after a refusal."}),
@@ -86,9 +92,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.listenErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 		Name: "listen_errors_total", Help: "Failed attempts to open an egress listener, by reason: address_not_available (not a local address), address_in_use, permission_denied, other."},
 		[]string{"reason"})
+	m.limitRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "limit_refusals_total", Help: "Flows, streams and connections refused by a fairness limit, by limit: source_flows (egress, a client address at maxFlowsPerSource), " +
+			"stream_credit (egress, the peer connection's stream credit used up), peer_connections, peer_streams, peer_header_bytes (ingress, a peer cluster at its cap)."},
+		[]string{"limit"})
+	for _, l := range limitNames {
+		m.limitRefusals.WithLabelValues(l)
+	}
+	m.dialErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "backend_dial_errors_total", Help: "Failed dials of local backend endpoints, by reason: refused, timeout, unreachable, other. Peers get only the code DIAL_FAILED; the detail is logged."},
+		[]string{"reason"})
+	m.handshakes.WithLabelValues("server", "rejected")
 	m.egress, m.ingress = m.flowMetrics("egress"), m.flowMetrics("ingress")
 	if reg != nil {
-		reg.MustRegister(m.ejections, m.ejected, m.replaced, m.listeners, m.listenErrors)
+		reg.MustRegister(m.ejections, m.ejected, m.replaced, m.listeners, m.listenErrors, m.limitRefusals, m.dialErrors)
 		reg.MustRegister(m.streams.vec, m.active, m.bytes, m.handshakes, m.retries, m.duration)
 	}
 	return m

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
@@ -117,9 +118,11 @@ func copyFromStream(dst io.Writer, src *quic.Stream) (n int64, readErr, writeErr
 
 // pipe carries a flow between a TCP connection and a QUIC stream until both
 // directions end. FIN maps to FIN; an error (RST) on one side resets the
-// other. It returns the bytes carried tcp→stream and stream→tcp. It runs
-// one goroutine besides the caller's: each direction needs a blocked read.
-func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
+// other. Once one direction has ended with FIN, the flow is reset when it
+// carries no byte either way for halfClosed (see halfCloseReaper). It
+// returns the bytes carried tcp→stream and stream→tcp. It runs one
+// goroutine besides the caller's: each direction needs a blocked read.
+func pipe(tcp *net.TCPConn, stream *quic.Stream, halfClosed time.Duration) (up, down int64) {
 	// reset ends the flow both ways: a TCP RST becomes a stream reset and
 	// a stream reset (or a peer that stopped reading) becomes a TCP RST.
 	reset := func() {
@@ -128,6 +131,8 @@ func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 		_ = tcp.SetLinger(0)
 		_ = tcp.Close()
 	}
+	half := halfCloseReaper{leg: tcp, timeout: halfClosed, reset: reset}
+	defer half.end()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var rerr, werr error
@@ -137,6 +142,7 @@ func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 			return
 		}
 		_ = stream.Close() // FIN
+		half.start()
 	})
 	var rerr, werr error
 	down, rerr, werr = copyFromStream(tcp, stream)
@@ -144,26 +150,34 @@ func pipe(tcp *net.TCPConn, stream *quic.Stream) (up, down int64) {
 		reset()
 	} else {
 		_ = tcp.CloseWrite()
+		half.start()
 	}
 	wg.Wait()
 	_ = tcp.Close()
 	return up, down
 }
 
-// pipeTCP carries a flow between two TCP connections (a local target).
-func pipeTCP(client, backend *net.TCPConn) (up, down int64) {
+// pipeTCP carries a flow between two TCP connections (a local target),
+// with the same half-close bound as pipe.
+func pipeTCP(client, backend *net.TCPConn, halfClosed time.Duration) (up, down int64) {
+	resetBoth := func() {
+		_ = client.SetLinger(0)
+		_ = backend.SetLinger(0)
+		_ = client.Close()
+		_ = backend.Close()
+	}
+	half := halfCloseReaper{leg: backend, timeout: halfClosed, reset: resetBoth}
+	defer half.end()
 	var wg sync.WaitGroup
 	one := func(dst, src *net.TCPConn, n *int64) {
 		var rerr, werr error
 		*n, rerr, werr = copyFromTCP(dst, src)
 		if rerr != nil || werr != nil {
-			_ = client.SetLinger(0)
-			_ = backend.SetLinger(0)
-			_ = client.Close()
-			_ = backend.Close()
+			resetBoth()
 			return
 		}
 		_ = dst.CloseWrite()
+		half.start()
 	}
 	wg.Go(func() { one(backend, client, &up) })
 	one(client, backend, &down)
@@ -171,4 +185,41 @@ func pipeTCP(client, backend *net.TCPConn) (up, down int64) {
 	_ = client.Close()
 	_ = backend.Close()
 	return up, down
+}
+
+// halfCloseReaper bounds a half-closed flow: once one direction has ended
+// with FIN, the side that sent it may be gone for good (a client that
+// closed its socket), and the flow would otherwise last until the other
+// side closes or FlowIdleTimeout (1 h) fires. From the first FIN on, the
+// flow is reset when it carries no byte either way for timeout, read from
+// leg's kernel counters (watchIdle): a half-closed flow still moving bytes
+// (a download after the request's FIN) goes on.
+type halfCloseReaper struct {
+	leg     *net.TCPConn
+	timeout time.Duration
+	reset   func()
+
+	mu    sync.Mutex // guards stop, ended
+	stop  func()
+	ended bool
+}
+
+// start arms the reaper once; later calls and calls after end do nothing.
+func (h *halfCloseReaper) start() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stop != nil || h.ended {
+		return
+	}
+	h.stop = watchIdle(h.leg, h.timeout, h.reset)
+}
+
+// end disarms the reaper (the flow is over).
+func (h *halfCloseReaper) end() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ended = true
+	if h.stop != nil {
+		h.stop()
+	}
 }

@@ -13,14 +13,14 @@ import (
 )
 
 // openStreamOn opens a flow on conn, a connection to cluster's gateway:
-// opening the stream, writing the header and reading the response take at
-// most HeaderTimeout together, so a peer that never answers costs one
-// HeaderTimeout. ctx or abandon ending (the gateway stops, the instance
+// writing the header and reading the response take at most HeaderTimeout
+// together, so a peer that never answers costs one HeaderTimeout; a
+// connection without stream credit fails at once (errStreamCredit). ctx or abandon ending (the gateway stops, the instance
 // went silent or left the catalog) cuts the attempt short. Any error means
 // no byte of the client reached a backend; a non-OK response is a *refusal.
 func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cluster string, t egressTarget, source string) (*quic.Stream, error) {
 	deadline := time.Now().Add(g.cfg.HeaderTimeout)
-	stream, err := openStream(ctx, abandon, conn, deadline)
+	stream, err := g.openStream(ctx, abandon, conn)
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", cluster, err)
 	}
@@ -57,6 +57,9 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 	if err := tunnel.WriteFrame(stream, h); err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
 		stream.CancelWrite(tunnel.CodeProtocolError)
+		if r := overloadedRefusal(err); r != nil {
+			return nil, r
+		}
 		return nil, fmt.Errorf("send header to %s: %w", cluster, err)
 	}
 	resp, err := tunnel.ReadResponse(stream, g.cfg.MaxHeaderSize)
@@ -72,6 +75,9 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 	if err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
 		stream.CancelWrite(tunnel.CodeProtocolError)
+		if r := overloadedRefusal(err); r != nil {
+			return nil, r
+		}
 		return nil, fmt.Errorf("read response of %s: %w", cluster, err)
 	}
 	if resp.GetCode() != causewayv1.StreamCode_STREAM_CODE_OK {
@@ -83,10 +89,16 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 	return stream, nil
 }
 
-// openStream opens a stream on conn. Only when the peer's stream limit is
-// reached does it wait for a slot, until deadline or until ctx or abandon
-// ends: the common case costs no context and no timer.
-func openStream(ctx, abandon context.Context, conn *quic.Conn, deadline time.Time) (*quic.Stream, error) {
+// errStreamCredit says the peer connection's stream credit is used up:
+// the peer's MaxIncomingStreams flows are open on it. The flow fails fast
+// to the next candidate instead of waiting for a slot, so flows held open
+// by some clients never make others wait; it says nothing about the
+// peer's health (no outlier failure).
+var errStreamCredit = errors.New("the peer connection's stream credit is used up")
+
+// openStream opens a stream on conn without waiting: when the peer's
+// stream limit is reached it returns errStreamCredit at once.
+func (g *Gateway) openStream(ctx, abandon context.Context, conn *quic.Conn) (*quic.Stream, error) {
 	// An attempt abandoned already sends no header.
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -95,14 +107,22 @@ func openStream(ctx, abandon context.Context, conn *quic.Conn, deadline time.Tim
 		return nil, context.Canceled
 	}
 	stream, err := conn.OpenStream()
-	if _, limited := errors.AsType[*quic.StreamLimitReachedError](err); !limited {
-		return stream, err
+	if _, limited := errors.AsType[*quic.StreamLimitReachedError](err); limited {
+		g.limitRefused(limitStreamCredit, "addr", conn.RemoteAddr().String())
+		return nil, errStreamCredit
 	}
-	octx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	stop := context.AfterFunc(abandon, cancel)
-	defer stop()
-	return conn.OpenStreamSync(octx)
+	return stream, err
+}
+
+// overloadedRefusal maps a reset with CodeOverloaded from the peer (its
+// per-peer caps refused the stream before reading the header) to the
+// OVERLOADED refusal; nil for any other error.
+func overloadedRefusal(err error) *refusal {
+	var se *quic.StreamError
+	if errors.As(err, &se) && se.Remote && se.ErrorCode == tunnel.CodeOverloaded {
+		return &refusal{causewayv1.StreamCode_STREAM_CODE_OVERLOADED, "the peer gateway is at its limits for this cluster"}
+	}
+	return nil
 }
 
 // abandonedCause returns why an attempt was abandoned: ctx or abandon

@@ -15,6 +15,11 @@ const (
 	CodeProtocolError quic.StreamErrorCode = 0x2
 	// CodeShutdown resets streams still open when a gateway stops.
 	CodeShutdown quic.StreamErrorCode = 0x3
+	// CodeOverloaded resets a stream, before any response, that the
+	// ingress gateway refuses because the peer cluster is over one of its
+	// per-peer limits (streams, half-read headers). It means what the
+	// response code OVERLOADED means: nothing reached a backend.
+	CodeOverloaded quic.StreamErrorCode = 0x4
 )
 
 // Connection close codes.
@@ -24,6 +29,9 @@ const (
 	// ConnCodeUntrusted closes an accepted connection whose peer's
 	// certificate no longer verifies (its CA was dropped, or it expired).
 	ConnCodeUntrusted quic.ApplicationErrorCode = 0x1
+	// ConnCodeOverloaded closes an accepted connection at once because its
+	// peer cluster already holds as many connections as it may.
+	ConnCodeOverloaded quic.ApplicationErrorCode = 0x2
 )
 
 // Config holds the QUIC transport knobs. The zero value is valid.

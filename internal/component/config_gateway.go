@@ -74,6 +74,22 @@ type GatewayLimits struct {
 	// ReplaceGrace is how long flows may go on on a replaced or distrusted
 	// peer connection (30s).
 	ReplaceGrace metav1.Duration `json:"replaceGrace,omitempty"`
+	// HalfClosedTimeout resets a flow one side has closed (FIN) once it
+	// carried no byte either way for this long (60s).
+	HalfClosedTimeout metav1.Duration `json:"halfClosedTimeout,omitempty"`
+	// MaxFlowsPerSource caps the concurrent egress flows of one client
+	// address (4096); more are closed with RST at once.
+	MaxFlowsPerSource int `json:"maxFlowsPerSource,omitempty"`
+	// MaxConnectionsPerPeerCluster caps the QUIC connections one peer
+	// cluster may hold to this gateway (16).
+	MaxConnectionsPerPeerCluster int `json:"maxConnectionsPerPeerCluster,omitempty"`
+	// MaxStreamsPerPeerCluster caps the streams one peer cluster may have
+	// open here over all its connections (32768).
+	MaxStreamsPerPeerCluster int `json:"maxStreamsPerPeerCluster,omitempty"`
+	// MaxHeaderBytesPerPeerCluster bounds the memory of one peer cluster's
+	// streams whose header is still being read, bytes (16777216; each is
+	// charged maxHeaderSize + 8 KiB).
+	MaxHeaderBytesPerPeerCluster int64 `json:"maxHeaderBytesPerPeerCluster,omitempty"`
 }
 
 // LoadGatewayConfig reads, defaults and validates a gateway file.
@@ -169,7 +185,7 @@ func (l *GatewayLimits) validate() error {
 		{"headerTimeout", l.HeaderTimeout.Duration}, {"dialTimeout", l.DialTimeout.Duration},
 		{"flowIdleTimeout", l.FlowIdleTimeout.Duration}, {"keepAlivePeriod", l.KeepAlivePeriod.Duration},
 		{"idleTimeout", l.IdleTimeout.Duration}, {"reverifyInterval", l.ReverifyInterval.Duration},
-		{"replaceGrace", l.ReplaceGrace.Duration},
+		{"replaceGrace", l.ReplaceGrace.Duration}, {"halfClosedTimeout", l.HalfClosedTimeout.Duration},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("limits.%s: want a positive duration (or leave it out for the default), got %s", d.name, d.v)
@@ -182,6 +198,10 @@ func (l *GatewayLimits) validate() error {
 		{"maxHeaderSize", int64(l.MaxHeaderSize), tunnel.MaxFrameSize},
 		{"maxStreamsPerPeer", l.MaxStreamsPerPeer, 1 << 60},
 		{"maxAttempts", int64(l.MaxAttempts), 1 << 20},
+		{"maxFlowsPerSource", int64(l.MaxFlowsPerSource), 1 << 30},
+		{"maxConnectionsPerPeerCluster", int64(l.MaxConnectionsPerPeerCluster), 1 << 20},
+		{"maxStreamsPerPeerCluster", int64(l.MaxStreamsPerPeerCluster), 1 << 30},
+		{"maxHeaderBytesPerPeerCluster", l.MaxHeaderBytesPerPeerCluster, 1 << 40},
 	} {
 		if n.v < 0 || n.v > n.limit {
 			return fmt.Errorf("limits.%s: want a whole number 1-%d (or leave it out for the default), got %d", n.name, n.limit, n.v)

@@ -132,7 +132,10 @@ func (c *GatewayConfig) gatewayConfig() gateway.Config {
 		MaxHeaderSize: l.MaxHeaderSize, HeaderTimeout: l.HeaderTimeout.Duration, DialTimeout: l.DialTimeout.Duration,
 		FlowIdleTimeout: l.FlowIdleTimeout.Duration, MaxAttempts: l.MaxAttempts,
 		ReverifyInterval: l.ReverifyInterval.Duration, ReplaceGrace: l.ReplaceGrace.Duration,
-		EgressMode: c.Egress.Mode, EgressBind: c.Egress.Bind}
+		EgressMode: c.Egress.Mode, EgressBind: c.Egress.Bind,
+		HalfClosedTimeout: l.HalfClosedTimeout.Duration, MaxFlowsPerSource: l.MaxFlowsPerSource,
+		MaxPeerConns: l.MaxConnectionsPerPeerCluster, MaxPeerStreams: l.MaxStreamsPerPeerCluster,
+		MaxPeerHeaderBytes: l.MaxHeaderBytesPerPeerCluster}
 	gcfg.Tunnel.MaxIncomingStreams = l.MaxStreamsPerPeer
 	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
 	gcfg.Tunnel.IdleTimeout = l.IdleTimeout.Duration

@@ -92,7 +92,10 @@ func runGateway(ctx context.Context, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gw, err := gateway.New(gateway.Config{Cluster: *cluster, Logger: log}, feed, certs.NewStaticSource(leaf))
+	gw, err := gateway.New(gateway.Config{Cluster: *cluster, Logger: log,
+		// The load generator is one client address standing for many
+		// clients: the idle test holds 10,000 flows from it.
+		MaxFlowsPerSource: 1 << 20}, feed, certs.NewStaticSource(leaf))
 	if err != nil {
 		return err
 	}
