@@ -63,9 +63,7 @@ func certsRotate(t *testing.T, c *testCluster, ca certs.CASource, onIssue func(*
 
 // certsPeerConn returns g's current connection to cluster's gateway.
 func certsPeerConn(g *Gateway, cluster string) *quic.Conn {
-	g.peersMu.Lock()
-	p := g.peers[cluster]
-	g.peersMu.Unlock()
+	p := g.peers.get(cluster)
 	if p == nil {
 		return nil
 	}

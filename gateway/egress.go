@@ -66,7 +66,7 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		}
 		wg.Wait()
 	}()
-	g.startPeers(ctx)
+	g.peers.start(ctx)
 	defer g.stopPeers()
 	readyOnce := sync.Once{}
 	for {
@@ -75,7 +75,7 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		if g.syncBundles(v) {
 			g.reverify() // connections whose peers the change distrusts go now
 		}
-		g.syncPeers(v)
+		g.peers.sync(v)
 		want := desiredEgress(v, g.cfg.Cluster, g.cfg.EgressMode, g.cfg.EgressBind)
 		for addr, l := range listeners {
 			if t, ok := want[addr]; !ok || t != l.target {

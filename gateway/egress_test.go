@@ -14,9 +14,7 @@ import (
 
 // egressPeerInstances returns g's current instances of cluster by name.
 func egressPeerInstances(g *Gateway, cluster string) map[string]*instance {
-	g.peersMu.Lock()
-	p := g.peers[cluster]
-	g.peersMu.Unlock()
+	p := g.peers.get(cluster)
 	out := map[string]*instance{}
 	if p == nil {
 		return out

@@ -140,9 +140,7 @@ func (g *Gateway) explainGateways(v *catalog.View, cluster string) []ExplainedGa
 	if cluster == g.cfg.Cluster {
 		return out
 	}
-	g.peersMu.Lock()
-	p := g.peers[cluster]
-	g.peersMu.Unlock()
+	p := g.peers.get(cluster)
 	for _, rec := range v.Gateways(cluster) {
 		eg := ExplainedGateway{Instance: rec.GetInstance(), Addresses: append([]string{}, rec.GetAddresses()...), State: GatewayIdle}
 		if p != nil {

@@ -36,9 +36,7 @@ type Gateway struct {
 
 	transport *quic.Transport
 
-	peersMu  sync.Mutex // guards peers, peerLife
-	peers    map[string]*peer
-	peerLife peerLife // instance goroutines (peer.go)
+	peers *peerSet // active peer clusters and their instances (peerset.go)
 
 	outliers  *outlierDetector // ejects failing peer clusters (outlier.go)
 	localOpen atomic.Int64     // egress flows open to this cluster's own backends
@@ -73,7 +71,6 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		log:     cfg.Logger.With("component", "gateway", "cluster", cfg.Cluster),
 		metrics: newMetrics(cfg.Registerer),
 		bundles: certs.NewBundleSet(),
-		peers:   map[string]*peer{},
 		ready:   make(chan struct{}),
 
 		sources:   sourceLimiter{max: cfg.MaxFlowsPerSource},
@@ -81,6 +78,7 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		limitLogs: newLimitLogs(),
 	}
 	g.outliers = g.newOutliers()
+	g.peers = newPeerSet(cfg.Cluster, g.log, g.runInstance, g.forgetPeerClusters)
 	if _, err := cert.Certificate(); err != nil {
 		return nil, fmt.Errorf("gateway certificate: %w", err)
 	}
@@ -155,11 +153,7 @@ func (g *Gateway) shutdown(stopConns context.CancelFunc) {
 	}
 	g.flows.closeAll()
 	stopConns()
-	g.peersMu.Lock()
-	for _, p := range g.peers {
-		p.close()
-	}
-	g.peersMu.Unlock()
+	g.peers.closeAll()
 	g.conns.closeAll("gateway shutting down")
 	_ = g.transport.Close()
 	<-g.flows.idleCh()

@@ -69,7 +69,7 @@ func (g *Gateway) reverify() {
 	if c, err := g.tls.Certificate(); err == nil && len(c.Certificate) > 0 {
 		own = c.Certificate[0]
 	}
-	for _, in := range g.instances() {
+	for _, in := range g.peers.instances() {
 		in.mu.Lock()
 		conn, leaf := in.conn, in.leaf
 		in.mu.Unlock()
@@ -145,21 +145,6 @@ func (g *Gateway) checkPeer(cs tls.ConnectionState, at time.Time) (string, error
 	return reasonPeerUntrusted, err
 }
 
-// instances lists the instances of every active peer cluster.
-func (g *Gateway) instances() []*instance {
-	g.peersMu.Lock()
-	defer g.peersMu.Unlock()
-	var out []*instance
-	for _, p := range g.peers {
-		p.mu.Lock()
-		for _, in := range p.instances {
-			out = append(out, in)
-		}
-		p.mu.Unlock()
-	}
-	return out
-}
-
 // replaceConn makes conn no longer in's connection: new streams wait for
 // the dial that follows at once (it is announced here), and conn closes
 // when its open streams have ended, ReplaceGrace at the latest. Streams
@@ -181,7 +166,7 @@ func (g *Gateway) replaceConn(ctx context.Context, in *instance, conn *quic.Conn
 		in.replaced[conn] = done
 	}
 	in.mu.Unlock()
-	g.peerLife.wg.Go(func() {
+	g.peers.goOwned(func() {
 		defer func() {
 			if abandonOld != nil {
 				abandonOld()
