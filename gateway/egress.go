@@ -54,17 +54,12 @@ func listenRetryAfter(n int) time.Duration {
 // once, then at DEBUG), counted, and retried with back-off, since the
 // address may appear later; the other listeners and ingress go on.
 func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
-	listeners := map[string]*egressListener{} // by address
-	failed := map[string]*failedListen{}      // by address
+	ls := &egressListeners{open: map[string]*egressListener{}, failed: map[string]*failedListen{}}
 	retry := make(chan struct{}, 1)
 	stopRetry := func() bool { return false }
-	var wg sync.WaitGroup
 	defer func() {
 		stopRetry()
-		for _, l := range listeners {
-			_ = l.ln.Close()
-		}
-		wg.Wait()
+		ls.closeAll()
 	}()
 	g.peers.start(ctx)
 	defer g.stopPeers()
@@ -77,52 +72,16 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		}
 		g.peers.sync(v)
 		want := desiredEgress(v, g.cfg.Cluster, g.cfg.EgressMode, g.cfg.EgressBind)
-		for addr, l := range listeners {
-			if t, ok := want[addr]; !ok || t != l.target {
-				_ = l.ln.Close()
-				<-l.done
-				delete(listeners, addr)
-				g.log.Info("egress listener closed", "addr", addr, "service", l.target.key.String())
-			}
-		}
-		for addr, f := range failed {
-			if t, ok := want[addr]; !ok || t != f.target {
-				delete(failed, addr)
-			}
-		}
+		g.closeUnwanted(ls, want)
 		now := g.cfg.Clock.Now()
-		for addr, t := range want {
-			if _, ok := listeners[addr]; ok {
-				continue
-			}
-			if f, ok := failed[addr]; ok && now.Before(f.next) {
-				continue
-			}
-			ln, err := listen(ctx, addr)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				g.listenFailed(failed, addr, t, err, now)
-				continue
-			}
-			if f, ok := failed[addr]; ok {
-				g.log.Info("egress listener opened after failures", "addr", addr, "service", t.key.String(), "failures", f.failures)
-				delete(failed, addr)
-			}
-			l := &egressListener{target: t, ln: ln, done: make(chan struct{})}
-			listeners[addr] = l
-			wg.Go(func() {
-				defer close(l.done)
-				g.acceptEgress(ctx, l)
-			})
-			g.log.Info("egress listener opened", "addr", addr, "service", t.key.String())
+		if !g.openWanted(ctx, ls, want, listen, now) {
+			return nil
 		}
-		g.setEgressAddrs(listeners)
-		g.metrics.listeners.WithLabelValues("open").Set(float64(len(listeners)))
-		g.metrics.listeners.WithLabelValues("failed").Set(float64(len(failed)))
+		g.setEgressAddrs(ls.open)
+		g.metrics.listeners.WithLabelValues("open").Set(float64(len(ls.open)))
+		g.metrics.listeners.WithLabelValues("failed").Set(float64(len(ls.failed)))
 		stopRetry()
-		if next, ok := earliestRetry(failed); ok {
+		if next, ok := earliestRetry(ls.failed); ok {
 			stopRetry = g.cfg.Clock.AfterFunc(next.Sub(now), func() {
 				select {
 				case retry <- struct{}{}:
@@ -140,6 +99,73 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		case <-retry:
 		}
 	}
+}
+
+// egressListeners is runEgress's state: the open listeners and the
+// addresses that could not be listened on, by address.
+type egressListeners struct {
+	open   map[string]*egressListener
+	failed map[string]*failedListen
+	wg     sync.WaitGroup // the accept loops of open
+}
+
+// closeAll closes every open listener and waits for its accept loop.
+func (ls *egressListeners) closeAll() {
+	for _, l := range ls.open {
+		_ = l.ln.Close()
+	}
+	ls.wg.Wait()
+}
+
+// closeUnwanted closes the listeners and forgets the failures whose address
+// is no longer wanted for the same target.
+func (g *Gateway) closeUnwanted(ls *egressListeners, want map[string]egressTarget) {
+	for addr, l := range ls.open {
+		if t, ok := want[addr]; !ok || t != l.target {
+			_ = l.ln.Close()
+			<-l.done
+			delete(ls.open, addr)
+			g.log.Info("egress listener closed", "addr", addr, "service", l.target.key.String())
+		}
+	}
+	for addr, f := range ls.failed {
+		if t, ok := want[addr]; !ok || t != f.target {
+			delete(ls.failed, addr)
+		}
+	}
+}
+
+// openWanted opens a listener for each wanted address not open yet and not
+// backing off, recording failures; false means ctx ended.
+func (g *Gateway) openWanted(ctx context.Context, ls *egressListeners, want map[string]egressTarget, listen ListenFunc, now time.Time) bool {
+	for addr, t := range want {
+		if _, ok := ls.open[addr]; ok {
+			continue
+		}
+		if f, ok := ls.failed[addr]; ok && now.Before(f.next) {
+			continue
+		}
+		ln, err := listen(ctx, addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			g.listenFailed(ls.failed, addr, t, err, now)
+			continue
+		}
+		if f, ok := ls.failed[addr]; ok {
+			g.log.Info("egress listener opened after failures", "addr", addr, "service", t.key.String(), "failures", f.failures)
+			delete(ls.failed, addr)
+		}
+		l := &egressListener{target: t, ln: ln, done: make(chan struct{})}
+		ls.open[addr] = l
+		ls.wg.Go(func() {
+			defer close(l.done)
+			g.acceptEgress(ctx, l)
+		})
+		g.log.Info("egress listener opened", "addr", addr, "service", t.key.String())
+	}
+	return true
 }
 
 // listenFailed records a failed attempt to listen on addr for t.
