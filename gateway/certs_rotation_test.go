@@ -216,6 +216,7 @@ func TestLeafRotationUnderLoad(t *testing.T) {
 // new, drop old) while east sends requests through the tunnel and opens
 // fresh connections that verify west with the bundles east's gateway
 // received from the catalog: no request and no handshake fails.
+// Over 80 lines: one scenario whose steps share its servers and load.
 func TestCARotationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several seconds")

@@ -23,6 +23,7 @@ import (
 // be bound. West's gateway keeps running: its other egress listener
 // carries flows, its ingress serves east's flows, and the failure is
 // counted, shown as a failed listener and retried with back-off.
+// Over 80 lines: one scenario whose steps share its servers.
 func TestEgressBindFailureFailsOnlyThatListener(t *testing.T) {
 	if ln, err := net.Listen("tcp", "192.0.2.1:0"); err == nil {
 		_ = ln.Close()

@@ -76,6 +76,7 @@ func malformedKinds(t testing.TB) []malformedKind {
 // on one real QUIC connection to west's gateway while one good stream
 // echoes traffic the whole time: every malformed stream gets its own error
 // code, the good stream is unharmed and the connection stays up.
+// Over 80 lines: one scenario whose steps share its connection.
 func TestIngressMalformedStreamsSpareConnection(t *testing.T) {
 	// Long enough that a busy machine delivers a whole header in time: a
 	// later stream may open an earlier one (QUIC) before its header is sent.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// Over 80 lines: a table of cases, each a few lines.
 func TestOutlierDetector(t *testing.T) {
 	type step struct {
 		op     string // "fail", "ok", "advance"

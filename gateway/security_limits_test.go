@@ -158,6 +158,7 @@ func overloaded(s *quic.Stream, deadline time.Time) bool {
 // half-read headers; the streams over a cap are reset with 0x4
 // (OVERLOADED) at once and counted, and what the peer holds is released
 // when its streams end.
+// Over 80 lines: one attack whose steps share its servers and connection.
 func TestSecurityF6_PeerStreamAndConnectionCaps(t *testing.T) {
 	const maxConns, maxStreams, maxPending = 2, 30, 5
 	f := newFixture(t, func(c *Config) {
