@@ -6,7 +6,11 @@
 // Rules:
 //   - One QUIC connection per gateway instance of each peer cluster this
 //     gateway sends flows to, shared by the flows to that instance, kept
-//     open and re-dialed with back-off (peer.go).
+//     open and re-dialed with back-off. A peerSet owns the active peer
+//     clusters and their instances (peerset.go); an instance's state is in
+//     peer_instance.go, its connect/hold/re-dial loop in peer_conn.go, its
+//     re-verification in reverify.go, and choosing one for a new stream in
+//     peer_pick.go.
 //   - An ejected cluster is a last resort, never a reason to fail a flow
 //     that it could still serve (outlier.go).
 //   - A peer is accepted only with a certificate of a member cluster's

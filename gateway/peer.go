@@ -4,15 +4,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
 )
-
-// stableConn is how long a connection must have lived for its loss to
-// restart the re-dial back-off from zero (an immediate re-dial).
-const stableConn = 2 * time.Second
 
 // peer is one active peer cluster (one this gateway has sent a flow to):
 // a connection to each of its gateway instances, kept open and re-dialed

@@ -14,6 +14,10 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
+// stableConn is how long a connection must have lived for its loss to
+// restart the re-dial back-off from zero (an immediate re-dial).
+const stableConn = 2 * time.Second
+
 // runInstance keeps a connection to in open until the gateway stops or
 // in is retired.
 func (g *Gateway) runInstance(ctx context.Context, in *instance) {
