@@ -316,7 +316,7 @@ func (g *Gateway) handleEgress(ctx context.Context, client *net.TCPConn, t egres
 			continue
 		}
 		cand := cands[i]
-		if !allowSilent && cand.Cluster != g.cfg.Cluster && g.peerSilent(cand.Cluster) {
+		if !allowSilent && cand.Cluster != g.cfg.Cluster && g.peers.silent(cand.Cluster) {
 			deferred = append(deferred, cand)
 			i++
 			continue
@@ -370,7 +370,7 @@ func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.
 		up, down = pipeTCP(client, backend, g.cfg.HalfClosedTimeout)
 		return attemptCarried, up, down
 	}
-	in, conn, err := g.pick(ctx, cluster, allowSilent)
+	in, conn, err := g.peers.pick(ctx, cluster, allowSilent)
 	if err != nil {
 		g.attemptFailed(cluster, t, err)
 		return attemptNextCluster, 0, 0

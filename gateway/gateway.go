@@ -78,7 +78,8 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		limitLogs: newLimitLogs(),
 	}
 	g.outliers = g.newOutliers()
-	g.peers = newPeerSet(cfg.Cluster, g.log, g.runInstance, g.forgetPeerClusters)
+	g.peers = newPeerSet(cfg.Cluster, g.log, src.View)
+	g.peers.run, g.peers.forget = g.runInstance, g.forgetPeerClusters
 	if _, err := cert.Certificate(); err != nil {
 		return nil, fmt.Errorf("gateway certificate: %w", err)
 	}

@@ -31,9 +31,9 @@ var errSilent = errors.New("every connected gateway instance has gone silent")
 //
 // Silent instances (see watchConn) are used only with allowSilent, and
 // only when no other instance is connected.
-func (g *Gateway) pick(ctx context.Context, cluster string, allowSilent bool) (*instance, *quic.Conn, error) {
+func (s *peerSet) pick(ctx context.Context, cluster string, allowSilent bool) (*instance, *quic.Conn, error) {
 	for {
-		p := g.peers.activate(g.src.View(), cluster)
+		p := s.activate(s.view(), cluster)
 		if p == nil {
 			return nil, nil, &dialError{cluster, errors.New("no live gateway instance")}
 		}
@@ -118,7 +118,7 @@ func (p *peer) choose(allowSilent bool) (*instance, *quic.Conn, <-chan struct{},
 // conn returns a live connection to a gateway instance of cluster, as
 // pick chooses it, without counting a stream on it.
 func (g *Gateway) conn(ctx context.Context, cluster string) (*quic.Conn, error) {
-	in, conn, err := g.pick(ctx, cluster, true)
+	in, conn, err := g.peers.pick(ctx, cluster, true)
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +126,10 @@ func (g *Gateway) conn(ctx context.Context, cluster string) (*quic.Conn, error) 
 	return conn, nil
 }
 
-// peerSilent reports whether every connected instance of cluster is
-// silent, with no dial in progress: a flow should try it last.
-func (g *Gateway) peerSilent(cluster string) bool {
-	p := g.peers.get(cluster)
+// silent reports whether every connected instance of cluster is silent,
+// with no dial in progress: a flow should try it last.
+func (s *peerSet) silent(cluster string) bool {
+	p := s.get(cluster)
 	if p == nil {
 		return false
 	}

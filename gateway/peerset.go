@@ -22,8 +22,10 @@ import (
 //   - Instance goroutines run only between start and stop, and stop waits
 //     for every one of them (and for the goroutines started with goOwned).
 type peerSet struct {
-	self string       // this gateway's cluster, never a peer
-	log  *slog.Logger // parent of the per-instance loggers
+	self string               // this gateway's cluster, never a peer
+	log  *slog.Logger         // parent of the per-instance loggers
+	view func() *catalog.View // the current catalog view (pick syncs to it)
+	// run and forget are set by the wiring before start.
 	// run is an instance's goroutine (Gateway.runInstance); it returns
 	// when ctx or the instance ends.
 	run func(ctx context.Context, in *instance)
@@ -45,8 +47,9 @@ type peerLife struct {
 	view    *catalog.View // the last view synced
 }
 
-func newPeerSet(self string, log *slog.Logger, run func(context.Context, *instance), forget func(map[string]bool)) *peerSet {
-	return &peerSet{self: self, log: log, run: run, forget: forget, peers: map[string]*peer{}}
+// newPeerSet returns an empty set for the gateway of cluster self.
+func newPeerSet(self string, log *slog.Logger, view func() *catalog.View) *peerSet {
+	return &peerSet{self: self, log: log, view: view, peers: map[string]*peer{}}
 }
 
 // start lets sync run instance goroutines until ctx ends.
