@@ -168,15 +168,15 @@ func TestPowerOfTwoSpreads(t *testing.T) {
 // from ReconnectBackoff up to ReconnectBackoffMax, jittered in the upper
 // half of the interval.
 func TestReconnectBackoff(t *testing.T) {
-	g := &Gateway{cfg: Config{ReconnectBackoff: 100 * time.Millisecond, ReconnectBackoffMax: 5 * time.Second}}
-	require.Zero(t, g.backoff(0))
+	s := &peerSet{timing: peerTiming{backoff: 100 * time.Millisecond, backoffMax: 5 * time.Second}}
+	require.Zero(t, s.backoff(0))
 	for attempt := 1; attempt <= 70; attempt++ {
 		want := 5 * time.Second
 		if attempt <= 6 {
 			want = 100 * time.Millisecond << (attempt - 1)
 		}
 		for range 20 {
-			d := g.backoff(attempt)
+			d := s.backoff(attempt)
 			require.GreaterOrEqual(t, d, want/2, "attempt %d", attempt)
 			require.LessOrEqual(t, d, want, "attempt %d", attempt)
 		}

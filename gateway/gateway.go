@@ -79,7 +79,9 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 	}
 	g.outliers = g.newOutliers()
 	g.peers = newPeerSet(cfg.Cluster, g.log, src.View)
-	g.peers.run, g.peers.forget = g.runInstance, g.forgetPeerClusters
+	g.peers.timing = peerTiming{keepAlive: cfg.Tunnel.KeepAlivePeriod, backoff: cfg.ReconnectBackoff,
+		backoffMax: cfg.ReconnectBackoffMax, replaceGrace: cfg.ReplaceGrace}
+	g.peers.dial, g.peers.track, g.peers.forget = g.dialInstance, g.conns.track, g.forgetPeerClusters
 	if _, err := cert.Certificate(); err != nil {
 		return nil, fmt.Errorf("gateway certificate: %w", err)
 	}

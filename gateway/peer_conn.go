@@ -20,15 +20,15 @@ const stableConn = 2 * time.Second
 
 // runInstance keeps a connection to in open until the gateway stops or
 // in is retired.
-func (g *Gateway) runInstance(ctx context.Context, in *instance) {
+func (s *peerSet) runInstance(ctx context.Context, in *instance) {
 	defer in.endDial(nil, nil, context.Canceled) // wake waiters if a dial was announced
 	for attempt := 0; ; {
-		conn, leaf, err := g.dialInstance(in)
+		conn, leaf, err := s.dial(in)
 		in.endDial(conn, leaf, err)
 		if err == nil {
-			g.conns.track(in.peer.cluster, conn) // for the RTT gauge
+			s.track(in.peer.cluster, conn) // for the RTT gauge
 			start := time.Now()
-			switch g.holdInstance(ctx, in, conn) {
+			switch s.holdInstance(ctx, in, conn) {
 			case holdEnded:
 				return
 			case holdReplaced:
@@ -45,7 +45,7 @@ func (g *Gateway) runInstance(ctx context.Context, in *instance) {
 			}
 			in.log.Warn("cannot connect to peer gateway", "err", err, "attempt", attempt+1)
 		}
-		d := g.backoff(attempt)
+		d := s.backoff(attempt)
 		attempt++
 		if d > 0 {
 			in.mu.Lock()
@@ -78,8 +78,8 @@ const (
 // ends. A retired instance closes conn once its streams have ended; on
 // gateway shutdown the connection is left to shutdown, which gives open
 // flows their grace first.
-func (g *Gateway) holdInstance(ctx context.Context, in *instance, conn *quic.Conn) holdResult {
-	switch g.watchConn(in, conn) {
+func (s *peerSet) holdInstance(ctx context.Context, in *instance, conn *quic.Conn) holdResult {
+	switch s.watchConn(in, conn) {
 	case watchDied:
 		in.mu.Lock()
 		if in.conn == conn {
@@ -91,7 +91,7 @@ func (g *Gateway) holdInstance(ctx context.Context, in *instance, conn *quic.Con
 		}
 		return holdLost
 	case watchReplace:
-		g.replaceConn(ctx, in, conn)
+		s.replaceConn(ctx, in, conn)
 		return holdReplaced
 	}
 	if ctx.Err() != nil {
@@ -132,8 +132,8 @@ const (
 // most KeepAlivePeriod + RTT after its last packet, so a gateway that
 // vanished (SIGKILL, host down) is avoided for new flows well before the
 // idle timeout closes the connection.
-func (g *Gateway) watchConn(in *instance, conn *quic.Conn) watchResult {
-	ka := g.cfg.Tunnel.KeepAlivePeriod
+func (s *peerSet) watchConn(in *instance, conn *quic.Conn) watchResult {
+	ka := s.timing.keepAlive
 	tick := time.NewTicker(max(ka/4, 10*time.Millisecond))
 	defer tick.Stop()
 	last, lastAt := conn.ConnectionStats().PacketsReceived, time.Now()
@@ -181,13 +181,13 @@ func (g *Gateway) watchConn(in *instance, conn *quic.Conn) watchResult {
 // backoff is the wait before re-dial attempt n: none for the first, then
 // ReconnectBackoff doubling up to ReconnectBackoffMax, with jitter (a
 // random point in the upper half).
-func (g *Gateway) backoff(attempt int) time.Duration {
+func (s *peerSet) backoff(attempt int) time.Duration {
 	if attempt == 0 {
 		return 0
 	}
-	d := g.cfg.ReconnectBackoffMax
+	d := s.timing.backoffMax
 	if shift := attempt - 1; shift < 32 {
-		if b := g.cfg.ReconnectBackoff << shift; b > 0 && b < d {
+		if b := s.timing.backoff << shift; b > 0 && b < d {
 			d = b
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/quic-go/quic-go"
@@ -22,13 +23,16 @@ import (
 //   - Instance goroutines run only between start and stop, and stop waits
 //     for every one of them (and for the goroutines started with goOwned).
 type peerSet struct {
-	self string               // this gateway's cluster, never a peer
-	log  *slog.Logger         // parent of the per-instance loggers
-	view func() *catalog.View // the current catalog view (pick syncs to it)
-	// run and forget are set by the wiring before start.
-	// run is an instance's goroutine (Gateway.runInstance); it returns
-	// when ctx or the instance ends.
-	run func(ctx context.Context, in *instance)
+	self   string               // this gateway's cluster, never a peer
+	log    *slog.Logger         // parent of the per-instance loggers
+	view   func() *catalog.View // the current catalog view (pick syncs to it)
+	timing peerTiming
+	// dial, track and forget are set by the wiring before start. dial
+	// connects to an instance (Gateway.dialInstance) and returns the DER
+	// of the certificate presented; track follows a dialed connection for
+	// the RTT gauge.
+	dial  func(in *instance) (*quic.Conn, []byte, error)
+	track func(cluster string, conn *quic.Conn)
 	// forget is called, with mu held, with the member clusters of every
 	// newly synced view, so per-cluster state of others can be dropped.
 	forget func(members map[string]bool)
@@ -36,6 +40,14 @@ type peerSet struct {
 	mu    sync.Mutex // guards peers, life
 	peers map[string]*peer
 	life  peerLife
+}
+
+// peerTiming is the set's share of the gateway Config.
+type peerTiming struct {
+	keepAlive    time.Duration // Tunnel.KeepAlivePeriod: when a connection is silent
+	backoff      time.Duration // ReconnectBackoff: the first re-dial wait
+	backoffMax   time.Duration // ReconnectBackoffMax
+	replaceGrace time.Duration // ReplaceGrace: a replaced connection's open flows
 }
 
 // peerLife is the lifetime of the instance goroutines; guarded by
@@ -177,7 +189,7 @@ func (s *peerSet) followLocked(p *peer, want map[string][]string) {
 		in := s.newInstanceLocked(p, name, addrs)
 		p.instances[key] = in
 		ctx := s.life.ctx
-		s.life.wg.Go(func() { s.run(ctx, in) })
+		s.life.wg.Go(func() { s.runInstance(ctx, in) })
 	}
 }
 

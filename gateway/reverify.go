@@ -150,7 +150,7 @@ func (g *Gateway) checkPeer(cs tls.ConnectionState, at time.Time) (string, error
 // when its open streams have ended, ReplaceGrace at the latest. Streams
 // still waiting for a response on conn are not abandoned: the peer is
 // there to answer them.
-func (g *Gateway) replaceConn(ctx context.Context, in *instance, conn *quic.Conn) {
+func (s *peerSet) replaceConn(ctx context.Context, in *instance, conn *quic.Conn) {
 	in.mu.Lock()
 	if in.conn == conn {
 		in.conn, in.leaf = nil, nil
@@ -166,14 +166,14 @@ func (g *Gateway) replaceConn(ctx context.Context, in *instance, conn *quic.Conn
 		in.replaced[conn] = done
 	}
 	in.mu.Unlock()
-	g.peers.goOwned(func() {
+	s.goOwned(func() {
 		defer func() {
 			if abandonOld != nil {
 				abandonOld()
 			}
 		}()
 		if done != nil {
-			t := time.NewTimer(g.cfg.ReplaceGrace)
+			t := time.NewTimer(s.timing.replaceGrace)
 			defer t.Stop()
 			select {
 			case <-done:
