@@ -226,8 +226,8 @@ func NewEtcdClient(e EtcdConfig) (*clientv3.Client, error) {
 		}
 		cfg.Password = strings.TrimSpace(string(b))
 	}
-	if e.CAFile != "" || e.CertFile != "" {
-		t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CAFile != "" || e.CertFile != "" || e.ServerName != "" {
+		t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: e.ServerName}
 		if e.CAFile != "" {
 			b, err := os.ReadFile(e.CAFile)
 			if err != nil {
