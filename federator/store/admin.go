@@ -152,3 +152,56 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string) (Removed, err
 	}
 	return r, nil
 }
+
+// Liveness is what shows that a cluster is running.
+type Liveness struct {
+	// Gateways is the number of its gateway records on a live lease.
+	Gateways int
+	// Leader is true when one of its federator replicas holds (or
+	// campaigns for) its election key.
+	Leader bool
+}
+
+// Live reports whether anything of the cluster runs.
+func (l Liveness) Live() bool { return l.Gateways > 0 || l.Leader }
+
+// String describes l for an error message.
+func (l Liveness) String() string {
+	switch {
+	case l.Gateways > 0 && l.Leader:
+		return fmt.Sprintf("%d gateway(s) with a live lease and a federator holding its election key", l.Gateways)
+	case l.Gateways > 0:
+		return fmt.Sprintf("%d gateway(s) with a live lease", l.Gateways)
+	case l.Leader:
+		return "a federator holding its election key"
+	}
+	return "nothing running"
+}
+
+// Liveness reads whether cluster runs: gateway records on live leases and
+// election keys (which live on their replica's lease).
+func (s *Store) Liveness(ctx context.Context, cluster string) (Liveness, error) {
+	var l Liveness
+	resp, err := s.cli.Get(ctx, Prefix+KindGateways+"/"+cluster+"/", clientv3.WithPrefix())
+	if err != nil {
+		return l, fmt.Errorf("read liveness of %s: %w", cluster, err)
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Lease == 0 {
+			continue // a record without a lease is nobody's heartbeat
+		}
+		ttl, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil {
+			return l, fmt.Errorf("read liveness of %s: lease %x: %w", cluster, kv.Lease, err)
+		}
+		if ttl.TTL > 0 {
+			l.Gateways++
+		}
+	}
+	leaders, err := s.cli.Get(ctx, ElectionPrefix(cluster)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return l, fmt.Errorf("read liveness of %s: %w", cluster, err)
+	}
+	l.Leader = leaders.Count > 0
+	return l, nil
+}
