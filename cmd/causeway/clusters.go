@@ -47,7 +47,7 @@ registers its cluster again.`,
     --etcd-username causeway-clusterset-admin --etcd-password-file admin.password`,
 		Args: cobra.ExactArgs(1),
 	}
-	eo := addEtcdAdminFlags(cmd)
+	eo := addEtcdAdminFlags(cmd, crossClusterEtcdUsage)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.runAbout(cmd, eo, args[0], func(ctx context.Context, c *cli.Client) (cli.Tabular, error) {
 			return c.RemoveCluster(ctx, args[0], force)

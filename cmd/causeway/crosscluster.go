@@ -10,11 +10,10 @@ import (
 
 // addEtcdAdminFlags registers the clusterset-admin etcd flags of the verbs
 // that may write about another cluster than the asked federator's.
-func addEtcdAdminFlags(cmd *cobra.Command) *cli.EtcdOptions {
+func addEtcdAdminFlags(cmd *cobra.Command, etcdUsage string) *cli.EtcdOptions {
 	o := &cli.EtcdOptions{}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.Endpoints, "etcd", nil,
-		"federation etcd endpoints: act as the clusterset admin directly in etcd (needed for another cluster than the federator's own; under causeway dev the state file's clusterset admin is used)")
+	f.StringSliceVar(&o.Endpoints, "etcd", nil, etcdUsage)
 	f.StringVar(&o.CAFile, "etcd-ca", "", "CA certificate that verifies etcd")
 	f.StringVar(&o.CertFile, "etcd-cert", "", "etcd client certificate")
 	f.StringVar(&o.KeyFile, "etcd-key", "", "etcd client certificate's key")
@@ -23,6 +22,10 @@ func addEtcdAdminFlags(cmd *cobra.Command) *cli.EtcdOptions {
 	f.StringVar(&o.PasswordFile, "etcd-password-file", "", "file holding the etcd user's password")
 	return o
 }
+
+// crossClusterEtcdUsage is the --etcd usage of drain, undrain and clusters remove.
+const crossClusterEtcdUsage = "federation etcd endpoints: act as the clusterset admin directly in etcd " +
+	"(needed for another cluster than the federator's own; under causeway dev the state file's clusterset admin is used)"
 
 // runAbout runs a write about cluster: through the asked federator's Admin
 // API when cluster is that federator's own, else directly in etcd as the

@@ -26,7 +26,7 @@ credentials; under causeway dev, the state file's).`,
 		Args: cobra.ExactArgs(1),
 	}
 	a := addAdminFlags(cmd, g)
-	eo := addEtcdAdminFlags(cmd)
+	eo := addEtcdAdminFlags(cmd, crossClusterEtcdUsage)
 	cmd.Flags().StringVar(&service, "service", "", "drain only this service, as NAMESPACE/NAME")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, kept in the drain record")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -53,7 +53,7 @@ needs the clusterset admin's etcd credentials.`,
 		Args:    cobra.ExactArgs(1),
 	}
 	a := addAdminFlags(cmd, g)
-	eo := addEtcdAdminFlags(cmd)
+	eo := addEtcdAdminFlags(cmd, crossClusterEtcdUsage)
 	cmd.Flags().StringVar(&service, "service", "", "undrain only this service, as NAMESPACE/NAME")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return a.runAbout(cmd, eo, args[0], func(ctx context.Context, c *cli.Client) (cli.Tabular, error) {
