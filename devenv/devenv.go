@@ -94,7 +94,8 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 	if err != nil {
 		return err
 	}
-	srv, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer, TLS: etcdTLS})
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer, TLS: etcdTLS,
+		BcryptCost: devBcryptCost})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,15 @@ import (
 // file per etcd user.
 const etcdAuthDir = "etcd-auth"
 
+// devBcryptCost is the bcrypt cost of the dev etcd's password hashes:
+// bcrypt.MinCost. etcd checks a bcrypt hash at every client login, and at
+// etcd's default cost (10) that took 2-3 s per login on a loaded 2-core
+// machine, longer than a client's dial timeout: dev did not start. The
+// cost only slows guessing of weak passwords from a stolen hash; dev's
+// passwords are 192 random bits and its etcd lives for one run, so a low
+// cost gives up nothing. Production etcd keeps its own (default) cost.
+const devBcryptCost = 4
+
 // devEtcd is the dev clusterset's embedded etcd with TLS and auth on, as a
 // federation etcd runs: every cluster's federator has its own user whose
 // role writes only the cluster's keys, and the clusterset admin (the CLI
