@@ -29,7 +29,7 @@ func foreignKeys() []string {
 		)
 	}
 	return append(keys,
-		p+"exports/demo/echo/east", // the old layout: names east last
+		p+"exports/demo/echo/east",              // the old layout: names east last
 		p+"clusters/east/x", p+"bundles/east/x", // no such own keys
 		p+"drain/eastx", p+"gateways/eastgw-0", p+"exports/east", p+"leaders/east",
 		p+"layout", p+"unknown/east/x", "/other/east", "/causeway/v2/clusters/east",
