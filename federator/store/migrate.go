@@ -71,3 +71,12 @@ func MigrateExportKeys(ctx context.Context, cli *clientv3.Client) (Migrated, err
 	}
 	return m, nil
 }
+
+// warnOldLayout logs, once per Store, that export records sit at keys of
+// the old layout: a federation of the old layout has every export there.
+func (s *Store) warnOldLayout(key string) {
+	s.oldLayoutOnce.Do(func() {
+		s.log.Warn("ignoring export records at keys of the old layout (exports/<ns>/<svc>/<cluster>); "+
+			"move them with `causeway etcd migrate` run with clusterset-admin credentials", "key", key)
+	})
+}

@@ -288,12 +288,7 @@ func (s *Store) decode(key string, value []byte) *causewayv1.Entry {
 		}
 		s.metrics.decodeErrors.WithLabelValues(kind).Inc()
 		if errors.Is(err, ErrOldLayout) {
-			// One line per Store: a federation of the old layout has
-			// every export at such a key.
-			s.oldLayoutOnce.Do(func() {
-				s.log.Warn("ignoring export records at keys of the old layout (exports/<ns>/<svc>/<cluster>); "+
-					"move them with `causeway etcd migrate` run with clusterset-admin credentials", "key", key)
-			})
+			s.warnOldLayout(key)
 			return nil
 		}
 		s.log.Warn("skipping etcd value", "key", key, "err", err)
