@@ -118,12 +118,12 @@ func TestChartRBACSufficesForFederator(t *testing.T) {
 	require.NoError(t, err)
 
 	waitFor(t, "the export record in etcd", func() error {
-		resp, err := cli.Get(ctx, store.ExportKey("demo", "echo", cfg.Cluster))
+		resp, err := cli.Get(ctx, store.ExportKeyOf(cfg.Cluster, "demo", "echo"))
 		if err != nil {
 			return err
 		}
 		if len(resp.Kvs) == 0 {
-			return fmt.Errorf("no %s", store.ExportKey("demo", "echo", cfg.Cluster))
+			return fmt.Errorf("no %s", store.ExportKeyOf(cfg.Cluster, "demo", "echo"))
 		}
 		return nil
 	})

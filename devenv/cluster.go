@@ -25,8 +25,6 @@ import (
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"sigs.k8s.io/yaml"
@@ -176,7 +174,7 @@ func (c *cluster) leaf(g *rungroup.Group, component string, lifetime time.Durati
 }
 
 // start launches the cluster's components in g.
-func (c *cluster) start(g *rungroup.Group, cfg Config, etcdEndpoint, dir string, svcs []demoService) error {
+func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string, svcs []demoService) error {
 	log := cfg.Logger
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -185,8 +183,9 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcdEndpoint, dir string,
 	ownBundle := certs.NewBundleSet()
 	ownBundle.Set(c.td, []*x509.Certificate{c.ca.Cert})
 
-	// Federator, with its own etcd client as a separate process would have.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	// Federator, with its own etcd client and etcd user, as a separate
+	// process would have: it may write only this cluster's keys.
+	cli, err := etcd.clusterClient(c.spec.Name)
 	if err != nil {
 		return fmt.Errorf("connect %s federator to etcd: %w", c.spec.Name, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 )
@@ -89,22 +90,35 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 			return bindError(a, "etcd", err)
 		}
 	}
-	etcd, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer})
+	etcdTLS, err := newEtcdTLS(dir, cfg.etcdIP().String())
 	if err != nil {
 		return err
 	}
-	defer etcd.Close()
-	log.Info("etcd started", "endpoint", etcd.Endpoint(), "data", dir)
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer, TLS: etcdTLS,
+		BcryptCost: devBcryptCost})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	etcd := &devEtcd{srv: srv, dir: filepath.Join(dir, etcdAuthDir)}
+	names := make([]string, len(clusters))
+	for i, c := range clusters {
+		names[i] = c.spec.Name
+	}
+	if err := etcd.setupAuth(ctx, names); err != nil {
+		return err
+	}
+	log.Info("etcd started (TLS, auth on)", "endpoint", srv.Endpoint(), "data", dir)
 
 	g := rungroup.New(ctx)
 	for _, c := range clusters {
-		if err := c.start(g, cfg, etcd.Endpoint(), dir, svcs); err != nil {
+		if err := c.start(g, cfg, etcd, dir, svcs); err != nil {
 			_ = g.Stop()
 			return err
 		}
 	}
 
-	state, err := waitReady(g.Context(), cfg, clusters, svcs, etcd.Endpoint())
+	state, err := waitReady(g.Context(), cfg, clusters, svcs, etcd)
 	if state != nil {
 		state.File = cfg.StateFile
 	}
@@ -147,7 +161,7 @@ func probeFree(addr string) error {
 
 // waitReady waits until every cluster's gateway and DNS shim can serve
 // every demo service, and returns the State.
-func waitReady(ctx context.Context, cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoint string) (*State, error) {
+func waitReady(ctx context.Context, cfg Config, clusters []*cluster, svcs []demoService, etcd *devEtcd) (*State, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -155,7 +169,7 @@ func waitReady(ctx context.Context, cfg Config, clusters []*cluster, svcs []demo
 	for {
 		why := notReady(cfg, clusters, svcs)
 		if why == "" {
-			return buildState(cfg, clusters, svcs, etcdEndpoint), nil
+			return buildState(cfg, clusters, svcs, etcd), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -205,8 +219,8 @@ func notReady(cfg Config, clusters []*cluster, svcs []demoService) string {
 	return ""
 }
 
-func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoint string) *State {
-	st := &State{Etcd: etcdEndpoint, Domain: cfg.Domain}
+func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcd *devEtcd) *State {
+	st := &State{Etcd: etcd.srv.Endpoint(), Domain: cfg.Domain, ClustersetAdmin: etcd.adminCredentials()}
 	for _, c := range clusters {
 		cs := ClusterState{
 			Name: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
@@ -217,8 +231,10 @@ func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcdEndpoin
 			AdminCert: c.admin.Cert,
 			AdminKey:  c.admin.Key,
 			CAFile:    c.admin.CA,
+			EtcdUser:  store.ClusterUser(c.spec.Name),
 			VIPs:      map[string]string{},
 		}
+		cs.EtcdPasswordFile = etcd.passwordFile(cs.EtcdUser)
 		v := c.gwCatalog.View()
 		for key, imp := range v.Imports(c.spec.Name) {
 			if len(imp.GetIps()) > 0 {

@@ -10,12 +10,31 @@ import (
 // State tells users and tests where everything listens. It is the JSON of
 // --state-file.
 type State struct {
-	Etcd     string         `json:"etcd"`
-	Domain   string         `json:"domain"`
-	Clusters []ClusterState `json:"clusters"`
-	Services []ServiceState `json:"services"`
+	// Etcd is the embedded etcd's host:port. It serves TLS only, with auth
+	// on: see ClustersetAdmin.
+	Etcd   string `json:"etcd"`
+	Domain string `json:"domain"`
+	// ClustersetAdmin are the clusterset admin's etcd credentials; the
+	// causeway CLI uses them for writes about another cluster than the
+	// asked federator's (drain, undrain, clusters remove) and `etcd` verbs.
+	ClustersetAdmin *EtcdCredentials `json:"clustersetAdmin,omitempty"`
+	Clusters        []ClusterState   `json:"clusters"`
+	Services        []ServiceState   `json:"services"`
 	// File is where the state is written; not part of the JSON.
 	File string `json:"-"`
+}
+
+// EtcdCredentials are what a client needs to reach the dev etcd as one
+// user (the etcd.* fields of a component configuration).
+type EtcdCredentials struct {
+	Endpoints []string `json:"endpoints"`
+	// CAFile verifies etcd; ServerName is the name its certificate is
+	// verified against (it names no relay or tunnel address).
+	CAFile     string `json:"caFile"`
+	ServerName string `json:"serverName"`
+	// Username and PasswordFile (0600, in the data dir) authenticate.
+	Username     string `json:"username"`
+	PasswordFile string `json:"passwordFile"`
 }
 
 // ClusterState describes one dev cluster.
@@ -36,6 +55,10 @@ type ClusterState struct {
 	AdminCert string `json:"adminCert"`
 	AdminKey  string `json:"adminKey"`
 	CAFile    string `json:"caFile"`
+	// EtcdUser and EtcdPasswordFile are the cluster federator's own etcd
+	// user (it writes only the cluster's keys) and its password file.
+	EtcdUser         string `json:"etcdUser"`
+	EtcdPasswordFile string `json:"etcdPasswordFile"`
 	// VIPs maps "namespace/name" to this cluster's clusterset IP.
 	VIPs map[string]string `json:"vips"`
 }

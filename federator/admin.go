@@ -221,6 +221,9 @@ func (s *AdminServer) Drain(ctx context.Context, req *causewayv1.DrainRequest) (
 	if err := validCluster(cluster); err != nil {
 		return nil, err
 	}
+	if err := s.ownCluster("drain", cluster); err != nil {
+		return nil, err
+	}
 	if err := validService(ns, name); err != nil {
 		return nil, err
 	}
@@ -262,6 +265,9 @@ func (s *AdminServer) Undrain(ctx context.Context, req *causewayv1.UndrainReques
 	if err := validCluster(cluster); err != nil {
 		return nil, err
 	}
+	if err := s.ownCluster("undrain", cluster); err != nil {
+		return nil, err
+	}
 	if err := validService(ns, name); err != nil {
 		return nil, err
 	}
@@ -301,9 +307,13 @@ func (s *AdminServer) RemoveCluster(ctx context.Context, req *causewayv1.RemoveC
 	if err := validCluster(name); err != nil {
 		return nil, err
 	}
-	if name == s.f.cfg.Cluster && !req.GetForce() {
+	if err := s.ownCluster("clusters remove", name); err != nil {
+		return nil, err
+	}
+	if !req.GetForce() {
 		return nil, status.Errorf(codes.FailedPrecondition,
-			"cluster %s is this federator's own cluster: stop it and ask another cluster's federator, or pass --force", name)
+			"cluster %s is this federator's own cluster: stop its federator and gateways, then remove it as the clusterset admin "+
+				"(`causeway clusters remove %s` with --etcd and the clusterset-admin etcd credentials), or pass --force", name, name)
 	}
 	v := s.f.feed.View()
 	_, member := v.Cluster(name)
@@ -329,6 +339,21 @@ func (s *AdminServer) RemoveCluster(ctx context.Context, req *causewayv1.RemoveC
 		Name: name, Exports: uint32(r.Exports), Gateways: uint32(r.Gateways), Drains: uint32(r.Drains),
 		Imports: uint32(r.Imports), Vips: uint32(r.VIPs), Bundles: uint32(r.Bundles), Clusters: uint32(r.Clusters),
 	}, nil
+}
+
+// ownCluster refuses a write about another cluster than this federator's
+// (F4): a cluster's admin administers only its own cluster, and the
+// federator's etcd user could not write another cluster's keys anyway.
+// The message says how to do it as the clusterset admin.
+func (s *AdminServer) ownCluster(verb, cluster string) error {
+	if cluster == s.f.cfg.Cluster {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied,
+		"%s %s: this federator administers only cluster %s; writes about another cluster need the clusterset admin: "+
+			"run `causeway %s %s` with --etcd ENDPOINTS and the clusterset-admin etcd credentials "+
+			"(--etcd-username %s --etcd-password-file FILE --etcd-ca FILE), or ask cluster %s's own federator",
+		verb, cluster, s.f.cfg.Cluster, verb, cluster, store.ClustersetAdminUser, cluster)
 }
 
 // waitVisible waits, at most VisibleTimeout, until cond holds for the

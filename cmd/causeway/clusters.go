@@ -35,17 +35,26 @@ func newClustersRemoveCmd(a *adminFlags) *cobra.Command {
 		Long: `Remove a cluster from the federation: delete its exports, gateway records,
 drain records, trust bundle, imports, clusterset IP reservations and cluster
 record from etcd. Every other cluster's federator then drops the cluster from
-its imports by itself. Stop the cluster's federator and gateways first: a
-cluster with live gateways, or the answering federator's own cluster, is
-removed only with --force (a running federator registers its cluster again).`,
-		Example: `  causeway clusters remove north --state-file /tmp/causeway.json`,
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.run(cmd, func(ctx context.Context, c *cli.Client) (cli.Tabular, error) {
-				return c.RemoveCluster(ctx, args[0], force)
-			})
-		},
+its imports by itself. Removing a cluster is the clusterset admin's write:
+it goes directly to etcd with --etcd and the clusterset-admin etcd
+credentials (under causeway dev, the state file's); a federator removes only
+its own cluster, with --force. Stop the cluster's federator and gateways
+first: a live cluster (gateways on live leases, or a federator holding its
+election key) is removed only with --force, and a running federator
+registers its cluster again.`,
+		Example: `  causeway clusters remove north --state-file /tmp/causeway.json
+  causeway clusters remove north --etcd https://etcd.example:2379 --etcd-ca etcd-ca.crt \
+    --etcd-username causeway-clusterset-admin --etcd-password-file admin.password`,
+		Args: cobra.ExactArgs(1),
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "remove even the answering federator's own cluster, or a cluster with live gateways")
+	eo := addEtcdAdminFlags(cmd, crossClusterEtcdUsage)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.runAbout(cmd, eo, args[0], func(ctx context.Context, c *cli.Client) (cli.Tabular, error) {
+			return c.RemoveCluster(ctx, args[0], force)
+		}, func(ctx context.Context, e *cli.EtcdAdmin) (cli.Tabular, error) {
+			return e.RemoveCluster(ctx, args[0], force)
+		})
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove even a live cluster, or the answering federator's own cluster")
 	return cmd
 }

@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCmd(g), newVersionCmd(),
 		newClustersCmd(g), newExportsCmd(g), newImportsCmd(g), newStatusCmd(g), newDrainCmd(g), newUndrainCmd(g), newExplainCmd(g),
-		newCertsCmd(g), newFederatorCmd(g), newGatewayCmd(g), newDNSShimCmd(g), newJoinCmd())
+		newCertsCmd(g), newFederatorCmd(g), newGatewayCmd(g), newDNSShimCmd(g), newJoinCmd(), newEtcdCmd(g))
 	return root
 }
 

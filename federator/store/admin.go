@@ -10,10 +10,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// maxOpsPerTxn keeps removal transactions well under etcd's default limit
-// of 128 operations per transaction.
-const maxOpsPerTxn = 64
-
 // Revision returns etcd's current revision. It is a linearizable read, so
 // it fails when etcd cannot be reached or has no quorum.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
@@ -130,41 +126,16 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string) (Removed, err
 	if !names.IsDNSLabel(cluster) {
 		return r, fmt.Errorf("remove cluster %q: not a DNS label", cluster)
 	}
-	resp, err := s.cli.Get(ctx, Prefix+KindExports+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	// Exports first, in their own transaction, so peers' imports converge
+	// before the cluster record goes.
+	txn, err := s.cli.Txn(ctx).Then(clientv3.OpDelete(ExportsPrefix(cluster), clientv3.WithPrefix())).Commit()
 	if err != nil {
-		return r, fmt.Errorf("remove cluster %s: list exports: %w", cluster, err)
+		return r, fmt.Errorf("remove cluster %s: delete exports: %w", cluster, err)
 	}
-	var ops []clientv3.Op
-	flush := func() error {
-		if len(ops) == 0 {
-			return nil
-		}
-		txn, err := s.cli.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			return fmt.Errorf("remove cluster %s: delete exports: %w", cluster, err)
-		}
-		for _, rr := range txn.Responses {
-			r.Exports += int(rr.GetResponseDeleteRange().GetDeleted())
-		}
-		ops = ops[:0]
-		return nil
-	}
-	for _, kv := range resp.Kvs {
-		if _, seg, err := ParseKey(string(kv.Key)); err == nil && seg[2] == cluster {
-			ops = append(ops, clientv3.OpDelete(string(kv.Key)))
-		}
-		if len(ops) == maxOpsPerTxn {
-			if err := flush(); err != nil {
-				return r, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return r, err
-	}
+	r.Exports = int(txn.Responses[0].GetResponseDeleteRange().GetDeleted())
 
 	counts := []*int{&r.Gateways, &r.Drains, &r.Drains, &r.Imports, &r.VIPs, &r.Bundles, &r.Clusters}
-	txn, err := s.cli.Txn(ctx).Then(
+	txn, err = s.cli.Txn(ctx).Then(
 		clientv3.OpDelete(Prefix+KindGateways+"/"+cluster+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(DrainKey(cluster, "", "")),
 		clientv3.OpDelete(DrainKey(cluster, "", "")+"/", clientv3.WithPrefix()),
@@ -180,4 +151,57 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string) (Removed, err
 		*counts[i] += int(rr.GetResponseDeleteRange().GetDeleted())
 	}
 	return r, nil
+}
+
+// Liveness is what shows that a cluster is running.
+type Liveness struct {
+	// Gateways is the number of its gateway records on a live lease.
+	Gateways int
+	// Leader is true when one of its federator replicas holds (or
+	// campaigns for) its election key.
+	Leader bool
+}
+
+// Live reports whether anything of the cluster runs.
+func (l Liveness) Live() bool { return l.Gateways > 0 || l.Leader }
+
+// String describes l for an error message.
+func (l Liveness) String() string {
+	switch {
+	case l.Gateways > 0 && l.Leader:
+		return fmt.Sprintf("%d gateway(s) with a live lease and a federator holding its election key", l.Gateways)
+	case l.Gateways > 0:
+		return fmt.Sprintf("%d gateway(s) with a live lease", l.Gateways)
+	case l.Leader:
+		return "a federator holding its election key"
+	}
+	return "nothing running"
+}
+
+// Liveness reads whether cluster runs: gateway records on live leases and
+// election keys (which live on their replica's lease).
+func (s *Store) Liveness(ctx context.Context, cluster string) (Liveness, error) {
+	var l Liveness
+	resp, err := s.cli.Get(ctx, Prefix+KindGateways+"/"+cluster+"/", clientv3.WithPrefix())
+	if err != nil {
+		return l, fmt.Errorf("read liveness of %s: %w", cluster, err)
+	}
+	for _, kv := range resp.Kvs {
+		if kv.Lease == 0 {
+			continue // a record without a lease is nobody's heartbeat
+		}
+		ttl, err := s.cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		if err != nil {
+			return l, fmt.Errorf("read liveness of %s: lease %x: %w", cluster, kv.Lease, err)
+		}
+		if ttl.TTL > 0 {
+			l.Gateways++
+		}
+	}
+	leaders, err := s.cli.Get(ctx, ElectionPrefix(cluster)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return l, fmt.Errorf("read liveness of %s: %w", cluster, err)
+	}
+	l.Leader = leaders.Count > 0
+	return l, nil
 }

@@ -65,7 +65,7 @@ func TestAdminRemoveClusterDeletesOnlyThatCluster(t *testing.T) {
 		t.Cleanup(func() { _ = sess.Close() })
 		require.NoError(t, s.RegisterGateway(ctx, sess, &causewayv1.GatewayRecord{Cluster: c, Instance: "gw-0"}))
 		// More exports than one transaction takes.
-		for i := 0; i < maxOpsPerTxn+3; i++ {
+		for i := 0; i < maxTxnOps+3; i++ {
 			require.NoError(t, s.PutExport(ctx, &causewayv1.ExportRecord{Namespace: "demo", Name: "svc" + itoa(i), Cluster: c}))
 		}
 	}
@@ -77,7 +77,7 @@ func TestAdminRemoveClusterDeletesOnlyThatCluster(t *testing.T) {
 
 	r, err := s.RemoveCluster(ctx, "east")
 	require.NoError(t, err)
-	require.Equal(t, Removed{Exports: maxOpsPerTxn + 3, Gateways: 1, Drains: 2, Imports: 1, VIPs: 1, Bundles: 1, Clusters: 1}, r)
+	require.Equal(t, Removed{Exports: maxTxnOps + 3, Gateways: 1, Drains: 2, Imports: 1, VIPs: 1, Bundles: 1, Clusters: 1}, r)
 
 	resp, err := cli.Get(ctx, Prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	require.NoError(t, err)
@@ -86,7 +86,7 @@ func TestAdminRemoveClusterDeletesOnlyThatCluster(t *testing.T) {
 		require.NoError(t, err)
 		require.NotContains(t, seg, "east", "%s survived the removal", kv.Key)
 	}
-	require.Len(t, resp.Kvs, 7+maxOpsPerTxn+3, "east2 lost records")
+	require.Len(t, resp.Kvs, 7+maxTxnOps+3, "east2 lost records")
 
 	again, err := s.RemoveCluster(ctx, "east")
 	require.NoError(t, err)

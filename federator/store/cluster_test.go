@@ -39,7 +39,7 @@ func TestStoreSurvivesMemberStop(t *testing.T) {
 			_, rev, err := s.List(ctx, Prefix)
 			require.NoError(t, err)
 			w := startRecordingWatch(t, s, rev+1)
-			before := ExportKey("demo", "before", "east")
+			before := ExportKeyOf("east", "demo", "before")
 			require.NoError(t, s.PutExport(ctx, testExport("east", "before", 80)))
 			w.waitFor(t, "the export written before the stop", upserted(before))
 			cli.SetEndpoints(c.Endpoints()...)
@@ -60,7 +60,7 @@ func TestStoreSurvivesMemberStop(t *testing.T) {
 					t.Fatalf("vip %s given to %s and %s", a, prev, svc)
 				}
 				owner[a], vips[svc] = svc, a
-				want = append(want, ExportKey("demo", svc, "east"))
+				want = append(want, ExportKeyOf("east", "demo", svc))
 			}
 			sess, err := concurrency.NewSession(cli, concurrency.WithTTL(30), concurrency.WithContext(ctx))
 			require.NoError(t, err)
@@ -90,7 +90,7 @@ func TestStoreSurvivesMemberStop(t *testing.T) {
 			require.Equal(t, 2, count[before], "put and delete of %s", before)
 			for i := range n {
 				svc := fmt.Sprintf("after-%d", i)
-				ch, _ := lastChange(changes, ExportKey("demo", svc, "east"))
+				ch, _ := lastChange(changes, ExportKeyOf("east", "demo", svc))
 				require.Equal(t, uint32(8000+i), ch.Entry.GetExport().GetPorts()[0].GetPort())
 				// A repeated allocation returns the reservation.
 				a, err := s.AllocateVIP(ctx, "east", "demo", svc, prefix)

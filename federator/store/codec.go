@@ -21,6 +21,10 @@ var (
 	// a record lying about its cluster (or, for clusters and bundles,
 	// claiming another cluster's trust domain) is refused.
 	ErrKeyMismatch = errors.New("store: record does not match its key")
+	// ErrOldLayout: an export record at a key of the layout before
+	// cluster-first keys (exports/<ns>/<svc>/<cluster>). It is also an
+	// ErrKeyMismatch; `causeway etcd migrate` moves such keys.
+	ErrOldLayout = errors.New("store: export key of the old layout (run `causeway etcd migrate`)")
 )
 
 // versioned is implemented by every record message.
@@ -132,9 +136,9 @@ func checkOwner(kind string, seg []string, e *causewayv1.Entry) error {
 	default:
 		return nil
 	}
-	owner := seg[0]
-	if kind == KindExports {
-		owner = seg[2]
+	owner := seg[0] // every per-cluster key names its cluster first
+	if kind == KindExports && named != owner && named == seg[2] {
+		return fmt.Errorf("%w: %w: export record of cluster %q", ErrKeyMismatch, ErrOldLayout, named)
 	}
 	if named != owner {
 		return fmt.Errorf("%w: %s record names cluster %q", ErrKeyMismatch, kind, named)

@@ -29,8 +29,8 @@ func TestWatchCompactedWhileBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 	defer cancel()
 
-	keyA, keyB := ExportKey("demo", "a", "east"), ExportKey("demo", "b", "east")
-	keyC, keyD := ExportKey("demo", "c", "east"), ExportKey("demo", "d", "east")
+	keyA, keyB := ExportKeyOf("east", "demo", "a"), ExportKeyOf("east", "demo", "b")
+	keyC, keyD := ExportKeyOf("east", "demo", "c"), ExportKeyOf("east", "demo", "d")
 	require.NoError(t, writer.PutExport(ctx, testExport("east", "a", 80)))
 	require.NoError(t, writer.PutExport(ctx, testExport("east", "b", 80)))
 	entries, rev, err := s.List(ctx, Prefix)
@@ -72,7 +72,7 @@ func TestWatchCompactedWhileBehind(t *testing.T) {
 
 	again := startRecordingWatch(t, s, relist+1)
 	require.NoError(t, writer.PutExport(ctx, testExport("east", "e", 80)))
-	again.waitFor(t, "e after the re-list", upserted(ExportKey("demo", "e", "east")))
+	again.waitFor(t, "e after the re-list", upserted(ExportKeyOf("east", "demo", "e")))
 	changes, _ = again.snapshot()
 	require.Len(t, changes, 1, "the new watch replayed history: %v", changes)
 }

@@ -38,7 +38,7 @@ func TestWatchSkipsBadValues(t *testing.T) {
 		require.NoError(t, err)
 	}
 	east, west, north := ClusterKey("east"), ClusterKey("west"), ClusterKey("north")
-	goodExport, badExport := ExportKey("demo", "echo", "east"), ExportKey("demo", "echo", "west")
+	goodExport, badExport := ExportKeyOf("east", "demo", "echo"), ExportKeyOf("west", "demo", "echo")
 	bundle := BundleKey("east")
 
 	require.NoError(t, s.PutCluster(ctx, &causewayv1.ClusterRecord{Name: "east"}))

@@ -30,10 +30,15 @@ func GatewayKey(cluster, instance string) string {
 	return Prefix + KindGateways + "/" + cluster + "/" + instance
 }
 
-// ExportKey is the key of an ExportRecord.
-func ExportKey(ns, svc, cluster string) string {
-	return Prefix + KindExports + "/" + ns + "/" + svc + "/" + cluster
+// ExportKeyOf is the key of cluster's ExportRecord of ns/svc. The cluster
+// comes first, as in every per-cluster key, so that one etcd prefix holds
+// everything a cluster writes (see ClusterRolePermissions).
+func ExportKeyOf(cluster, ns, svc string) string {
+	return Prefix + KindExports + "/" + cluster + "/" + ns + "/" + svc
 }
+
+// ExportsPrefix is the prefix of every export record of cluster.
+func ExportsPrefix(cluster string) string { return Prefix + KindExports + "/" + cluster + "/" }
 
 // ImportKey is the key of an ImportRecord.
 func ImportKey(cluster, ns, svc string) string {

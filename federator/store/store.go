@@ -34,6 +34,8 @@ type Store struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	oldLayoutOnce sync.Once // the old-layout warning is logged once
+
 	vipMu sync.Mutex           // serialises this Store's allocations; guards vips
 	vips  map[string]*vipCache // by cluster; a hint, etcd decides
 }
@@ -161,7 +163,7 @@ func (s *Store) DeleteDrain(ctx context.Context, cluster, ns, svc string) error 
 // record is kept (it decides conflicts), so a re-publish never makes an
 // export younger; a new record gets r.Created, or now when unset.
 func (s *Store) PutExport(ctx context.Context, r *causewayv1.ExportRecord) error {
-	key := ExportKey(r.GetNamespace(), r.GetName(), r.GetCluster())
+	key := ExportKeyOf(r.GetCluster(), r.GetNamespace(), r.GetName())
 	for attempt := 0; attempt < 8; attempt++ {
 		resp, err := s.cli.Get(ctx, key)
 		if err != nil {
@@ -218,7 +220,7 @@ func (s *Store) CreateExports(ctx context.Context, recs []*causewayv1.ExportReco
 			if err != nil {
 				return nil, err
 			}
-			key := ExportKey(r.GetNamespace(), r.GetName(), r.GetCluster())
+			key := ExportKeyOf(r.GetCluster(), r.GetNamespace(), r.GetName())
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 			ops = append(ops, clientv3.OpPut(key, string(b)))
 		}
@@ -235,12 +237,12 @@ func (s *Store) CreateExports(ctx context.Context, recs []*causewayv1.ExportReco
 
 // DeleteExport removes one cluster's export of a service.
 func (s *Store) DeleteExport(ctx context.Context, ns, svc, cluster string) error {
-	return s.delete(ctx, ExportKey(ns, svc, cluster))
+	return s.delete(ctx, ExportKeyOf(cluster, ns, svc))
 }
 
 // ListExportsOf returns the export records written by one cluster.
 func (s *Store) ListExportsOf(ctx context.Context, cluster string) ([]*causewayv1.ExportRecord, error) {
-	entries, _, err := s.List(ctx, Prefix+KindExports+"/")
+	entries, _, err := s.List(ctx, ExportsPrefix(cluster))
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +287,10 @@ func (s *Store) decode(key string, value []byte) *causewayv1.Entry {
 			kind = "unknown"
 		}
 		s.metrics.decodeErrors.WithLabelValues(kind).Inc()
+		if errors.Is(err, ErrOldLayout) {
+			s.warnOldLayout(key)
+			return nil
+		}
 		s.log.Warn("skipping etcd value", "key", key, "err", err)
 		return nil
 	}

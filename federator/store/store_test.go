@@ -32,7 +32,7 @@ func TestParseKey(t *testing.T) {
 	}{
 		{ClusterKey("east"), KindClusters, true},
 		{GatewayKey("east", "gw-0"), KindGateways, true},
-		{ExportKey("demo", "echo", "east"), KindExports, true},
+		{ExportKeyOf("east", "demo", "echo"), KindExports, true},
 		{ImportKey("west", "demo", "echo"), KindImports, true},
 		{DrainKey("east", "", ""), KindDrain, true},
 		{DrainKey("east", "demo", "echo"), KindDrain, true},

@@ -306,3 +306,22 @@ func caTrustDomain(c *x509.Certificate) (string, error) {
 	}
 	return c.URIs[0].Host, nil
 }
+
+// Cluster is the cluster whose admin the target's certificate names: the
+// first label of its trust domain (<cluster>.<domain>).
+func (t Target) Cluster() (string, error) {
+	pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return "", fmt.Errorf("load admin certificate %s and key %s: %w", t.Cert, t.Key, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return "", fmt.Errorf("load admin certificate %s: %w", t.Cert, err)
+	}
+	id, err := certs.IDFromCertificate(leaf)
+	if err != nil {
+		return "", fmt.Errorf("load admin certificate %s: %w", t.Cert, err)
+	}
+	cluster, _, _ := strings.Cut(id.TrustDomain, ".")
+	return cluster, nil
+}

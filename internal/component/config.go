@@ -106,6 +106,11 @@ type EtcdConfig struct {
 	CAFile   string `json:"caFile,omitempty"`
 	CertFile string `json:"certFile,omitempty"`
 	KeyFile  string `json:"keyFile,omitempty"`
+	// ServerName is the name etcd's certificate is verified against. If
+	// empty, the endpoint's host. Set it when etcd is reached through an
+	// address its certificate does not name (causeway dev's etcd:
+	// etcd.causeway.internal).
+	ServerName string `json:"serverName,omitempty"`
 	// Username and PasswordFile enable etcd authentication (each cluster's
 	// user may write only under its own keys).
 	Username     string `json:"username,omitempty"`

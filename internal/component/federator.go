@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -226,8 +227,8 @@ func NewEtcdClient(e EtcdConfig) (*clientv3.Client, error) {
 		}
 		cfg.Password = strings.TrimSpace(string(b))
 	}
-	if e.CAFile != "" || e.CertFile != "" {
-		t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CAFile != "" || e.CertFile != "" || e.ServerName != "" {
+		t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: e.ServerName}
 		if e.CAFile != "" {
 			b, err := os.ReadFile(e.CAFile)
 			if err != nil {
@@ -247,12 +248,34 @@ func NewEtcdClient(e EtcdConfig) (*clientv3.Client, error) {
 			t.Certificates = []tls.Certificate{kp}
 		}
 		cfg.TLS = t
+		if e.ServerName != "" {
+			// gRPC verifies the server against the address it dials,
+			// whatever tls.Config.ServerName says; a relay or tunnel
+			// address is not in etcd's certificate.
+			cfg.DialOptions = append(cfg.DialOptions,
+				grpc.WithTransportCredentials(serverNameCreds{credentials.NewTLS(t), e.ServerName}))
+		}
 	}
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w", e.Endpoints, err)
 	}
 	return cli, nil
+}
+
+// serverNameCreds are TLS credentials that verify the server as name,
+// whichever address (authority) the connection was dialed for.
+type serverNameCreds struct {
+	credentials.TransportCredentials
+	name string
+}
+
+func (c serverNameCreds) ClientHandshake(ctx context.Context, _ string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return c.TransportCredentials.ClientHandshake(ctx, c.name, conn)
+}
+
+func (c serverNameCreds) Clone() credentials.TransportCredentials {
+	return serverNameCreds{c.TransportCredentials.Clone(), c.name}
 }
 
 // kubeClients builds the clients of the cluster's apiserver.

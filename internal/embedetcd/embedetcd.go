@@ -25,12 +25,20 @@ type Config struct {
 	PeerAddr string
 	// StartTimeout bounds the wait for the member to be ready. If zero, 30s.
 	StartTimeout time.Duration
+	// TLS, when set, makes the client listener serve TLS only (https) with
+	// TLS.CertFile and TLS.KeyFile; clients verify it with TLS.CAFile
+	// (see NewTLSFiles). If nil, clients speak plain HTTP/2.
+	TLS *TLSFiles
+	// BcryptCost is the cost etcd hashes user passwords with once auth is
+	// on. If zero, etcd's default (10).
+	BcryptCost uint
 }
 
 // Server is a running embedded etcd.
 type Server struct {
 	etcd      *embed.Etcd
 	endpoint  string
+	tls       *TLSFiles // nil: plain
 	closeOnce sync.Once
 }
 
@@ -61,9 +69,18 @@ func startOnce(ctx context.Context, c Config) (*Server, error) {
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
 	defer release() // once StartEtcd returns, its listeners hold the ports
+	if c.TLS != nil {
+		clientURL.Scheme = "https"
+	}
 	cfg := newConfig("causeway", c.Dir, clientURL, peerURL)
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
 	cfg.SocketOpts.ReusePort = reusePort
+	if c.TLS != nil {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = c.TLS.CertFile, c.TLS.KeyFile
+	}
+	if c.BcryptCost != 0 {
+		cfg.BcryptCost = c.BcryptCost
+	}
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -73,7 +90,7 @@ func startOnce(ctx context.Context, c Config) (*Server, error) {
 		e.Close()
 		return nil, fmt.Errorf("start etcd: %w", err)
 	}
-	return &Server{etcd: e, endpoint: e.Clients[0].Addr().String()}, nil
+	return &Server{etcd: e, endpoint: e.Clients[0].Addr().String(), tls: c.TLS}, nil
 }
 
 // newConfig is the embed config of one quiet member listening on and
@@ -181,13 +198,31 @@ func orLoopback(addr string) string {
 // Endpoint is the client host:port.
 func (s *Server) Endpoint() string { return s.endpoint }
 
-// Client returns a new client of the server; the caller closes it.
-func (s *Server) Client() (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{
+// TLS returns the server's TLS files, nil when it serves plain HTTP/2.
+func (s *Server) TLS() *TLSFiles { return s.tls }
+
+// Client returns a new client of the server (over TLS when it serves
+// TLS), without a user; the caller closes it.
+func (s *Server) Client() (*clientv3.Client, error) { return s.ClientAs("", "") }
+
+// ClientAs returns a new client of the server that authenticates as user
+// with password (none when user is empty); the caller closes it.
+func (s *Server) ClientAs(user, password string) (*clientv3.Client, error) {
+	cfg := clientv3.Config{
 		Endpoints:   []string{s.endpoint},
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+		Username:    user,
+		Password:    password,
+	}
+	if s.tls != nil {
+		t, err := ClientTLS(s.tls.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = t
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %s: %w", s.endpoint, err)
 	}

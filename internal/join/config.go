@@ -28,8 +28,9 @@ type Options struct {
 	Domain string
 	// Region and Zone locate the cluster for locality routing.
 	Region, Zone string
-	// Etcd is how to reach the federation etcd; the same credentials go
-	// into the federator's etcd Secret.
+	// Etcd is how to reach the federation etcd as the clusterset admin
+	// (join creates the cluster's own etcd user; only the CA and server
+	// name go into the federator's configuration).
 	Etcd EtcdOptions
 	// Out is the directory the CA directory (Out/ca), the values file and
 	// the Secret manifests are written to. Required.
@@ -56,8 +57,9 @@ type EtcdOptions struct {
 	// Endpoints of the etcd members. Required.
 	Endpoints []string
 	// CAFile verifies etcd's certificate; CertFile and KeyFile are a client
-	// certificate. All optional.
-	CAFile, CertFile, KeyFile string
+	// certificate; ServerName is the name etcd's certificate is verified
+	// against (if empty, the endpoint's host). All optional.
+	CAFile, CertFile, KeyFile, ServerName string
 	// Username and PasswordFile authenticate to etcd. Optional.
 	Username, PasswordFile string
 	// DialTimeout bounds connecting and each request (a read, the
@@ -118,10 +120,4 @@ func (o *Options) Validate() error {
 		}
 	}
 	return nil
-}
-
-// hasCredentials reports whether any etcd credential is configured,
-// so the federator needs the etcd Secret.
-func (e EtcdOptions) hasCredentials() bool {
-	return e.CAFile != "" || e.CertFile != "" || e.Username != ""
 }

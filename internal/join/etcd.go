@@ -36,7 +36,7 @@ func dialEtcd(ctx context.Context, e EtcdOptions) (*etcdConn, error) {
 		return nil, fmt.Errorf("join: etcd %s %w: %w", c.endpoints, ErrEtcdUnreachable, err)
 	}
 	cli, err := component.NewEtcdClient(component.EtcdConfig{
-		Endpoints: e.Endpoints, CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile,
+		Endpoints: e.Endpoints, CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, ServerName: e.ServerName,
 		Username: e.Username, PasswordFile: e.PasswordFile, DialTimeout: metav1.Duration{Duration: e.DialTimeout},
 	})
 	if err != nil {

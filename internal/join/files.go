@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"sigs.k8s.io/yaml"
 )
 
@@ -41,13 +42,12 @@ func valuesFile(o Options) []byte {
 	fmt.Fprintf(&b, "ca:\n  secretName: %s\n", q(o.CASecret))
 	e := o.Etcd
 	fmt.Fprintf(&b, "etcd:\n  endpoints: %s\n", qs(e.Endpoints))
-	if e.hasCredentials() {
-		fmt.Fprintf(&b, "  secretName: %s\n", q(o.EtcdSecret))
-		fmt.Fprintf(&b, "  tls:\n    ca: %t\n    clientCert: %t\n", e.CAFile != "", e.CertFile != "")
-		if e.Username != "" {
-			fmt.Fprintf(&b, "  username: %s\n", q(e.Username))
-		}
+	fmt.Fprintf(&b, "  secretName: %s\n", q(o.EtcdSecret))
+	fmt.Fprintf(&b, "  tls:\n    ca: %t\n    clientCert: false\n", e.CAFile != "")
+	if e.ServerName != "" {
+		fmt.Fprintf(&b, "    serverName: %s\n", q(e.ServerName))
 	}
+	fmt.Fprintf(&b, "  username: %s\n", q(store.ClusterUser(o.Cluster)))
 	fmt.Fprintf(&b, "gateway:\n")
 	if len(o.Advertise) > 0 {
 		fmt.Fprintf(&b, "  advertise: %s\n", qs(o.Advertise))
@@ -98,27 +98,19 @@ func caSecretManifest(o Options, dir string) ([]byte, error) {
 }
 
 // etcdSecretManifest is the federator's etcd credentials as the chart's
-// etcd Secret (keys ca.crt, tls.crt, tls.key, password), or nil when there
-// are none.
-func etcdSecretManifest(o Options) ([]byte, error) {
-	e := o.Etcd
-	if !e.hasCredentials() {
-		return nil, nil
-	}
-	data := map[string][]byte{}
-	for key, path := range map[string]string{"ca.crt": e.CAFile, "tls.crt": e.CertFile, "tls.key": e.KeyFile, "password": e.PasswordFile} {
-		if path == "" {
-			continue
-		}
-		b, err := os.ReadFile(path)
+// etcd Secret: the password of the cluster's own etcd user and, with
+// --etcd-ca, the CA (keys password, ca.crt). The client certificate given
+// to join is the clusterset admin's, never the cluster's: it is not copied.
+func etcdSecretManifest(o Options, password string) ([]byte, error) {
+	data := map[string][]byte{"password": []byte(password)}
+	if o.Etcd.CAFile != "" {
+		b, err := os.ReadFile(o.Etcd.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read etcd credential: %w", err)
+			return nil, fmt.Errorf("read etcd CA: %w", err)
 		}
-		if key == "password" {
-			b = bytes.TrimSpace(b)
-		}
-		data[key] = b
+		data["ca.crt"] = b
 	}
-	comment := fmt.Sprintf("# The federation etcd credentials of cluster %s's federator.\n", o.Cluster)
+	comment := fmt.Sprintf("# The federation etcd credentials of cluster %s's federator (etcd user %s).\n",
+		o.Cluster, store.ClusterUser(o.Cluster))
 	return secretManifest(o, o.EtcdSecret, comment, data)
 }

@@ -27,6 +27,9 @@ const (
 	ValuesFile     = "values.yaml"
 	CASecretFile   = "ca-secret.yaml"
 	EtcdSecretFile = "etcd-secret.yaml"
+	// EtcdPasswordFile holds the password of the cluster's etcd user, for
+	// a federator run from a configuration file (etcd.passwordFile).
+	EtcdPasswordFile = "etcd-password"
 )
 
 // Result is what Run did.
@@ -37,10 +40,13 @@ type Result struct {
 	CADir string `json:"caDir"`
 	// ValuesFile is the Helm values file.
 	ValuesFile string `json:"valuesFile"`
-	// CASecret and EtcdSecret are the Secret manifests; EtcdSecret is
-	// empty when no etcd credential was given.
+	// CASecret and EtcdSecret are the Secret manifests.
 	CASecret   string `json:"caSecret"`
-	EtcdSecret string `json:"etcdSecret,omitempty"`
+	EtcdSecret string `json:"etcdSecret"`
+	// EtcdUser is the cluster's own etcd user (its role writes only the
+	// cluster's keys); EtcdPasswordFile holds its password (0600).
+	EtcdUser         string `json:"etcdUser"`
+	EtcdPasswordFile string `json:"etcdPasswordFile"`
 	// Namespace the manifests are for.
 	Namespace string `json:"namespace"`
 	// Replaced is set when an existing registration was overwritten (Force).
@@ -65,16 +71,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Cluster: o.Cluster, TrustDomain: certs.TrustDomainFor(o.Cluster, o.Domain), Namespace: o.Namespace,
 		CADir: filepath.Join(out, CADirName), ValuesFile: filepath.Join(out, ValuesFile),
 		CASecret: filepath.Join(out, CASecretFile), NeedsAdvertise: len(o.Advertise) == 0,
+		EtcdSecret: filepath.Join(out, EtcdSecretFile), EtcdUser: store.ClusterUser(o.Cluster),
+		EtcdPasswordFile: filepath.Join(out, EtcdPasswordFile),
 	}
-	if o.Etcd.hasCredentials() {
-		r.EtcdSecret = filepath.Join(out, EtcdSecretFile)
-	}
-	etcdSecret, err := etcdSecretManifest(o) // reads the credential files: fail before writing
-	if err != nil {
+	if _, err := etcdSecretManifest(o, ""); err != nil { // reads the CA file: fail before writing
 		return nil, err
 	}
 	if !o.Force {
-		if err := checkAbsent(r.ValuesFile, r.CASecret, r.EtcdSecret); err != nil {
+		if err := checkAbsent(r.ValuesFile, r.CASecret, r.EtcdSecret, r.EtcdPasswordFile); err != nil {
 			return nil, err
 		}
 	}
@@ -83,10 +87,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer cli.Close()
-	if !o.Force {
-		if err := checkUnregistered(ctx, cli, o.Cluster); err != nil {
+	if o.Force {
+		if err := checkNotLive(ctx, cli, o.Cluster); err != nil {
 			return nil, err
 		}
+	} else if err := checkUnregistered(ctx, cli, o.Cluster); err != nil {
+		return nil, err
 	}
 
 	if err := os.MkdirAll(out, 0o700); err != nil {
@@ -116,6 +122,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		undo()
 		return nil, err
 	}
+	// The user first: without the clusterset admin's rights this fails
+	// before anything of the cluster is in etcd.
+	password, err := createClusterUser(ctx, cli, o.Cluster)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	etcdSecret, err := etcdSecretManifest(o, password)
+	if err != nil {
+		undo()
+		return nil, err
+	}
 	r.Replaced, err = register(ctx, cli, o, r.TrustDomain, ca.Cert, now)
 	if err != nil {
 		undo()
@@ -125,9 +143,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	files := []outFile{
 		{r.CASecret, caSecret, 0o600},
 		{r.ValuesFile, valuesFile(o), 0o644},
-	}
-	if r.EtcdSecret != "" {
-		files = append(files, outFile{r.EtcdSecret, etcdSecret, 0o600})
+		{r.EtcdSecret, etcdSecret, 0o600},
+		{r.EtcdPasswordFile, []byte(password + "\n"), 0o600},
 	}
 	for _, f := range files {
 		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, o.Force); err != nil {
@@ -229,15 +246,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "  CA directory:  %s (ca.key is 0600: keep it secret, back it up)\n", r.CADir)
 	fmt.Fprintf(w, "  values file:   %s\n", r.ValuesFile)
 	fmt.Fprintf(w, "  CA Secret:     %s (holds the CA key)\n", r.CASecret)
-	if r.EtcdSecret != "" {
-		fmt.Fprintf(w, "  etcd Secret:   %s (holds the etcd credentials)\n", r.EtcdSecret)
-	}
+	fmt.Fprintf(w, "  etcd Secret:   %s (holds etcd user %s's password; its role writes only %s's keys)\n", r.EtcdSecret, r.EtcdUser, r.Cluster)
+	fmt.Fprintf(w, "  etcd password: %s (the same password, for a federator configured from a file)\n", r.EtcdPasswordFile)
 	fmt.Fprintf(w, "next, with kubectl pointed at the cluster:\n")
 	fmt.Fprintf(w, "  kubectl create namespace %s\n", r.Namespace)
-	secrets := "-f " + r.CASecret
-	if r.EtcdSecret != "" {
-		secrets += " -f " + r.EtcdSecret
-	}
+	secrets := "-f " + r.CASecret + " -f " + r.EtcdSecret
 	fmt.Fprintf(w, "  kubectl apply %s\n", secrets)
 	if r.NeedsAdvertise {
 		fmt.Fprintf(w, "  set gateway.advertise in %s to the address peers dial\n", r.ValuesFile)

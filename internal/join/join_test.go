@@ -73,7 +73,7 @@ func TestJoinRegistersAndWritesInstallFiles(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, r.Replaced)
 	require.Equal(t, "east.clusterset.local", r.TrustDomain)
-	require.Empty(t, r.EtcdSecret, "no etcd credentials: no etcd Secret")
+	require.Equal(t, "causeway-east", r.EtcdUser)
 
 	// etcd: the cluster record and a bundle that peers accept for east.
 	rec, bundle := registered(t, cli, "east")
@@ -96,6 +96,16 @@ func TestJoinRegistersAndWritesInstallFiles(t *testing.T) {
 	require.Equal(t, os.FileMode(0o600), mode(t, filepath.Join(r.CADir, certs.CAKeyFile)))
 	require.Equal(t, os.FileMode(0o600), mode(t, r.CASecret))
 	require.Equal(t, os.FileMode(0o644), mode(t, r.ValuesFile))
+	require.Equal(t, os.FileMode(0o600), mode(t, r.EtcdSecret))
+	require.Equal(t, os.FileMode(0o600), mode(t, r.EtcdPasswordFile))
+
+	// The cluster's own etcd user and role exist, the role confined to east.
+	role, err := cli.RoleGet(context.Background(), "causeway-east")
+	require.NoError(t, err)
+	require.Len(t, role.Perm, len(store.ClusterRolePermissions("east")))
+	user, err := cli.UserGet(context.Background(), "causeway-east")
+	require.NoError(t, err)
+	require.Equal(t, []string{"causeway-east"}, user.Roles)
 
 	// The CA Secret carries the CA directory byte for byte.
 	var sec corev1.Secret
@@ -201,17 +211,20 @@ func TestEtcdSecretCarriesCredentials(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 		return p
 	}
+	// The clusterset admin's credentials given to join: none of them
+	// reaches the cluster's Secret, only the CA and the cluster's own user.
 	o := Options{Cluster: "east", Namespace: "causeway", EtcdSecret: "causeway-etcd", Etcd: EtcdOptions{
 		CAFile: write("ca.crt", "CA"), CertFile: write("c.crt", "CERT"), KeyFile: write("c.key", "KEY"),
-		Username: "east", PasswordFile: write("pw", "s3cret\n"),
+		Username: "causeway-clusterset-admin", PasswordFile: write("pw", "admin-s3cret\n"),
 	}}
-	b, err := etcdSecretManifest(o)
+	b, err := etcdSecretManifest(o, "east-s3cret")
 	require.NoError(t, err)
 	var sec corev1.Secret
 	require.NoError(t, yaml.UnmarshalStrict(b, &sec))
-	require.Equal(t, map[string][]byte{"ca.crt": []byte("CA"), "tls.crt": []byte("CERT"), "tls.key": []byte("KEY"), "password": []byte("s3cret")}, sec.Data)
+	require.Equal(t, map[string][]byte{"ca.crt": []byte("CA"), "password": []byte("east-s3cret")}, sec.Data)
 	require.Contains(t, string(valuesFile(o)), "secretName: \"causeway-etcd\"")
-	require.Contains(t, string(valuesFile(o)), "username: \"east\"")
+	require.Contains(t, string(valuesFile(o)), "username: \"causeway-east\"")
+	require.Contains(t, string(valuesFile(o)), "clientCert: false")
 }
 
 func TestOptionsValidate(t *testing.T) {
