@@ -51,7 +51,7 @@ func TestRunFederatorLogsUnreachableEtcd(t *testing.T) {
 	writeFile(t, exports, "version: 1\nservices: []\n")
 	writeFile(t, tokens, "gw-token-0123456789abcdef0123456789: gateway\n")
 	c := &FederatorConfig{Identity: Identity{Cluster: "south"}, Etcd: EtcdConfig{Endpoints: []string{endpoint}},
-		Listen: FederatorListenConfig{GRPC: "127.0.0.1:0", Bootstrap: "127.0.0.1:0", Admin: "127.0.0.1:0"},
+		Listen: FederatorListenConfig{GRPC: "127.0.0.1:0", Bootstrap: "127.0.0.1:0", Admin: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
 		CADir:  caDir, VIPRanges: []string{"127.99.0.0/24"}, Exports: ExportsConfig{Static: exports},
 		Signing: SigningConfig{JoinTokensFile: tokens}}
 	c.defaults()

@@ -92,7 +92,7 @@ func TestRunFederatorValidatesBeforeAnyEtcdWrite(t *testing.T) {
 			_, err := cli.Delete(context.Background(), "/causeway/v1/", clientv3.WithPrefix())
 			require.NoError(t, err)
 			c := &FederatorConfig{Identity: Identity{Cluster: cluster}, Etcd: EtcdConfig{Endpoints: []string{srv.Endpoint()}},
-				Listen: FederatorListenConfig{GRPC: "127.0.0.1:0", Bootstrap: "127.0.0.1:0", Admin: "127.0.0.1:0"},
+				Listen: FederatorListenConfig{GRPC: "127.0.0.1:0", Bootstrap: "127.0.0.1:0", Admin: "127.0.0.1:0", HTTP: "127.0.0.1:0"},
 				CADir:  caDir, VIPRanges: []string{"127.99.0.0/24"}, Exports: ExportsConfig{Static: tc.exports},
 				Signing: SigningConfig{JoinTokensFile: tc.tokens, Components: tc.components}}
 			c.defaults()
