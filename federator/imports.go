@@ -120,21 +120,21 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 					want.Ips = have.GetIps()
 				}
 			}
-		} else {
+		} else if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP {
+			// The address is the service's reservation, whatever the
+			// import said: usually the cached one it already has.
 			want.Ips = have.GetIps()
-			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP && len(want.Ips) == 0 {
-				needVIPs = append(needVIPs, k.String())
-			}
+			needVIPs = append(needVIPs, k.String())
 		}
 		changes = append(changes, change{k: k, want: want, have: have})
 	}
 	if len(needVIPs) > 0 {
-		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges[0])
+		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges[0], heldVIPs(mine))
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range changes {
-			if addr, ok := vips[c.k.String()]; ok && len(c.want.Ips) == 0 {
+			if addr, ok := vips[c.k.String()]; ok {
 				c.want.Ips = []string{addr.String()}
 			}
 		}
@@ -154,7 +154,13 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 		puts, putKeys = append(puts, c.want), append(putKeys, c.k)
 	}
 	if len(puts) > 0 {
-		rev, err := f.store.PutImportsAt(ctx, puts)
+		put := f.store.PutImportsAt
+		if f.cfg.Sink == nil { // the addresses are reservations: guard them
+			put = func(ctx context.Context, recs []*causewayv1.ImportRecord) (int64, error) {
+				return f.store.PutReservedImportsAt(ctx, own, recs)
+			}
+		}
+		rev, err := put(ctx, puts)
 		if err != nil {
 			return nil, err
 		}
@@ -192,6 +198,20 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 	}
 	f.metrics.imports.Set(float64(len(desired)))
 	return &importPass{view: v, mine: f.ownImports(v)}, nil
+}
+
+// heldVIPs is the clusterset IP each import carries, by "ns/name".
+func heldVIPs(imports map[catalog.ServiceKey]*causewayv1.ImportRecord) map[string]netip.Addr {
+	out := make(map[string]netip.Addr, len(imports))
+	for k, imp := range imports {
+		for _, s := range imp.GetIps() {
+			if ip, err := netip.ParseAddr(s); err == nil {
+				out[k.String()] = ip
+				break
+			}
+		}
+	}
+	return out
 }
 
 // MergeImport merges the exports of one service into cluster's import by
