@@ -132,10 +132,7 @@ func checkOwner(kind string, seg []string, e *causewayv1.Entry) error {
 	default:
 		return nil
 	}
-	owner := seg[0]
-	if kind == KindExports {
-		owner = seg[2]
-	}
+	owner := ownerOf(kind, seg)
 	if named != owner {
 		return fmt.Errorf("%w: %s record names cluster %q", ErrKeyMismatch, kind, named)
 	}
@@ -143,4 +140,23 @@ func checkOwner(kind string, seg []string, e *causewayv1.Entry) error {
 		return fmt.Errorf("%w: trust domain %q is not cluster %s's", ErrKeyMismatch, td, owner)
 	}
 	return nil
+}
+
+// ownerOf is the cluster a key of kind with segments seg belongs to.
+func ownerOf(kind string, seg []string) string {
+	if kind == KindExports {
+		return seg[2]
+	}
+	return seg[0]
+}
+
+// KeyOwner returns the kind of a full key and the cluster it belongs to
+// (the only cluster that may write it); ok is false for keys that are not
+// Causeway keys.
+func KeyOwner(key string) (kind, cluster string, ok bool) {
+	kind, seg, err := ParseKey(key)
+	if err != nil {
+		return "", "", false
+	}
+	return kind, ownerOf(kind, seg), true
 }
