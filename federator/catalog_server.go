@@ -2,6 +2,8 @@ package federator
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/names"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -117,9 +120,33 @@ func (s *CatalogServer) AnnounceGateway(req *causewayv1.AnnounceGatewayRequest, 
 	if err := validateAnnouncement(req); err != nil {
 		return status.Errorf(codes.InvalidArgument, "announce gateway: %v", err)
 	}
-	return f.announceGateway(ctx, req.GetInstance(), req.GetAddresses(), GatewayLeaseTTL, func(lease clientv3.LeaseID) error {
+	announcer, err := callerKeyHash(ctx)
+	if err != nil {
+		return err
+	}
+	err = f.announceGateway(ctx, req.GetInstance(), req.GetAddresses(), announcer, GatewayLeaseTTL, func(lease clientv3.LeaseID) error {
 		return stream.Send(&causewayv1.AnnounceGatewayResponse{LeaseId: int64(lease)})
 	})
+	if errors.Is(err, store.ErrGatewayHeld) {
+		return status.Errorf(codes.AlreadyExists,
+			"announce gateway: instance %q is announced by another gateway (another key); give each gateway its own instance name", req.GetInstance())
+	}
+	return err
+}
+
+// callerKeyHash is the SHA-256 of the SubjectPublicKeyInfo of the leaf
+// the caller presented: what binds a gateway record to its announcer.
+func callerKeyHash(ctx context.Context) ([]byte, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "announce gateway: no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "announce gateway: no client certificate")
+	}
+	sum := sha256.Sum256(ti.State.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	return sum[:], nil
 }
 
 func validateAnnouncement(req *causewayv1.AnnounceGatewayRequest) error {
