@@ -50,10 +50,14 @@ func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerSt
 	f := s.f
 	f.metrics.watchers.Inc()
 	defer f.metrics.watchers.Dec()
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-f.synced:
+	// This cluster's exports in the catalog come from the export source,
+	// never from etcd: wait for the source's first set as well.
+	for _, ready := range []<-chan struct{}{f.synced, f.exportsKnown} {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ready:
+		}
 	}
 	var sent map[string]*causewayv1.Entry
 	resumed := false

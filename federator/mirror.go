@@ -3,7 +3,6 @@ package federator
 import (
 	"context"
 	"errors"
-	"maps"
 	"sync"
 	"time"
 
@@ -13,12 +12,15 @@ import (
 )
 
 // runMirror keeps f.feed equal to the federation in etcd: list, then watch
-// from the list revision; a compacted or broken watch re-lists. It returns
-// when ctx ends.
+// from the list revision; a compacted or broken watch re-lists. A value
+// that does not decode never removes a key: the last good value stays,
+// across re-lists too. It returns when ctx ends.
 func (f *Federator) runMirror(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var last map[string]*causewayv1.Entry
 	for ctx.Err() == nil {
-		err := f.mirrorOnce(ctx)
+		var err error
+		last, err = f.mirrorOnce(ctx, last)
 		if ctx.Err() != nil {
 			return
 		}
@@ -40,26 +42,38 @@ func (f *Federator) runMirror(ctx context.Context) {
 	}
 }
 
-func (f *Federator) mirrorOnce(ctx context.Context) error {
-	list, rev, err := f.store.List(ctx, store.Prefix)
+// mirrorOnce lists and watches until the watch fails; prev is what the
+// last run ended with (nil at first), whose good values stand in for keys
+// that no longer decode. It returns the entries it ended with.
+func (f *Federator) mirrorOnce(ctx context.Context, prev map[string]*causewayv1.Entry) (map[string]*causewayv1.Entry, error) {
+	l, err := f.store.ListAll(ctx, store.Prefix)
 	if err != nil {
-		return err
+		return prev, err
 	}
-	entries := make(map[string]*causewayv1.Entry, len(list))
-	for _, e := range list {
+	entries := make(map[string]*causewayv1.Entry, len(l.Entries))
+	for _, e := range l.Entries {
 		entries[e.GetKey()] = e
 	}
-	f.publishView(catalog.NewView(maps.Clone(entries), rev))
+	for _, key := range l.Undecodable {
+		rel := store.RelativeKey(key)
+		if e, ok := prev[rel]; ok && !f.isOwnExport(key) {
+			entries[rel] = e
+		}
+	}
+	rev := l.Revision
+	f.publishView(f.buildView(entries, rev))
 	f.markSynced()
+	f.kickHeal()
 
 	// Watch batches are applied to entries at once; views (an O(n) copy
 	// and index each) are published at most every mirrorThrottle, so a
 	// burst of thousands of single-key batches costs a few copies, not
 	// thousands.
 	var (
-		mu      sync.Mutex // guards entries, lastRev, dirty
+		mu      sync.Mutex // guards entries, lastRev, dirty, drift
 		lastRev = rev
 		dirty   bool
+		drift   bool // one of this cluster's exports in etcd differs from the source
 	)
 	kick := make(chan struct{}, 1)
 	wctx, cancel := context.WithCancel(ctx)
@@ -71,16 +85,25 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 			case <-wctx.Done():
 				return
 			case <-kick:
+			case <-f.viewKicked:
+				mu.Lock()
+				dirty = true
+				mu.Unlock()
 			}
 			start := time.Now()
 			mu.Lock()
 			var v *catalog.View
 			if dirty {
-				v, dirty = catalog.NewView(maps.Clone(entries), lastRev), false
+				v, dirty = f.buildView(entries, lastRev), false
 			}
+			kickExports := drift
+			drift = false
 			mu.Unlock()
 			if v != nil {
 				f.publishView(v)
+			}
+			if kickExports {
+				f.kickExports() // after the view: the export side diffs against it
 			}
 			// Building a view is O(catalog): at most a fifth of the time
 			// goes to it, however large the federation.
@@ -93,14 +116,11 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 			}
 		}
 	})
-	return f.store.Watch(wctx, rev+1, func(b store.Batch) error {
+	err = f.store.Watch(wctx, rev+1, func(b store.Batch) error {
 		mu.Lock()
 		for _, c := range b.Changes {
-			rel := store.RelativeKey(c.Key)
-			if c.Deleted {
-				delete(entries, rel)
-			} else if c.Entry != nil {
-				entries[rel] = c.Entry
+			if f.applyChange(entries, c) {
+				drift = true
 			}
 		}
 		lastRev, dirty = b.Revision, true
@@ -111,6 +131,48 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 		}
 		return nil
 	})
+	cancel()
+	wg.Wait()
+	return entries, err
+}
+
+// applyChange applies one watch change to entries. A value that does not
+// decode keeps the key's last good value, except for this cluster's own
+// exports (the source decides those; absent, the export side puts them
+// back). It reports whether one of this cluster's exports in etcd now
+// differs from the source, and checks the cluster and bundle records
+// when their keys change.
+func (f *Federator) applyChange(entries map[string]*causewayv1.Entry, c store.Change) (drift bool) {
+	rel := store.RelativeKey(c.Key)
+	switch {
+	case c.Deleted:
+		delete(entries, rel)
+	case c.Entry != nil:
+		entries[rel] = c.Entry
+	case c.Undecodable && f.isOwnExport(c.Key):
+		delete(entries, rel)
+	}
+	kind, owner, ok := store.KeyOwner(c.Key)
+	if !ok || owner != f.cfg.Cluster {
+		return false
+	}
+	switch kind {
+	case store.KindClusters, store.KindBundles:
+		f.kickHeal()
+	case store.KindExports:
+		if x := c.Entry.GetExport(); x != nil {
+			return f.exportDrifted(x)
+		}
+		_, known := f.sourceExports()
+		return known
+	}
+	return false
+}
+
+// isOwnExport reports whether a full key is one of this cluster's exports.
+func (f *Federator) isOwnExport(key string) bool {
+	kind, owner, ok := store.KeyOwner(key)
+	return ok && kind == store.KindExports && owner == f.cfg.Cluster
 }
 
 // mirrorThrottle is the shortest time between two published views.
