@@ -149,6 +149,12 @@ func (c *Client) watchOnce(ctx context.Context) (gotData bool, err error) {
 			entries = next
 		}
 		for _, e := range resp.GetUpserts() {
+			if err := checkEntry(e); err != nil {
+				// Not a deletion: the key keeps its last good value.
+				c.m.rejected.Inc()
+				c.log.Warn("ignoring a catalog entry this build cannot read; keeping its last good value", "key", e.GetKey(), "err", err)
+				continue
+			}
 			entries[e.GetKey()] = e
 		}
 		for _, k := range resp.GetDeletes() {
