@@ -65,75 +65,81 @@ func (f *Federator) mirrorOnce(ctx context.Context, prev map[string]*causewayv1.
 	f.markSynced()
 	f.kickHeal()
 
-	// Watch batches are applied to entries at once; views (an O(n) copy
-	// and index each) are published at most every mirrorThrottle, so a
-	// burst of thousands of single-key batches costs a few copies, not
-	// thousands.
-	var (
-		mu      sync.Mutex // guards entries, lastRev, dirty, drift
-		lastRev = rev
-		dirty   bool
-		drift   bool // one of this cluster's exports in etcd differs from the source
-	)
-	kick := make(chan struct{}, 1)
+	m := &mirrorState{entries: entries, rev: rev, kick: make(chan struct{}, 1)}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	wg.Go(func() {
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-kick:
-			case <-f.viewKicked:
-				mu.Lock()
-				dirty = true
-				mu.Unlock()
-			}
-			start := time.Now()
-			mu.Lock()
-			var v *catalog.View
-			if dirty {
-				v, dirty = f.buildView(entries, lastRev), false
-			}
-			kickExports := drift
-			drift = false
-			mu.Unlock()
-			if v != nil {
-				f.publishView(v)
-			}
-			if kickExports {
-				f.kickExports() // after the view: the export side diffs against it
-			}
-			// Building a view is O(catalog): at most a fifth of the time
-			// goes to it, however large the federation.
-			t := time.NewTimer(max(mirrorThrottle, 4*time.Since(start)))
-			select {
-			case <-wctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	})
+	wg.Go(func() { f.publishViews(wctx, m) })
 	err = f.store.Watch(wctx, rev+1, func(b store.Batch) error {
-		mu.Lock()
+		m.mu.Lock()
 		for _, c := range b.Changes {
-			if f.applyChange(entries, c) {
-				drift = true
+			if f.applyChange(m.entries, c) {
+				m.drift = true
 			}
 		}
-		lastRev, dirty = b.Revision, true
-		mu.Unlock()
+		m.rev, m.dirty = b.Revision, true
+		m.mu.Unlock()
 		select {
-		case kick <- struct{}{}:
+		case m.kick <- struct{}{}:
 		default:
 		}
 		return nil
 	})
 	cancel()
 	wg.Wait()
-	return entries, err
+	return m.entries, err
+}
+
+// mirrorState is what one mirrorOnce run shares between the watch, which
+// applies batches to entries at once, and publishViews.
+type mirrorState struct {
+	mu      sync.Mutex // guards entries, rev, dirty, drift
+	entries map[string]*causewayv1.Entry
+	rev     int64
+	dirty   bool          // entries changed since the last view
+	drift   bool          // one of this cluster's exports in etcd differs from the source
+	kick    chan struct{} // cap 1: entries changed
+}
+
+// publishViews publishes a view of m after changes, at most every
+// mirrorThrottle (views are an O(n) copy and index each, so a burst of
+// thousands of single-key batches costs a few copies, not thousands), and
+// when the export source changed. It returns when ctx ends.
+func (f *Federator) publishViews(ctx context.Context, m *mirrorState) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		case <-f.viewKicked:
+			m.mu.Lock()
+			m.dirty = true
+			m.mu.Unlock()
+		}
+		start := time.Now()
+		m.mu.Lock()
+		var v *catalog.View
+		if m.dirty {
+			v, m.dirty = f.buildView(m.entries, m.rev), false
+		}
+		kickExports := m.drift
+		m.drift = false
+		m.mu.Unlock()
+		if v != nil {
+			f.publishView(v)
+		}
+		if kickExports {
+			f.kickExports() // after the view: the export side diffs against it
+		}
+		// Building a view is O(catalog): at most a fifth of the time goes
+		// to it, however large the federation.
+		t := time.NewTimer(max(mirrorThrottle, 4*time.Since(start)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // applyChange applies one watch change to entries. A value that does not

@@ -97,7 +97,7 @@ func TestSecurityF8_OwnRecordsHeal(t *testing.T) {
 	otherCA := marshalRaw(t, &causewayv1.TrustBundle{SchemaVersion: 1, Cluster: "east", TrustDomain: east.td,
 		X509Authorities: [][]byte{east.ca.Cert.Raw, []byte("forged CA")}})
 	forgedExport := marshalRaw(t, &causewayv1.ExportRecord{SchemaVersion: 1, Namespace: "demo", Name: "echo", Cluster: "east",
-		Ports: []*causewayv1.ServicePort{{Name: "http", Port: 8080, Protocol: causewayv1.Protocol_PROTOCOL_TCP}},
+		Ports:     []*causewayv1.ServicePort{{Name: "http", Port: 8080, Protocol: causewayv1.Protocol_PROTOCOL_TCP}},
 		Endpoints: []*causewayv1.Endpoint{{Address: "127.0.0.1", Ready: true}}})
 	leaseless := marshalRaw(t, &causewayv1.GatewayRecord{SchemaVersion: 1, Cluster: "east", Instance: "gw-0", Addresses: []string{"127.0.0.9:4443"}})
 	future := func(m proto.Message) string { return marshalRaw(t, m) }
