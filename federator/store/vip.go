@@ -61,11 +61,18 @@ func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string,
 	s.vipMu.Lock()
 	defer s.vipMu.Unlock()
 	out := make(map[string]netip.Addr, len(svcs))
+	heldBy := make(map[netip.Addr]string, len(held))
+	for k, a := range held {
+		heldBy[a] = k
+	}
+	if c, ok := s.vips[cluster]; ok {
+		c.markHeld(heldBy) // a cache built before these imports existed
+	}
 	for len(svcs) > 0 {
 		n := min(len(svcs), maxTxnOps)
 		batch := svcs[:n]
 		svcs = svcs[n:]
-		c, err := s.vipCacheOf(ctx, cluster, held)
+		c, err := s.vipCacheOf(ctx, cluster, heldBy)
 		if err != nil {
 			return nil, fmt.Errorf("allocate vips in %s: %w", cluster, err)
 		}
@@ -76,7 +83,7 @@ func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string,
 			if _, ok := out[k]; ok {
 				continue
 			}
-			addr, err := s.allocateVIPLocked(ctx, cluster, k, held[k], held, prefix)
+			addr, err := s.allocateVIPLocked(ctx, cluster, k, held[k], heldBy, prefix)
 			if err != nil {
 				return out, err
 			}
@@ -144,10 +151,12 @@ func encodeAllocation(svc string) ([]byte, error) {
 }
 
 // allocateVIPLocked returns svc's reserved address, reserving prefer (when
-// valid, inside prefix and free) or else the next free address.
-func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, prefer netip.Addr, held map[string]netip.Addr, prefix netip.Prefix) (netip.Addr, error) {
+// valid, inside prefix, unreserved and held by no other service's import;
+// heldBy maps held addresses to their service) or else the next free
+// address.
+func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, prefer netip.Addr, heldBy map[netip.Addr]string, prefix netip.Prefix) (netip.Addr, error) {
 	for attempt := 0; attempt < 64; attempt++ {
-		c, err := s.vipCacheOf(ctx, cluster, held)
+		c, err := s.vipCacheOf(ctx, cluster, heldBy)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("allocate vip for %s in %s: %w", svc, cluster, err)
 		}
@@ -155,11 +164,11 @@ func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, pref
 			return addr, nil
 		}
 		addr, ok := netip.Addr{}, false
-		if prefer.IsValid() && prefix.Contains(prefer) && !c.reserved(prefer) && !heldByOther(held, prefer, svc) {
+		if owner, held := heldBy[prefer]; prefer.IsValid() && prefix.Contains(prefer) && !c.reserved(prefer) && (!held || owner == svc) {
 			addr, ok = prefer, true
 		} else if addr, ok = c.nextFree(prefix); !ok {
 			delete(s.vips, cluster) // re-read before declaring the range full
-			if c, err = s.vipCacheOf(ctx, cluster, held); err != nil {
+			if c, err = s.vipCacheOf(ctx, cluster, heldBy); err != nil {
 				return netip.Addr{}, fmt.Errorf("allocate vip for %s in %s: %w", svc, cluster, err)
 			}
 			if addr, ok = c.bySvc[svc]; ok {
@@ -195,16 +204,6 @@ func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, pref
 	return netip.Addr{}, fmt.Errorf("allocate vip for %s in %s: too much contention", svc, cluster)
 }
 
-// heldByOther reports whether an import other than svc's holds addr.
-func heldByOther(held map[string]netip.Addr, addr netip.Addr, svc string) bool {
-	for k, a := range held {
-		if a == addr && k != svc {
-			return true
-		}
-	}
-	return false
-}
-
 // reserved reports whether addr has a reservation (of any service).
 func (c *vipCache) reserved(addr netip.Addr) bool {
 	_, ok := c.modRev[addr]
@@ -212,26 +211,31 @@ func (c *vipCache) reserved(addr netip.Addr) bool {
 }
 
 // vipCacheOf returns the cached reservations of cluster, reading them from
-// etcd when there is no cache. Addresses in held are marked used too.
-// Callers hold vipMu.
-func (s *Store) vipCacheOf(ctx context.Context, cluster string, held map[string]netip.Addr) (*vipCache, error) {
-	c, ok := s.vips[cluster]
-	if !ok {
-		var err error
-		if c, err = s.readVIPs(ctx, cluster); err != nil {
-			return nil, err
-		}
-		if s.vips == nil {
-			s.vips = map[string]*vipCache{}
-		}
-		s.vips[cluster] = c
+// etcd when there is no cache. Addresses held by imports (heldBy's keys)
+// are marked used too. Callers hold vipMu.
+func (s *Store) vipCacheOf(ctx context.Context, cluster string, heldBy map[netip.Addr]string) (*vipCache, error) {
+	if c, ok := s.vips[cluster]; ok {
+		return c, nil
 	}
-	for _, a := range held {
+	c, err := s.readVIPs(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	c.markHeld(heldBy)
+	if s.vips == nil {
+		s.vips = map[string]*vipCache{}
+	}
+	s.vips[cluster] = c
+	return c, nil
+}
+
+// markHeld marks the addresses held by imports as used.
+func (c *vipCache) markHeld(heldBy map[netip.Addr]string) {
+	for a := range heldBy {
 		if a.IsValid() {
 			c.used[a] = true
 		}
 	}
-	return c, nil
 }
 
 // readVIPs reads cluster's reservations.
