@@ -127,4 +127,11 @@ func TestClientSnapshotDeltasAndFailStatic(t *testing.T) {
 	_, ok = v.Cluster("west")
 	require.True(t, ok)
 	require.Equal(t, 2.0, testutil.ToFloat64(c.m.rejected))
+
+	// Across a snapshot too.
+	third <- &causewayv1.WatchResponse{Reset_: true, Revision: 13, Upserts: []*causewayv1.Entry{future, clusterEntry("west")}}
+	v = waitView(t, c, "snapshot with a bad entry", func(v *View) bool { return v.Revision == 13 })
+	south, ok = v.Cluster("south")
+	require.True(t, ok, "an unreadable value in a snapshot removed the key")
+	require.Empty(t, south.GetRegion())
 }
