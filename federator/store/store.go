@@ -238,7 +238,9 @@ func (s *Store) ListExportsOf(ctx context.Context, cluster string) ([]*causewayv
 }
 
 // RegisterGateway writes a gateway record attached to the session's lease:
-// it disappears when the session ends or its lease expires.
+// it disappears when the session ends or its lease expires. It is a plain
+// put, for tests and tools; federators announce with ClaimGateway, which
+// binds the record to its announcer.
 func (s *Store) RegisterGateway(ctx context.Context, sess *concurrency.Session, r *causewayv1.GatewayRecord) error {
 	return s.put(ctx, GatewayKey(r.GetCluster(), r.GetInstance()), r, clientv3.WithLease(sess.Lease()))
 }
