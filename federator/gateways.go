@@ -1,6 +1,7 @@
 package federator
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -107,6 +108,10 @@ func (f *Federator) watchGateway(ctx context.Context, sess *concurrency.Session,
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	key := store.GatewayKey(rec.GetCluster(), rec.GetInstance())
+	ours, err := store.Encode(rec)
+	if err != nil {
+		return err
+	}
 	wch := f.store.Client().Watch(wctx, key, clientv3.WithRev(*rev+1))
 	for {
 		var resp clientv3.WatchResponse
@@ -131,8 +136,8 @@ func (f *Federator) watchGateway(ctx context.Context, sess *concurrency.Session,
 		}
 		*rev = resp.Header.Revision
 		last := resp.Events[len(resp.Events)-1]
-		if last.Type == clientv3.EventTypePut && clientv3.LeaseID(last.Kv.Lease) == sess.Lease() {
-			continue // our own write
+		if last.Type == clientv3.EventTypePut && clientv3.LeaseID(last.Kv.Lease) == sess.Lease() && bytes.Equal(last.Kv.Value, ours) {
+			continue // our own write (another value on our lease is not)
 		}
 		wrote, err := f.reassertGateway(ctx, sess, rec)
 		if err != nil {

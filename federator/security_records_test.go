@@ -3,6 +3,7 @@ package federator
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -101,6 +103,7 @@ func TestSecurityF8_OwnRecordsHeal(t *testing.T) {
 		Endpoints: []*causewayv1.Endpoint{{Address: "127.0.0.1", Ready: true}}})
 	leaseless := marshalRaw(t, &causewayv1.GatewayRecord{SchemaVersion: 1, Cluster: "east", Instance: "gw-0", Addresses: []string{"127.0.0.9:4443"}})
 	future := func(m proto.Message) string { return marshalRaw(t, m) }
+	const onLease = "on-lease:"
 
 	for _, tc := range []struct {
 		name  string
@@ -123,17 +126,38 @@ func TestSecurityF8_OwnRecordsHeal(t *testing.T) {
 		{"gateway deleted", gatewayKey, "", goodGateway},
 		{"gateway lease-less", gatewayKey, leaseless, goodGateway},
 		{"gateway garbage", gatewayKey, "\xff", goodGateway},
+		{"gateway forged on its own lease", gatewayKey, onLease + leaseless, goodGateway},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			waitEtcd(t, cli, tc.key, healWithin, "good before", tc.good)
-			if tc.write == "" {
+			switch value, ok := strings.CutPrefix(tc.write, onLease); {
+			case tc.write == "":
 				rawDelete(t, cli, tc.key)
-			} else {
+			case ok: // keep the key's lease: only the value changes
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := cli.Put(ctx, tc.key, value, clientv3.WithIgnoreLease())
+				cancel()
+				require.NoError(t, err)
+			default:
 				rawPut(t, cli, tc.key, tc.write)
 			}
 			waitEtcd(t, cli, tc.key, healWithin, "put back", tc.good)
 		})
 	}
+
+	// A forger copying the record's announcer key onto its own lease, with
+	// its own address: put back too.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cur, err := cli.Get(ctx, gatewayKey)
+	require.NoError(t, err)
+	require.Len(t, cur.Kvs, 1)
+	stolen := decodes(gatewayKey)(cur.Kvs[0].Value).GetGateway()
+	forged := proto.Clone(stolen).(*causewayv1.GatewayRecord)
+	forged.Addresses = []string{"127.0.0.9:4443"}
+	_, err = cli.Put(ctx, gatewayKey, marshalRaw(t, forged), clientv3.WithIgnoreLease())
+	require.NoError(t, err)
+	waitEtcd(t, cli, gatewayKey, healWithin, "gateway with a copied key put back", goodGateway)
 
 	// An export east's source does not list, written under east's name,
 	// is deleted.

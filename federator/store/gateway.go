@@ -45,7 +45,8 @@ const (
 	ClaimNew GatewayClaim = iota
 	// ClaimReassert is the holder of the instance putting its record back:
 	// it replaces whatever the key holds, unless a live record of the same
-	// announcer key is there (the same gateway's newer announcement).
+	// announcer key on another lease is there (the same gateway's newer
+	// announcement).
 	ClaimReassert
 )
 
@@ -74,7 +75,10 @@ func (s *Store) ClaimGateway(ctx context.Context, lease clientv3.LeaseID, r *cau
 			switch held, same := holder(kv, r.GetAnnouncerKeySha256()); {
 			case held && !same && mode == ClaimNew:
 				return 0, false, fmt.Errorf("announce gateway %s: %w", key, ErrGatewayHeld)
-			case held && same && mode == ClaimReassert:
+			case held && same && mode == ClaimReassert && clientv3.LeaseID(kv.Lease) != lease:
+				// The same gateway's newer announcement (another session):
+				// not ours to replace. On our own lease, anything but our
+				// value is replaced.
 				return kv.ModRevision, false, nil
 			}
 			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
