@@ -61,8 +61,8 @@ func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerSt
 	f.metrics.watchers.Inc()
 	defer f.metrics.watchers.Dec()
 	// This cluster's exports in the catalog come from the export source,
-	// never from etcd: wait for the source's first set as well.
-	for _, ready := range []<-chan struct{}{f.synced, f.exportsKnown} {
+	// never from etcd: wait for a view built with the source's first set.
+	for _, ready := range []<-chan struct{}{f.synced, f.servingOwn} {
 		select {
 		case <-ctx.Done():
 			return nil

@@ -47,6 +47,9 @@ type Federator struct {
 	desiredByKey   map[catalog.ServiceKey]*causewayv1.ExportRecord // nil until the source published
 	reconciled     map[catalog.ServiceKey]*causewayv1.ExportRecord // desired as of the last export pass
 	exportsKnown   chan struct{}                                   // closed at the source's first publish
+	servingOwn     chan struct{}                                   // closed once a view with the source's exports is published
+	servingOnce    sync.Once
+	firstOverlaid  atomic.Pointer[catalog.View] // the first view built with the source's exports
 	knownOnce      sync.Once
 	exportsChanged chan struct{}                        // cap 1: a pending export reconcile
 	healKicked     chan struct{}                        // cap 1: a pending check of the cluster and bundle records
@@ -86,6 +89,7 @@ func New(cfg Config, st *store.Store) (*Federator, error) {
 		healKicked:     make(chan struct{}, 1),
 		viewKicked:     make(chan struct{}, 1),
 		exportsKnown:   make(chan struct{}),
+		servingOwn:     make(chan struct{}),
 	}, nil
 }
 

@@ -198,6 +198,9 @@ func (f *Federator) publishView(v *catalog.View) {
 	f.history = append(f.history, v)
 	f.historyMu.Unlock()
 	f.feed.Publish(v)
+	if f.firstOverlaid.Load() == v {
+		f.servingOnce.Do(func() { close(f.servingOwn) })
+	}
 }
 
 // viewAt returns the remembered view of revision rev, if any.

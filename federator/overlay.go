@@ -39,12 +39,15 @@ func (f *Federator) buildView(raw map[string]*causewayv1.Entry, rev int64) *cata
 		out[k] = e
 	}
 	f.storedOwn.Store(&stored)
-	if known {
-		for _, e := range f.overlayEntries(src, stored) {
-			out[e.GetKey()] = e
-		}
+	if !known {
+		return catalog.NewView(out, rev)
 	}
-	return catalog.NewView(out, rev)
+	for _, e := range f.overlayEntries(src, stored) {
+		out[e.GetKey()] = e
+	}
+	v := catalog.NewView(out, rev)
+	f.firstOverlaid.CompareAndSwap(nil, v)
+	return v
 }
 
 // overlayEntries returns the served entries of the source's exports. Each
