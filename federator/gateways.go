@@ -113,6 +113,8 @@ func (f *Federator) watchGateway(ctx context.Context, sess *concurrency.Session,
 		return err
 	}
 	wch := f.store.Client().Watch(wctx, key, clientv3.WithRev(*rev+1))
+	safety := time.NewTicker(f.cfg.healInterval())
+	defer safety.Stop()
 	for {
 		var resp clientv3.WatchResponse
 		var ok bool
@@ -121,6 +123,11 @@ func (f *Federator) watchGateway(ctx context.Context, sess *concurrency.Session,
 			return nil
 		case <-sess.Done():
 			return nil
+		case <-safety.C: // in case the watch missed something
+			if _, err := f.reassertGateway(ctx, sess, rec); err != nil {
+				return err
+			}
+			continue
 		case resp, ok = <-wch:
 		}
 		switch {
