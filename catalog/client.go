@@ -134,6 +134,10 @@ func (c *Client) watchOnce(ctx context.Context) (gotData bool, err error) {
 		if err != nil {
 			return gotData, fmt.Errorf("receive catalog: %w", err)
 		}
+		prev := entries
+		if prev == nil && c.IsReady() {
+			prev = c.View().Entries() // a snapshot after a reconnect
+		}
 		if resp.GetReset_() {
 			entries = make(map[string]*causewayv1.Entry, len(resp.GetUpserts()))
 			gotData = true
@@ -149,6 +153,15 @@ func (c *Client) watchOnce(ctx context.Context) (gotData bool, err error) {
 			entries = next
 		}
 		for _, e := range resp.GetUpserts() {
+			if err := checkEntry(e); err != nil {
+				// Not a deletion: the key keeps its last good value.
+				c.m.rejected.Inc()
+				c.log.Warn("ignoring a catalog entry this build cannot read; keeping its last good value", "key", e.GetKey(), "err", err)
+				if old, ok := prev[e.GetKey()]; ok {
+					entries[e.GetKey()] = old // also across a snapshot
+				}
+				continue
+			}
 			entries[e.GetKey()] = e
 		}
 		for _, k := range resp.GetDeletes() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,7 +40,7 @@ func (s *scriptedServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerS
 }
 
 func clusterEntry(name string) *causewayv1.Entry {
-	return &causewayv1.Entry{Key: "clusters/" + name, Record: &causewayv1.Entry_Cluster{Cluster: &causewayv1.ClusterRecord{Name: name}}}
+	return &causewayv1.Entry{Key: "clusters/" + name, Record: &causewayv1.Entry_Cluster{Cluster: &causewayv1.ClusterRecord{SchemaVersion: SchemaVersion, Name: name}}}
 }
 
 func waitView(t *testing.T, c *Client, what string, cond func(*View) bool) *View {
@@ -113,4 +114,24 @@ func TestClientSnapshotDeltasAndFailStatic(t *testing.T) {
 	v = waitView(t, c, "resumed delta", func(v *View) bool { return v.Revision == 11 })
 	require.True(t, v.StaleSince.IsZero(), "a resumed stream makes the view live again")
 	require.Len(t, v.Clusters(), 2)
+
+	// A record of a future schema version, or of no kind this build
+	// knows, is not a deletion: the key keeps its last good value.
+	future := clusterEntry("south")
+	future.GetCluster().SchemaVersion, future.GetCluster().Region = SchemaVersion+1, "moved"
+	third <- &causewayv1.WatchResponse{Revision: 12, Upserts: []*causewayv1.Entry{future, {Key: "clusters/west"}}}
+	v = waitView(t, c, "delta with bad entries", func(v *View) bool { return v.Revision == 12 })
+	south, ok := v.Cluster("south")
+	require.True(t, ok, "an unreadable new value removed the key")
+	require.Empty(t, south.GetRegion(), "the unreadable value replaced the last good one")
+	_, ok = v.Cluster("west")
+	require.True(t, ok)
+	require.Equal(t, 2.0, testutil.ToFloat64(c.m.rejected))
+
+	// Across a snapshot too.
+	third <- &causewayv1.WatchResponse{Reset_: true, Revision: 13, Upserts: []*causewayv1.Entry{future, clusterEntry("west")}}
+	v = waitView(t, c, "snapshot with a bad entry", func(v *View) bool { return v.Revision == 13 })
+	south, ok = v.Cluster("south")
+	require.True(t, ok, "an unreadable value in a snapshot removed the key")
+	require.Empty(t, south.GetRegion())
 }

@@ -9,5 +9,7 @@
 //     kept and marked stale (StaleSince) until a new snapshot replaces it.
 //   - A snapshot replaces the whole view, so deletes missed while
 //     disconnected converge on reconnect.
+//   - An entry of an unknown kind or schema version is not a deletion: the
+//     key keeps its last good value (counted and logged).
 //   - Views are immutable; readers never lock.
 package catalog

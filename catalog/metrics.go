@@ -6,6 +6,7 @@ type clientMetrics struct {
 	updates    prometheus.Counter
 	reconnects prometheus.Counter
 	staleSince prometheus.Gauge
+	rejected   prometheus.Counter
 }
 
 func newClientMetrics(reg prometheus.Registerer, component string) *clientMetrics {
@@ -23,9 +24,13 @@ func newClientMetrics(reg prometheus.Registerer, component string) *clientMetric
 			Namespace: "causeway", Subsystem: "catalog", Name: "stale_since_seconds",
 			Help: "Unix time since which the catalog is served from the last state without a federator; 0 when live.", ConstLabels: labels,
 		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "causeway", Subsystem: "catalog", Name: "rejected_entries_total",
+			Help: "Catalog entries received with no record this build knows or an unknown schema version; the entry's last good value stays.", ConstLabels: labels,
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.updates, m.reconnects, m.staleSince)
+		reg.MustRegister(m.updates, m.reconnects, m.staleSince, m.rejected)
 	}
 	return m
 }

@@ -2,6 +2,8 @@ package federator
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -9,11 +11,13 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/names"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -26,6 +30,15 @@ const GatewayComponent = "gateway"
 // whose host vanishes without closing its connection to the federator is
 // dropped from the catalog within it.
 const GatewayLeaseTTL = 5 * time.Second
+
+// KeepaliveOption is the gRPC server option the federator's mutual-TLS
+// server needs: it pings idle clients and closes connections that do not
+// answer, so the announcement of a gateway whose host vanished ends (its
+// record goes, and a replacement may take the instance name) within
+// about 40s instead of whenever TCP notices.
+func KeepaliveOption() grpc.ServerOption {
+	return grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second})
+}
 
 // CatalogServer serves Catalog.Watch from the federator's mirror.
 type CatalogServer struct {
@@ -47,10 +60,14 @@ func (s *CatalogServer) Watch(req *causewayv1.WatchRequest, stream grpc.ServerSt
 	f := s.f
 	f.metrics.watchers.Inc()
 	defer f.metrics.watchers.Dec()
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-f.synced:
+	// This cluster's exports in the catalog come from the export source,
+	// never from etcd: wait for a view built with the source's first set.
+	for _, ready := range []<-chan struct{}{f.synced, f.servingOwn} {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ready:
+		}
 	}
 	var sent map[string]*causewayv1.Entry
 	resumed := false
@@ -117,9 +134,33 @@ func (s *CatalogServer) AnnounceGateway(req *causewayv1.AnnounceGatewayRequest, 
 	if err := validateAnnouncement(req); err != nil {
 		return status.Errorf(codes.InvalidArgument, "announce gateway: %v", err)
 	}
-	return f.announceGateway(ctx, req.GetInstance(), req.GetAddresses(), GatewayLeaseTTL, func(lease clientv3.LeaseID) error {
+	announcer, err := callerKeyHash(ctx)
+	if err != nil {
+		return err
+	}
+	err = f.announceGateway(ctx, req.GetInstance(), req.GetAddresses(), announcer, GatewayLeaseTTL, func(lease clientv3.LeaseID) error {
 		return stream.Send(&causewayv1.AnnounceGatewayResponse{LeaseId: int64(lease)})
 	})
+	if errors.Is(err, store.ErrGatewayHeld) {
+		return status.Errorf(codes.AlreadyExists,
+			"announce gateway: instance %q is announced by another gateway (another key); give each gateway its own instance name", req.GetInstance())
+	}
+	return err
+}
+
+// callerKeyHash is the SHA-256 of the SubjectPublicKeyInfo of the leaf
+// the caller presented: what binds a gateway record to its announcer.
+func callerKeyHash(ctx context.Context) ([]byte, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "announce gateway: no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "announce gateway: no client certificate")
+	}
+	sum := sha256.Sum256(ti.State.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	return sum[:], nil
 }
 
 func validateAnnouncement(req *causewayv1.AnnounceGatewayRequest) error {

@@ -42,6 +42,7 @@ func TestMirrorRelistsAfterCompaction(t *testing.T) {
 	}
 	require.NoError(t, writer.PutExport(ctx, export("a", 80)))
 	require.NoError(t, writer.PutExport(ctx, export("b", 80)))
+	require.NoError(t, writer.PutCluster(ctx, &causewayv1.ClusterRecord{Name: "east", Region: "r-east"}))
 
 	logs := &recordedLog{}
 	f, err := New(Config{Cluster: "west", TrustDomain: "west.clusterset.local", Instance: "west-0",
@@ -66,9 +67,16 @@ func TestMirrorRelistsAfterCompaction(t *testing.T) {
 		}
 		return out
 	}
-	waitMirror(t, f, "a and b", func(v *catalog.View) bool { return slices.Equal(exported(v), []catalog.ServiceKey{a, b}) })
+	waitMirror(t, f, "a and b", func(v *catalog.View) bool {
+		_, ok := v.Cluster("east")
+		return ok && slices.Equal(exported(v), []catalog.ServiceKey{a, b})
+	})
 
 	c.StopMember(victim)
+	// A value that no longer decodes, seen first by the re-list: the
+	// mirror keeps its last good value.
+	_, err = writer.Client().Put(ctx, store.ClusterKey("east"), "\xff\xff")
+	require.NoError(t, err)
 	require.NoError(t, writer.DeleteExport(ctx, "demo", "b", "east"))
 	require.NoError(t, writer.PutExport(ctx, export("d", 80)))
 	require.NoError(t, writer.PutExport(ctx, export("a", 81)))
@@ -85,6 +93,9 @@ func TestMirrorRelistsAfterCompaction(t *testing.T) {
 		return ok && x.GetPorts()[0].GetPort() == 81 && slices.Equal(exported(v), []catalog.ServiceKey{a, d})
 	})
 	require.True(t, logs.has("catalog watch compacted; re-listing"), "re-listed for another reason: %v", logs.messages())
+	east, ok := f.Feed().View().Cluster("east")
+	require.True(t, ok, "the re-list dropped a key whose value stopped decoding")
+	require.Equal(t, "r-east", east.GetRegion())
 	require.Greater(t, testutil.ToFloat64(f.metrics.relists), relists)
 	require.GreaterOrEqual(t, f.Feed().View().Revision, rev)
 }

@@ -56,6 +56,11 @@ type Config struct {
 	// EndpointSlices point). Zero: no egress ports (dev: the gateway listens
 	// on the clusterset IPs).
 	EgressPorts PortRange
+	// HealInterval is how often the leader checks, besides watching them,
+	// that etcd still holds this cluster's own records (cluster record,
+	// trust bundle, exports, imports) as it wrote them, and puts back any
+	// that were deleted, corrupted or changed. If zero, 10s.
+	HealInterval time.Duration
 }
 
 // PortRange is an inclusive range of ports.
@@ -80,6 +85,13 @@ func (c *Config) leaderTTL() time.Duration {
 		return 10 * time.Second
 	}
 	return c.LeaderTTL
+}
+
+func (c *Config) healInterval() time.Duration {
+	if c.HealInterval <= 0 {
+		return 10 * time.Second
+	}
+	return c.HealInterval
 }
 
 func (c *Config) instance() string {

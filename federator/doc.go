@@ -10,5 +10,12 @@
 //   - The import side is level-based: every pass recomputes the desired
 //     imports from the whole mirrored view, so it is idempotent.
 //   - The mirror re-lists after a compacted watch and never serves a
-//     partial view.
+//     partial view. A value that does not decode never deletes a key: the
+//     last good value stays.
+//   - This cluster's exports in the served catalog come from its export
+//     source, never from etcd (every replica runs the source).
+//   - The leader puts its own records (cluster, bundle, exports, imports)
+//     back when something else deletes, corrupts or changes them; an
+//     announcement puts its gateway record back while it lasts, and a
+//     gateway record belongs to the leaf key that announced it.
 package federator

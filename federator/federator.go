@@ -15,7 +15,6 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/logbackoff"
-	"google.golang.org/protobuf/proto"
 )
 
 // ErrNotSynced is returned by readiness checks before the first etcd list.
@@ -43,14 +42,27 @@ type Federator struct {
 	synced     chan struct{}
 	syncedOnce sync.Once
 
-	exportsMu      sync.Mutex // guards desiredExports
+	exportsMu      sync.Mutex // guards desiredExports, desiredByKey, reconciled
 	desiredExports []*causewayv1.ExportRecord
+	desiredByKey   map[catalog.ServiceKey]*causewayv1.ExportRecord // nil until the source published
+	reconciled     map[catalog.ServiceKey]*causewayv1.ExportRecord // desired as of the last export pass
+	exportsKnown   chan struct{}                                   // closed at the source's first publish
+	servingOwn     chan struct{}                                   // closed once a view with the source's exports is published
+	servingOnce    sync.Once
+	firstOverlaid  atomic.Pointer[catalog.View] // the first view built with the source's exports
+	knownOnce      sync.Once
 	exportsChanged chan struct{}                        // cap 1: a pending export reconcile
+	healKicked     chan struct{}                        // cap 1: a pending check of the cluster and bundle records
+	viewKicked     chan struct{}                        // cap 1: the served view must be rebuilt (the source changed)
 	importsKicked  chan struct{}                        // cap 1: a pending import reconcile
 	pendingImports map[catalog.ServiceKey]pendingImport // owned by runImports
 
 	historyMu sync.Mutex // guards history
 	history   []*catalog.View
+
+	overlayMu sync.Mutex // guards overlay
+	overlay   map[catalog.ServiceKey]overlayEntry
+	storedOwn atomic.Pointer[map[catalog.ServiceKey]*causewayv1.ExportRecord] // own exports in etcd, as of the last view
 
 	leader   atomic.Bool
 	etcdDown atomic.Int64 // unix nanos since the probe failed; 0 while healthy
@@ -74,6 +86,10 @@ func New(cfg Config, st *store.Store) (*Federator, error) {
 		synced:         make(chan struct{}),
 		exportsChanged: make(chan struct{}, 1),
 		importsKicked:  make(chan struct{}, 1),
+		healKicked:     make(chan struct{}, 1),
+		viewKicked:     make(chan struct{}, 1),
+		exportsKnown:   make(chan struct{}),
+		servingOwn:     make(chan struct{}),
 	}, nil
 }
 
@@ -157,12 +173,14 @@ func (f *Federator) kickImports() {
 }
 
 // Run registers the cluster, then runs the mirror of etcd (and so the
-// catalog every replica serves) and an etcd health probe; the replica that
-// wins the cluster's leader election also runs the export side fed by src,
-// the import side and the import sink. Leadership lost (etcd unreachable
-// past the lease TTL, or another replica took over) stops the writers and
-// the replica campaigns again; nothing is deleted on the way. Run returns
-// when ctx ends, or with an error when src fails to start.
+// catalog every replica serves), the export source src (every replica
+// serves this cluster's exports from it, never from etcd) and an etcd
+// health probe; the replica that wins the cluster's leader election also
+// runs the export side, the import side, the import sink and the healing
+// of the cluster's own records. Leadership lost (etcd unreachable past the
+// lease TTL, or another replica took over) stops the writers and the
+// replica campaigns again; nothing is deleted on the way. Run returns
+// when ctx ends, or with an error when src or the sink fails.
 func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	var casChanged <-chan struct{}
 	if f.cfg.CAs != nil {
@@ -182,9 +200,22 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	if casChanged != nil {
 		wg.Go(func() { f.runBundle(ctx, casChanged) })
 	}
+	srcErr := make(chan error, 1)
+	wg.Go(func() {
+		err := src.Run(ctx, f.setExports, func(error) { f.metrics.sourceErrors.Inc() })
+		if err != nil && ctx.Err() == nil {
+			srcErr <- fmt.Errorf("run export source of %s: %w", f.cfg.Cluster, err)
+			cancel()
+		}
+	})
 	backoff := 100 * time.Millisecond
 	for {
-		err := f.lead(ctx, src)
+		err := f.lead(ctx)
+		select {
+		case err := <-srcErr:
+			return err
+		default:
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -242,28 +273,25 @@ func (f *Federator) register(ctx context.Context) error {
 }
 
 func (f *Federator) registerOnce(ctx context.Context) error {
-	ranges := make([]string, len(f.cfg.VIPRanges))
-	for i, r := range f.cfg.VIPRanges {
-		ranges[i] = r.String()
-	}
-	if err := f.store.PutCluster(ctx, &causewayv1.ClusterRecord{
-		Name: f.cfg.Cluster, Region: f.cfg.Region, Zone: f.cfg.Zone,
-		VipRanges: ranges, TrustDomain: f.cfg.TrustDomain,
-	}); err != nil {
+	if err := f.store.PutCluster(ctx, f.clusterRecord()); err != nil {
 		return fmt.Errorf("register cluster %s: %w", f.cfg.Cluster, err)
 	}
 	return f.publishBundle(ctx)
 }
 
+// authorities are the cluster's CA certificates (DER) as published.
+func (f *Federator) authorities() [][]byte {
+	if f.cfg.CAs != nil {
+		return certs.AuthoritiesDER(f.cfg.CAs.Authorities())
+	}
+	return f.cfg.Authorities
+}
+
 // publishBundle writes the cluster's trust bundle.
 func (f *Federator) publishBundle(ctx context.Context) error {
-	authorities := f.cfg.Authorities
-	if f.cfg.CAs != nil {
-		authorities = certs.AuthoritiesDER(f.cfg.CAs.Authorities())
-	}
 	if err := f.store.PutBundle(ctx, &causewayv1.TrustBundle{
 		Cluster: f.cfg.Cluster, TrustDomain: f.cfg.TrustDomain,
-		X509Authorities: authorities, Sequence: uint64(time.Now().UnixNano()),
+		X509Authorities: f.authorities(), Sequence: uint64(time.Now().UnixNano()),
 	}); err != nil {
 		return fmt.Errorf("publish trust bundle of %s: %w", f.cfg.Cluster, err)
 	}
@@ -299,148 +327,4 @@ func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
-}
-
-// setExports records the source's export set and schedules a reconcile.
-func (f *Federator) setExports(_ context.Context, recs []*causewayv1.ExportRecord) error {
-	f.exportsMu.Lock()
-	f.desiredExports = recs
-	f.exportsMu.Unlock()
-	select {
-	case f.exportsChanged <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// runExports makes etcd hold exactly the desired exports of this cluster,
-// retrying with back-off while etcd fails.
-func (f *Federator) runExports(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-f.exportsChanged:
-		}
-		backoff := 100 * time.Millisecond
-		for {
-			select { // diff against a synced mirror only
-			case <-ctx.Done():
-				return
-			case <-f.synced:
-			}
-			f.exportsMu.Lock()
-			desired := f.desiredExports
-			f.exportsMu.Unlock()
-			err := f.reconcileExports(ctx, desired)
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-			f.metrics.reconcileErrors.WithLabelValues("export").Inc()
-			f.log.Warn("publish exports failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-		}
-	}
-}
-
-// reconcileExports makes etcd hold exactly desired as this cluster's
-// exports. It diffs against the mirrored view, so unchanged exports are
-// not rewritten (no etcd churn, no watch events for peers).
-func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.ExportRecord) error {
-	v := f.feed.View()
-	want := make(map[catalog.ServiceKey]bool, len(desired))
-	var changed, created []*causewayv1.ExportRecord
-	for _, x := range desired {
-		k := catalog.ServiceKey{Namespace: x.GetNamespace(), Name: x.GetName()}
-		want[k] = true
-		have, ok := v.Export(k, f.cfg.Cluster)
-		switch {
-		case ok && SameExport(have, x):
-		case ok:
-			changed = append(changed, x)
-		default:
-			created = append(created, x)
-		}
-	}
-	// New exports go in batches; a batch that meets an existing key (the
-	// view lagged) falls back to one read-modify-write per record.
-	rest, err := f.store.CreateExports(ctx, created)
-	if err != nil {
-		return err
-	}
-	changed = append(changed, rest...)
-	written := len(created) - len(rest)
-	// Each write is a read-modify-write transaction (it keeps the stored
-	// creation time): run them concurrently, etcd batches them.
-	written += len(changed)
-	if err := forEachParallel(ctx, changed, exportWriters, func(ctx context.Context, x *causewayv1.ExportRecord) error {
-		return f.store.PutExport(ctx, x)
-	}); err != nil {
-		return err
-	}
-	for _, k := range v.ExportedServices() {
-		if want[k] {
-			continue
-		}
-		if _, ok := v.Export(k, f.cfg.Cluster); !ok {
-			continue
-		}
-		if err := f.store.DeleteExport(ctx, k.Namespace, k.Name, f.cfg.Cluster); err != nil {
-			return err
-		}
-		f.log.Info("export withdrawn", "service", k.String())
-	}
-	if written > 0 {
-		f.log.Debug("exports published", "written", written, "total", len(desired))
-	}
-	f.metrics.exports.Set(float64(len(desired)))
-	return nil
-}
-
-// SameExport reports whether the stored export have already says what x
-// says; the store sets schema version and creation time.
-func SameExport(have, x *causewayv1.ExportRecord) bool {
-	c := proto.Clone(x).(*causewayv1.ExportRecord)
-	c.SchemaVersion, c.Created = have.GetSchemaVersion(), have.GetCreated()
-	return proto.Equal(have, c)
-}
-
-// exportWriters bounds concurrent export writes.
-const exportWriters = 32
-
-// forEachParallel calls fn for every item with at most n calls at once and
-// returns the first error (the rest are cancelled).
-func forEachParallel[T any](ctx context.Context, items []T, n int, fn func(context.Context, T) error) error {
-	if len(items) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-		next     atomic.Int64
-	)
-	for range min(n, len(items)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(items) || ctx.Err() != nil {
-					return
-				}
-				if err := fn(ctx, items[i]); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
 }

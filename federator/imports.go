@@ -120,21 +120,21 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 					want.Ips = have.GetIps()
 				}
 			}
-		} else {
+		} else if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP {
+			// The address is the service's reservation, whatever the
+			// import said: usually the cached one it already has.
 			want.Ips = have.GetIps()
-			if want.GetType() == causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP && len(want.Ips) == 0 {
-				needVIPs = append(needVIPs, k.String())
-			}
+			needVIPs = append(needVIPs, k.String())
 		}
 		changes = append(changes, change{k: k, want: want, have: have})
 	}
 	if len(needVIPs) > 0 {
-		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges[0])
+		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges[0], heldVIPs(mine))
 		if err != nil {
 			return nil, err
 		}
 		for _, c := range changes {
-			if addr, ok := vips[c.k.String()]; ok && len(c.want.Ips) == 0 {
+			if addr, ok := vips[c.k.String()]; ok {
 				c.want.Ips = []string{addr.String()}
 			}
 		}
@@ -153,28 +153,56 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 		}
 		puts, putKeys = append(puts, c.want), append(putKeys, c.k)
 	}
-	if len(puts) > 0 {
-		rev, err := f.store.PutImportsAt(ctx, puts)
-		if err != nil {
-			return nil, err
-		}
-		for i, k := range putKeys {
-			f.pendingImports[k] = pendingImport{rec: puts[i], rev: rev}
-			if len(puts) <= 20 {
-				f.log.Info("import updated", "service", k.String(), "ips", puts[i].Ips, "clusters", puts[i].Clusters)
-			}
-		}
-		if len(puts) > 20 {
-			f.log.Info("imports updated", "count", len(puts))
+	if err := f.putImports(ctx, puts, putKeys); err != nil {
+		return nil, err
+	}
+	if err := f.deleteImports(ctx, mine, desired); err != nil {
+		return nil, err
+	}
+	f.metrics.imports.Set(float64(len(desired)))
+	return &importPass{view: v, mine: f.ownImports(v)}, nil
+}
+
+// putImports writes changed imports (guarded by their reservations when
+// the addresses are clusterset IPs this federator allocated) and remembers
+// them until the view shows them.
+func (f *Federator) putImports(ctx context.Context, puts []*causewayv1.ImportRecord, keys []catalog.ServiceKey) error {
+	if len(puts) == 0 {
+		return nil
+	}
+	put := f.store.PutImportsAt
+	if f.cfg.Sink == nil { // the addresses are reservations: guard them
+		put = func(ctx context.Context, recs []*causewayv1.ImportRecord) (int64, error) {
+			return f.store.PutReservedImportsAt(ctx, f.cfg.Cluster, recs)
 		}
 	}
+	rev, err := put(ctx, puts)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		f.pendingImports[k] = pendingImport{rec: puts[i], rev: rev}
+		if len(puts) <= 20 {
+			f.log.Info("import updated", "service", k.String(), "ips", puts[i].Ips, "clusters", puts[i].Clusters)
+		}
+	}
+	if len(puts) > 20 {
+		f.log.Info("imports updated", "count", len(puts))
+	}
+	return nil
+}
+
+// deleteImports removes the imports of mine no longer desired, releasing
+// their clusterset IPs (unless the sink owns the addresses).
+func (f *Federator) deleteImports(ctx context.Context, mine map[catalog.ServiceKey]*causewayv1.ImportRecord, desired map[catalog.ServiceKey]bool) error {
+	own := f.cfg.Cluster
 	for k, imp := range mine {
 		if desired[k] {
 			continue
 		}
 		rev, err := f.store.DeleteImportAt(ctx, own, k.Namespace, k.Name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		f.pendingImports[k] = pendingImport{rev: rev}
 		if f.cfg.Sink != nil {
@@ -184,14 +212,27 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 		for _, s := range imp.GetIps() {
 			if ip, err := netip.ParseAddr(s); err == nil {
 				if err := f.store.ReleaseVIP(ctx, own, k.Namespace, k.Name, ip); err != nil {
-					return nil, fmt.Errorf("remove import %s: %w", k, err)
+					return fmt.Errorf("remove import %s: %w", k, err)
 				}
 			}
 		}
 		f.log.Info("import removed", "service", k.String())
 	}
-	f.metrics.imports.Set(float64(len(desired)))
-	return &importPass{view: v, mine: f.ownImports(v)}, nil
+	return nil
+}
+
+// heldVIPs is the clusterset IP each import carries, by "ns/name".
+func heldVIPs(imports map[catalog.ServiceKey]*causewayv1.ImportRecord) map[string]netip.Addr {
+	out := make(map[string]netip.Addr, len(imports))
+	for k, imp := range imports {
+		for _, s := range imp.GetIps() {
+			if ip, err := netip.ParseAddr(s); err == nil {
+				out[k.String()] = ip
+				break
+			}
+		}
+	}
+	return out
 }
 
 // MergeImport merges the exports of one service into cluster's import by

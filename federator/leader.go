@@ -16,10 +16,11 @@ import (
 var errNotLeader = errors.New("federator: not the leader")
 
 // lead campaigns for the cluster's leadership and, once elected, runs the
-// writers (export side, import side, sink, src) until ctx ends, the
-// session's lease is lost, or src fails. On the way out it resigns, so a
-// standby replica takes over at once rather than after the lease TTL.
-func (f *Federator) lead(ctx context.Context, src ExportSource) error {
+// writers (export side, import side, sink, the healing of the cluster and
+// bundle records) until ctx ends, the session's lease is lost, or the
+// sink fails. On the way out it resigns, so a standby replica takes over
+// at once rather than after the lease TTL.
+func (f *Federator) lead(ctx context.Context) error {
 	sess, err := concurrency.NewSession(f.store.Client(),
 		concurrency.WithTTL(int(f.cfg.leaderTTL().Seconds())), concurrency.WithContext(ctx))
 	if err != nil {
@@ -82,6 +83,7 @@ func (f *Federator) lead(ctx context.Context, src ExportSource) error {
 	}
 	wg.Go(func() { f.runExports(tctx) })
 	wg.Go(func() { f.runImports(tctx) })
+	wg.Go(func() { f.runHeal(tctx) })
 	if f.cfg.Sink != nil {
 		wg.Go(func() {
 			select { // the sink deletes what the view lacks: only from a synced view
@@ -92,8 +94,7 @@ func (f *Federator) lead(ctx context.Context, src ExportSource) error {
 			fail("import sink", f.cfg.Sink.Run(tctx, f.feed, f.kickImports))
 		})
 	}
-	fail("export source", src.Run(tctx, f.setExports, func(error) { f.metrics.sourceErrors.Inc() }))
-	<-tctx.Done() // a source that returns early leaves the rest of the term running
+	<-tctx.Done()
 	wg.Wait()
 	switch {
 	case fatal != nil:

@@ -12,6 +12,7 @@ type metrics struct {
 	leader          prometheus.Gauge
 	watchResumes    prometheus.Counter
 	etcdUp          prometheus.Gauge
+	healed          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +36,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leader", Help: "1 while this replica leads its cluster's federation writes."}),
 		etcdUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "etcd_up", Help: "1 while the federation etcd answers the health probe."}),
+		healed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "records_healed_total", Help: "Own records put back in etcd after something else deleted, corrupted or changed them, by kind (cluster, bundle, export, gateway)."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes)
+		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes, m.healed)
 	}
 	return m
 }

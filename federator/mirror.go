@@ -3,7 +3,6 @@ package federator
 import (
 	"context"
 	"errors"
-	"maps"
 	"sync"
 	"time"
 
@@ -13,12 +12,15 @@ import (
 )
 
 // runMirror keeps f.feed equal to the federation in etcd: list, then watch
-// from the list revision; a compacted or broken watch re-lists. It returns
-// when ctx ends.
+// from the list revision; a compacted or broken watch re-lists. A value
+// that does not decode never removes a key: the last good value stays,
+// across re-lists too. It returns when ctx ends.
 func (f *Federator) runMirror(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var last map[string]*causewayv1.Entry
 	for ctx.Err() == nil {
-		err := f.mirrorOnce(ctx)
+		var err error
+		last, err = f.mirrorOnce(ctx, last)
 		if ctx.Err() != nil {
 			return
 		}
@@ -40,77 +42,143 @@ func (f *Federator) runMirror(ctx context.Context) {
 	}
 }
 
-func (f *Federator) mirrorOnce(ctx context.Context) error {
-	list, rev, err := f.store.List(ctx, store.Prefix)
+// mirrorOnce lists and watches until the watch fails; prev is what the
+// last run ended with (nil at first), whose good values stand in for keys
+// that no longer decode. It returns the entries it ended with.
+func (f *Federator) mirrorOnce(ctx context.Context, prev map[string]*causewayv1.Entry) (map[string]*causewayv1.Entry, error) {
+	l, err := f.store.ListAll(ctx, store.Prefix)
 	if err != nil {
-		return err
+		return prev, err
 	}
-	entries := make(map[string]*causewayv1.Entry, len(list))
-	for _, e := range list {
+	entries := make(map[string]*causewayv1.Entry, len(l.Entries))
+	for _, e := range l.Entries {
 		entries[e.GetKey()] = e
 	}
-	f.publishView(catalog.NewView(maps.Clone(entries), rev))
+	for _, key := range l.Undecodable {
+		rel := store.RelativeKey(key)
+		if e, ok := prev[rel]; ok && !f.isOwnExport(key) {
+			entries[rel] = e
+		}
+	}
+	rev := l.Revision
+	f.publishView(f.buildView(entries, rev))
 	f.markSynced()
+	f.kickHeal()
 
-	// Watch batches are applied to entries at once; views (an O(n) copy
-	// and index each) are published at most every mirrorThrottle, so a
-	// burst of thousands of single-key batches costs a few copies, not
-	// thousands.
-	var (
-		mu      sync.Mutex // guards entries, lastRev, dirty
-		lastRev = rev
-		dirty   bool
-	)
-	kick := make(chan struct{}, 1)
+	m := &mirrorState{entries: entries, rev: rev, kick: make(chan struct{}, 1)}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	wg.Go(func() {
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-kick:
-			}
-			start := time.Now()
-			mu.Lock()
-			var v *catalog.View
-			if dirty {
-				v, dirty = catalog.NewView(maps.Clone(entries), lastRev), false
-			}
-			mu.Unlock()
-			if v != nil {
-				f.publishView(v)
-			}
-			// Building a view is O(catalog): at most a fifth of the time
-			// goes to it, however large the federation.
-			t := time.NewTimer(max(mirrorThrottle, 4*time.Since(start)))
-			select {
-			case <-wctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-		}
-	})
-	return f.store.Watch(wctx, rev+1, func(b store.Batch) error {
-		mu.Lock()
+	wg.Go(func() { f.publishViews(wctx, m) })
+	err = f.store.Watch(wctx, rev+1, func(b store.Batch) error {
+		m.mu.Lock()
 		for _, c := range b.Changes {
-			rel := store.RelativeKey(c.Key)
-			if c.Deleted {
-				delete(entries, rel)
-			} else if c.Entry != nil {
-				entries[rel] = c.Entry
+			if f.applyChange(m.entries, c) {
+				m.drift = true
 			}
 		}
-		lastRev, dirty = b.Revision, true
-		mu.Unlock()
+		m.rev, m.dirty = b.Revision, true
+		m.mu.Unlock()
 		select {
-		case kick <- struct{}{}:
+		case m.kick <- struct{}{}:
 		default:
 		}
 		return nil
 	})
+	cancel()
+	wg.Wait()
+	return m.entries, err
+}
+
+// mirrorState is what one mirrorOnce run shares between the watch, which
+// applies batches to entries at once, and publishViews.
+type mirrorState struct {
+	mu      sync.Mutex // guards entries, rev, dirty, drift
+	entries map[string]*causewayv1.Entry
+	rev     int64
+	dirty   bool          // entries changed since the last view
+	drift   bool          // one of this cluster's exports in etcd differs from the source
+	kick    chan struct{} // cap 1: entries changed
+}
+
+// publishViews publishes a view of m after changes, at most every
+// mirrorThrottle (views are an O(n) copy and index each, so a burst of
+// thousands of single-key batches costs a few copies, not thousands), and
+// when the export source changed. It returns when ctx ends.
+func (f *Federator) publishViews(ctx context.Context, m *mirrorState) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.kick:
+		case <-f.viewKicked:
+			m.mu.Lock()
+			m.dirty = true
+			m.mu.Unlock()
+		}
+		start := time.Now()
+		m.mu.Lock()
+		var v *catalog.View
+		if m.dirty {
+			v, m.dirty = f.buildView(m.entries, m.rev), false
+		}
+		kickExports := m.drift
+		m.drift = false
+		m.mu.Unlock()
+		if v != nil {
+			f.publishView(v)
+		}
+		if kickExports {
+			f.kickExports() // after the view: the export side diffs against it
+		}
+		// Building a view is O(catalog): at most a fifth of the time goes
+		// to it, however large the federation.
+		t := time.NewTimer(max(mirrorThrottle, 4*time.Since(start)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// applyChange applies one watch change to entries. A value that does not
+// decode keeps the key's last good value, except for this cluster's own
+// exports (the source decides those; absent, the export side puts them
+// back). It reports whether one of this cluster's exports in etcd now
+// differs from the source, and checks the cluster and bundle records
+// when their keys change.
+func (f *Federator) applyChange(entries map[string]*causewayv1.Entry, c store.Change) (drift bool) {
+	rel := store.RelativeKey(c.Key)
+	switch {
+	case c.Deleted:
+		delete(entries, rel)
+	case c.Entry != nil:
+		entries[rel] = c.Entry
+	case c.Undecodable && f.isOwnExport(c.Key):
+		delete(entries, rel)
+	}
+	kind, owner, ok := store.KeyOwner(c.Key)
+	if !ok || owner != f.cfg.Cluster {
+		return false
+	}
+	switch kind {
+	case store.KindClusters, store.KindBundles:
+		f.kickHeal()
+	case store.KindExports:
+		if x := c.Entry.GetExport(); x != nil {
+			return f.exportDrifted(x)
+		}
+		_, known := f.sourceExports()
+		return known
+	}
+	return false
+}
+
+// isOwnExport reports whether a full key is one of this cluster's exports.
+func (f *Federator) isOwnExport(key string) bool {
+	kind, owner, ok := store.KeyOwner(key)
+	return ok && kind == store.KindExports && owner == f.cfg.Cluster
 }
 
 // mirrorThrottle is the shortest time between two published views.
@@ -130,6 +198,9 @@ func (f *Federator) publishView(v *catalog.View) {
 	f.history = append(f.history, v)
 	f.historyMu.Unlock()
 	f.feed.Publish(v)
+	if f.firstOverlaid.Load() == v {
+		f.servingOnce.Do(func() { close(f.servingOwn) })
+	}
 }
 
 // viewAt returns the remembered view of revision rev, if any.

@@ -136,7 +136,7 @@ func checkOwner(kind string, seg []string, e *causewayv1.Entry) error {
 	default:
 		return nil
 	}
-	owner := seg[0] // every per-cluster key names its cluster first
+	owner := ownerOf(seg)
 	if kind == KindExports && named != owner && named == seg[2] {
 		return fmt.Errorf("%w: %w: export record of cluster %q", ErrKeyMismatch, ErrOldLayout, named)
 	}
@@ -147,4 +147,19 @@ func checkOwner(kind string, seg []string, e *causewayv1.Entry) error {
 		return fmt.Errorf("%w: trust domain %q is not cluster %s's", ErrKeyMismatch, td, owner)
 	}
 	return nil
+}
+
+// ownerOf is the cluster a per-cluster key with segments seg belongs to:
+// every per-cluster key names its cluster first.
+func ownerOf(seg []string) string { return seg[0] }
+
+// KeyOwner returns the kind of a full key and the cluster it belongs to
+// (the only cluster that may write it); ok is false for keys that are not
+// Causeway keys.
+func KeyOwner(key string) (kind, cluster string, ok bool) {
+	kind, seg, err := ParseKey(key)
+	if err != nil {
+		return "", "", false
+	}
+	return kind, ownerOf(seg), true
 }

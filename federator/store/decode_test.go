@@ -14,7 +14,8 @@ import (
 
 // Values of a future schema version and bytes that do not decode, written
 // raw among good records, reach no reader: Watch delivers no entry for
-// them (a key that turns bad is delivered as deleted), counts each one in
+// them (a key that turns bad is delivered as undecodable, not deleted, so
+// readers keep its last good value), counts each one in
 // causeway_store_decode_errors_total by kind, and keeps delivering the
 // good keys written after them; List skips the same keys.
 // (TestListSkipsBadValues covers List on its own.)
@@ -56,7 +57,8 @@ func TestWatchSkipsBadValues(t *testing.T) {
 		c, ok := lastChange(changes, k)
 		require.True(t, ok, "no change for %s", k)
 		require.Nil(t, c.Entry, "%s delivered an entry", k)
-		require.True(t, c.Deleted, "%s: a bad value must hide the key", k)
+		require.True(t, c.Undecodable, "%s: a bad value must be flagged", k)
+		require.False(t, c.Deleted, "%s: a bad value is not a deletion", k)
 	}
 	c, _ := lastChange(changes, goodExport)
 	require.Equal(t, uint32(80), c.Entry.GetExport().GetPorts()[0].GetPort())

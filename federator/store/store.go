@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"strings"
 	"sync"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -16,9 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// ErrRangeExhausted is returned when a cluster has no free clusterset IP.
-var ErrRangeExhausted = errors.New("store: clusterset IP range exhausted")
 
 // Options configures a Store. The zero value is valid.
 type Options struct {
@@ -38,16 +33,6 @@ type Store struct {
 
 	vipMu sync.Mutex           // serialises this Store's allocations; guards vips
 	vips  map[string]*vipCache // by cluster; a hint, etcd decides
-}
-
-// vipCache is what this Store last knew of one cluster's reservations, so
-// allocating thousands of addresses does not re-read them all each time.
-// A failed create-only transaction (someone else took the address)
-// invalidates it.
-type vipCache struct {
-	used  map[netip.Addr]bool
-	bySvc map[string]netip.Addr // "ns/name" → address
-	next  netip.Addr            // where the search for a free address starts
 }
 
 // New returns a Store over an etcd client the caller owns.
@@ -256,25 +241,60 @@ func (s *Store) ListExportsOf(ctx context.Context, cluster string) ([]*causewayv
 }
 
 // RegisterGateway writes a gateway record attached to the session's lease:
-// it disappears when the session ends or its lease expires.
+// it disappears when the session ends or its lease expires. It is a plain
+// put, for tests and tools; federators announce with ClaimGateway, which
+// binds the record to its announcer.
 func (s *Store) RegisterGateway(ctx context.Context, sess *concurrency.Session, r *causewayv1.GatewayRecord) error {
 	return s.put(ctx, GatewayKey(r.GetCluster(), r.GetInstance()), r, clientv3.WithLease(sess.Lease()))
 }
 
 // List returns every decodable entry under prefix (a full key prefix,
-// Prefix for everything) and the revision of the read.
+// Prefix for everything) and the revision of the read. Gateway records
+// without a lease are left out (see Change.Deleted).
 func (s *Store) List(ctx context.Context, prefix string) ([]*causewayv1.Entry, int64, error) {
+	l, err := s.ListAll(ctx, prefix)
+	return l.Entries, l.Revision, err
+}
+
+// Listing is the result of ListAll.
+type Listing struct {
+	// Entries are the decodable catalog entries.
+	Entries []*causewayv1.Entry
+	// Undecodable are the full keys of catalog entries whose value does
+	// not decode or has an unknown schema version; a reader that knew a
+	// good value of one keeps it.
+	Undecodable []string
+	// Revision is the etcd revision of the read.
+	Revision int64
+}
+
+// ListAll is List that also reports the keys whose values do not decode.
+func (s *Store) ListAll(ctx context.Context, prefix string) (Listing, error) {
 	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("list %s: %w", prefix, err)
+		return Listing{}, fmt.Errorf("list %s: %w", prefix, err)
 	}
-	out := make([]*causewayv1.Entry, 0, len(resp.Kvs))
+	out := Listing{Entries: make([]*causewayv1.Entry, 0, len(resp.Kvs)), Revision: resp.Header.Revision}
 	for _, kv := range resp.Kvs {
-		if e := s.decode(string(kv.Key), kv.Value); e != nil {
-			out = append(out, e)
+		key := string(kv.Key)
+		kind, _, err := ParseKey(key)
+		switch {
+		case err != nil:
+			s.decode(key, kv.Value) // counted and logged
+			continue
+		case kind == KindVIPs || kind == KindLeaders:
+			continue
+		case kind == KindGateways && kv.Lease == 0:
+			s.log.Warn("ignoring a gateway record without a lease (not written by a federator)", "key", key)
+			continue
+		}
+		if e := s.decode(key, kv.Value); e != nil {
+			out.Entries = append(out.Entries, e)
+		} else {
+			out.Undecodable = append(out.Undecodable, key)
 		}
 	}
-	return out, resp.Header.Revision, nil
+	return out, nil
 }
 
 // decode returns the entry of a key/value, or nil when it is not a catalog
@@ -295,231 +315,4 @@ func (s *Store) decode(key string, value []byte) *causewayv1.Entry {
 		return nil
 	}
 	return e
-}
-
-// AllocateVIP returns the clusterset IP of ns/svc in cluster, reserving a
-// free address of prefix when it has none. Safe under concurrent callers
-// (in one or many processes): the reservation is a create-only transaction.
-func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
-	s.vipMu.Lock()
-	defer s.vipMu.Unlock()
-	return s.allocateVIPLocked(ctx, cluster, ns, svc, prefix)
-}
-
-// maxTxnOps stays under etcd's default --max-txn-ops (128).
-const maxTxnOps = 64
-
-// AllocateVIPs is AllocateVIP for many services of one cluster ("ns/name"
-// keys), reserving new addresses in transactions of up to 64 at once. A
-// batch that loses a race falls back to one-by-one allocation.
-func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string, prefix netip.Prefix) (map[string]netip.Addr, error) {
-	s.vipMu.Lock()
-	defer s.vipMu.Unlock()
-	out := make(map[string]netip.Addr, len(svcs))
-	for len(svcs) > 0 {
-		n := min(len(svcs), maxTxnOps)
-		batch := svcs[:n]
-		svcs = svcs[n:]
-		c, err := s.vipCacheOf(ctx, cluster)
-		if err != nil {
-			return nil, fmt.Errorf("allocate vips in %s: %w", cluster, err)
-		}
-		var (
-			cmps []clientv3.Cmp
-			ops  []clientv3.Op
-			got  = map[string]netip.Addr{}
-		)
-		for _, k := range batch {
-			if addr, ok := c.bySvc[k]; ok {
-				out[k] = addr
-				continue
-			}
-			addr, ok := c.nextFree(prefix)
-			if !ok {
-				break // the one-by-one path re-reads and reports exhaustion
-			}
-			ns, name, _ := strings.Cut(k, "/")
-			b, err := Encode(&causewayv1.VIPAllocation{Namespace: ns, Name: name})
-			if err != nil {
-				return nil, err
-			}
-			key := VIPKey(cluster, addr.String())
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-			ops = append(ops, clientv3.OpPut(key, string(b)))
-			got[k] = addr
-			c.used[addr], c.next = true, addr.Next() // tentatively, for the next pick
-		}
-		if len(ops) > 0 {
-			txn, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-			if err != nil {
-				delete(s.vips, cluster)
-				return nil, fmt.Errorf("allocate vips in %s: %w", cluster, err)
-			}
-			if txn.Succeeded {
-				for k, addr := range got {
-					c.bySvc[k], out[k] = addr, addr
-				}
-			} else {
-				delete(s.vips, cluster)
-			}
-		}
-		for _, k := range batch { // lost races, or the range looked full
-			if _, ok := out[k]; ok {
-				continue
-			}
-			ns, name, _ := strings.Cut(k, "/")
-			addr, err := s.allocateVIPLocked(ctx, cluster, ns, name, prefix)
-			if err != nil {
-				return out, err
-			}
-			out[k] = addr
-		}
-	}
-	return out, nil
-}
-
-func (s *Store) allocateVIPLocked(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
-	for attempt := 0; attempt < 64; attempt++ {
-		c, err := s.vipCacheOf(ctx, cluster)
-		if err != nil {
-			return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: %w", ns, svc, cluster, err)
-		}
-		if addr, ok := c.bySvc[ns+"/"+svc]; ok {
-			return addr, nil
-		}
-		addr, ok := c.nextFree(prefix)
-		if !ok {
-			delete(s.vips, cluster) // re-read before declaring the range full
-			if c, err = s.vipCacheOf(ctx, cluster); err != nil {
-				return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: %w", ns, svc, cluster, err)
-			}
-			if addr, ok = c.bySvc[ns+"/"+svc]; ok {
-				return addr, nil
-			}
-			if addr, ok = c.nextFree(prefix); !ok {
-				return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s from %s: %w", ns, svc, cluster, prefix, ErrRangeExhausted)
-			}
-		}
-		b, err := Encode(&causewayv1.VIPAllocation{Namespace: ns, Name: svc})
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		key := VIPKey(cluster, addr.String())
-		txn, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(b))).Commit()
-		if err != nil {
-			delete(s.vips, cluster)
-			return netip.Addr{}, fmt.Errorf("allocate vip %s for %s/%s: %w", addr, ns, svc, err)
-		}
-		if txn.Succeeded {
-			c.used[addr], c.bySvc[ns+"/"+svc], c.next = true, addr, addr.Next()
-			return addr, nil
-		}
-		// Someone took it first (another process, or the service itself
-		// from elsewhere): re-read and try again.
-		delete(s.vips, cluster)
-	}
-	return netip.Addr{}, fmt.Errorf("allocate vip for %s/%s in %s: too much contention", ns, svc, cluster)
-}
-
-// vipCacheOf returns the cached reservations of cluster, reading them from
-// etcd when there is no cache. Callers hold vipMu.
-func (s *Store) vipCacheOf(ctx context.Context, cluster string) (*vipCache, error) {
-	if c, ok := s.vips[cluster]; ok {
-		return c, nil
-	}
-	resp, err := s.cli.Get(ctx, vipPrefix(cluster), clientv3.WithPrefix())
-	if err != nil {
-		return nil, err
-	}
-	c := &vipCache{used: make(map[netip.Addr]bool, len(resp.Kvs)), bySvc: make(map[string]netip.Addr, len(resp.Kvs))}
-	for _, kv := range resp.Kvs {
-		addr, err := netip.ParseAddr(string(kv.Key[len(vipPrefix(cluster)):]))
-		if err != nil {
-			continue
-		}
-		c.used[addr] = true
-		a := &causewayv1.VIPAllocation{}
-		if decodeInto(kv.Value, a) == nil {
-			k := a.GetNamespace() + "/" + a.GetName()
-			// With duplicates (see ReleaseVIP), keep the lowest address.
-			if old, ok := c.bySvc[k]; !ok || addr.Less(old) {
-				c.bySvc[k] = addr
-			}
-		}
-	}
-	if s.vips == nil {
-		s.vips = map[string]*vipCache{}
-	}
-	s.vips[cluster] = c
-	return c, nil
-}
-
-// nextFree returns a free address of p, searching from the cursor and
-// wrapping around once.
-func (c *vipCache) nextFree(p netip.Prefix) (netip.Addr, bool) {
-	if c.next.IsValid() && p.Contains(c.next) {
-		if addr, ok := firstFreeFrom(p, c.next, c.used); ok {
-			return addr, true
-		}
-	}
-	return firstFree(p, c.used)
-}
-
-// ReleaseVIP frees the clusterset IP of ns/svc in cluster, if it is still
-// reserved by that service.
-func (s *Store) ReleaseVIP(ctx context.Context, cluster, ns, svc string, addr netip.Addr) error {
-	key := VIPKey(cluster, addr.String())
-	resp, err := s.cli.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("release vip %s: %w", addr, err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil
-	}
-	a := &causewayv1.VIPAllocation{}
-	if err := decodeInto(resp.Kvs[0].Value, a); err != nil || a.GetNamespace() != ns || a.GetName() != svc {
-		// Another service's, or a reservation this build cannot read (a
-		// newer schema may have given it to someone else): leave it.
-		return nil
-	}
-	_, err = s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
-		Then(clientv3.OpDelete(key)).Commit()
-	s.vipMu.Lock()
-	delete(s.vips, cluster) // re-read at the next allocation
-	s.vipMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("release vip %s: %w", addr, err)
-	}
-	return nil
-}
-
-// firstFree returns the lowest address of p not in used, skipping the
-// network and broadcast addresses of IPv4 ranges.
-func firstFree(p netip.Prefix, used map[netip.Addr]bool) (netip.Addr, bool) {
-	p = p.Masked()
-	addr := p.Addr()
-	if addr.Is4() && p.Bits() < 31 {
-		addr = addr.Next()
-	}
-	return firstFreeFrom(p, addr, used)
-}
-
-// firstFreeFrom is firstFree starting at from (inside p).
-func firstFreeFrom(p netip.Prefix, from netip.Addr, used map[netip.Addr]bool) (netip.Addr, bool) {
-	p = p.Masked()
-	if from.Is4() && p.Bits() < 31 && from == p.Addr() {
-		from = from.Next() // network address
-	}
-	for addr := from; addr.IsValid() && p.Contains(addr); addr = addr.Next() {
-		if addr.Is4() && p.Bits() < 31 && !p.Contains(addr.Next()) {
-			break // broadcast
-		}
-		if !used[addr] {
-			return addr, true
-		}
-	}
-	return netip.Addr{}, false
 }

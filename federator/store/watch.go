@@ -21,8 +21,16 @@ type Change struct {
 	// Entry is the decoded record; nil for deletes, for undecodable values
 	// and for keys that are not catalog entries.
 	Entry *causewayv1.Entry
-	// Deleted is true when the key was removed (or its lease expired).
+	// Deleted is true when the key was removed (or its lease expired), or
+	// now holds a gateway record without a lease: such a record is not a
+	// live instance (a gateway's record always carries its session's
+	// lease), so readers ignore it.
 	Deleted bool
+	// Undecodable is true when the new value does not decode or has a
+	// schema version this build does not read (counted and logged).
+	// Readers keep the last good value of the key: a bad write is never a
+	// deletion, so a stray or hostile write cannot make a record vanish.
+	Undecodable bool
 }
 
 // Batch is the changes of one etcd watch response, all at Revision.
@@ -80,17 +88,27 @@ func (s *Store) watchOnce(ctx context.Context, fromRev int64, fn func(Batch) err
 		b := Batch{Revision: resp.Header.Revision, Changes: make([]Change, 0, len(resp.Events))}
 		for _, ev := range resp.Events {
 			key := string(ev.Kv.Key)
-			if kind, _, err := ParseKey(key); err != nil || kind == KindVIPs || kind == KindLeaders {
+			kind, _, err := ParseKey(key)
+			if err != nil || kind == KindLeaders {
+				continue
+			}
+			if kind == KindVIPs {
+				s.noteVIPEvent(key, ev)
 				continue
 			}
 			if ev.Type == clientv3.EventTypeDelete {
 				b.Changes = append(b.Changes, Change{Key: key, Deleted: true})
 				continue
 			}
+			if kind == KindGateways && ev.Kv.Lease == 0 {
+				s.log.Warn("ignoring a gateway record without a lease (not written by a federator)", "key", key)
+				b.Changes = append(b.Changes, Change{Key: key, Deleted: true})
+				continue
+			}
 			e := s.decode(key, ev.Kv.Value)
-			// An undecodable new value hides the key from readers: treat
-			// it as deleted rather than keep serving the stale value.
-			b.Changes = append(b.Changes, Change{Key: key, Entry: e, Deleted: e == nil})
+			// An undecodable new value is not a deletion: readers keep the
+			// last good value (s.decode counted and logged it).
+			b.Changes = append(b.Changes, Change{Key: key, Entry: e, Undecodable: e == nil})
 		}
 		fromRev = resp.Header.Revision + 1
 		if err := fn(b); err != nil {

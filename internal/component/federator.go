@@ -151,7 +151,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 
 	mtls := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
 		Source: cert, Bundles: cas, Authorize: certs.AuthorizeTrustDomain(c.TrustDomain()), NextProtos: []string{"h2"},
-	}))))
+	}))), federator.KeepaliveOption())
 	causewayv1.RegisterCatalogServer(mtls, fed.CatalogServer())
 	causewayv1.RegisterAdminServer(mtls, fed.AdminServer(federator.AdminOptions{}))
 	g.Go("grpc", func(ctx context.Context) error { return ServeGRPC(ctx, mtls, grpcLn) })

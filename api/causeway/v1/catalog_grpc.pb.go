@@ -40,7 +40,11 @@ type CatalogClient interface {
 	// process dies its connection closes, the lease is revoked and peers stop
 	// using the instance at once. A federator that cannot reach etcd keeps
 	// the call open and announces again when etcd is back. Only this
-	// cluster's gateway identity may call it.
+	// cluster's gateway identity may call it. The record belongs to the key
+	// of the caller's leaf (GatewayRecord.announcer_key_sha256): while it is
+	// live, a call for the same instance from another key fails with
+	// ALREADY_EXISTS, and the record is put back if anything else deletes or
+	// replaces it while the call lasts.
 	AnnounceGateway(ctx context.Context, in *AnnounceGatewayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AnnounceGatewayResponse], error)
 }
 
@@ -104,7 +108,11 @@ type CatalogServer interface {
 	// process dies its connection closes, the lease is revoked and peers stop
 	// using the instance at once. A federator that cannot reach etcd keeps
 	// the call open and announces again when etcd is back. Only this
-	// cluster's gateway identity may call it.
+	// cluster's gateway identity may call it. The record belongs to the key
+	// of the caller's leaf (GatewayRecord.announcer_key_sha256): while it is
+	// live, a call for the same instance from another key fails with
+	// ALREADY_EXISTS, and the record is put back if anything else deletes or
+	// replaces it while the call lasts.
 	AnnounceGateway(*AnnounceGatewayRequest, grpc.ServerStreamingServer[AnnounceGatewayResponse]) error
 	mustEmbedUnimplementedCatalogServer()
 }

@@ -274,9 +274,15 @@ type GatewayRecord struct {
 	Cluster       string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	Instance      string                 `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
 	// addresses are UDP host:port pairs where the gateway accepts QUIC.
-	Addresses     []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Addresses []string `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	// announcer_key_sha256 is the SHA-256 of the SubjectPublicKeyInfo of the
+	// leaf the announcing gateway presented to its federator: the record
+	// belongs to that key. The federator refuses an announcement of a live
+	// instance from another key (one instance, one identity). Empty in
+	// records written before this field existed.
+	AnnouncerKeySha256 []byte `protobuf:"bytes,5,opt,name=announcer_key_sha256,json=announcerKeySha256,proto3" json:"announcer_key_sha256,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *GatewayRecord) Reset() {
@@ -333,6 +339,13 @@ func (x *GatewayRecord) GetInstance() string {
 func (x *GatewayRecord) GetAddresses() []string {
 	if x != nil {
 		return x.Addresses
+	}
+	return nil
+}
+
+func (x *GatewayRecord) GetAnnouncerKeySha256() []byte {
+	if x != nil {
+		return x.AnnouncerKeySha256
 	}
 	return nil
 }
@@ -1065,12 +1078,13 @@ const file_api_causeway_v1_records_proto_rawDesc = "" +
 	"\x04zone\x18\x04 \x01(\tR\x04zone\x12\x1d\n" +
 	"\n" +
 	"vip_ranges\x18\x05 \x03(\tR\tvipRanges\x12!\n" +
-	"\ftrust_domain\x18\x06 \x01(\tR\vtrustDomain\"\x8a\x01\n" +
+	"\ftrust_domain\x18\x06 \x01(\tR\vtrustDomain\"\xbc\x01\n" +
 	"\rGatewayRecord\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12\x1a\n" +
 	"\binstance\x18\x03 \x01(\tR\binstance\x12\x1c\n" +
-	"\taddresses\x18\x04 \x03(\tR\taddresses\"\x8b\x01\n" +
+	"\taddresses\x18\x04 \x03(\tR\taddresses\x120\n" +
+	"\x14announcer_key_sha256\x18\x05 \x01(\fR\x12announcerKeySha256\"\x8b\x01\n" +
 	"\vServicePort\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x15.causeway.v1.ProtocolR\bprotocol\x12\x12\n" +
