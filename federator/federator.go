@@ -2,6 +2,7 @@ package federator
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,11 @@ type Federator struct {
 
 	historyMu sync.Mutex // guards history
 	history   []*catalog.View
+	publishMu sync.Mutex // serialises publishEntries and republishTrust
+
+	trust      *trustKeeper
+	bundleMu   sync.Mutex             // guards lastBundle
+	lastBundle *causewayv1.TrustBundle // the bundle record this process last published
 
 	leader   atomic.Bool
 	etcdDown atomic.Int64 // unix nanos since the probe failed; 0 while healthy
@@ -65,11 +71,18 @@ func New(cfg Config, st *store.Store) (*Federator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "federator", "cluster", cfg.Cluster)
+	m := newMetrics(cfg.Registerer)
+	pins := map[string]string{}
+	for c, fp := range cfg.TrustPins {
+		pins[c], _ = certs.ParseFingerprint(fp) // validated
+	}
 	return &Federator{
 		cfg:            cfg,
 		store:          st,
-		log:            log.With("component", "federator", "cluster", cfg.Cluster),
-		metrics:        newMetrics(cfg.Registerer),
+		log:            log,
+		metrics:        m,
+		trust:          newTrustKeeper(cfg.Cluster, pins, log, m),
 		feed:           catalog.NewFeed(),
 		synced:         make(chan struct{}),
 		exportsChanged: make(chan struct{}, 1),
@@ -177,8 +190,10 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	f.restoreTrust(ctx)
 	wg.Go(func() { f.runMirror(ctx) })
 	wg.Go(func() { f.runHealth(ctx) })
+	wg.Go(func() { f.persistTrust(ctx) })
 	if casChanged != nil {
 		wg.Go(func() { f.runBundle(ctx, casChanged) })
 	}
@@ -255,19 +270,75 @@ func (f *Federator) registerOnce(ctx context.Context) error {
 	return f.publishBundle(ctx)
 }
 
-// publishBundle writes the cluster's trust bundle.
+// publishBundle writes the cluster's trust bundle: with a CA set, signed
+// by its signing CA and chained to the bundle this process published last
+// (at start, to the genuine part of what etcd holds, see
+// certs.TrimBundleHistory), so peers can verify the change.
 func (f *Federator) publishBundle(ctx context.Context) error {
-	authorities := f.cfg.Authorities
-	if f.cfg.CAs != nil {
-		authorities = certs.AuthoritiesDER(f.cfg.CAs.Authorities())
-	}
-	if err := f.store.PutBundle(ctx, &causewayv1.TrustBundle{
-		Cluster: f.cfg.Cluster, TrustDomain: f.cfg.TrustDomain,
-		X509Authorities: authorities, Sequence: uint64(time.Now().UnixNano()),
-	}); err != nil {
+	rec, err := f.nextBundle(ctx)
+	if err != nil {
 		return fmt.Errorf("publish trust bundle of %s: %w", f.cfg.Cluster, err)
 	}
+	if err := f.store.PutBundle(ctx, rec); err != nil {
+		return fmt.Errorf("publish trust bundle of %s: %w", f.cfg.Cluster, err)
+	}
+	f.bundleMu.Lock()
+	f.lastBundle = rec
+	f.bundleMu.Unlock()
+	f.trust.setOwn(rec)
+	f.republishTrust()
 	return nil
+}
+
+// nextBundle is the bundle record to publish now.
+func (f *Federator) nextBundle(ctx context.Context) (*causewayv1.TrustBundle, error) {
+	seq := uint64(time.Now().UnixNano())
+	if f.cfg.CAs == nil {
+		return &causewayv1.TrustBundle{Cluster: f.cfg.Cluster, TrustDomain: f.cfg.TrustDomain,
+			X509Authorities: f.cfg.Authorities, Sequence: seq}, nil
+	}
+	signing, err := f.cfg.CAs.SigningCA()
+	if err != nil {
+		return nil, err
+	}
+	authorities := f.cfg.CAs.Authorities()
+	f.bundleMu.Lock()
+	prev := f.lastBundle
+	f.bundleMu.Unlock()
+	if prev == nil {
+		stored, err := f.store.GetBundle(ctx, f.cfg.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		prev = certs.TrimBundleHistory(stored, authorities)
+	} else {
+		seq = max(seq, prev.GetSequence()+1)
+	}
+	return certs.NextSignedBundle(prev, f.cfg.Cluster, f.cfg.TrustDomain, signing, authorities, seq)
+}
+
+// restoreTrust loads this cluster's stored trust in its peers' bundles,
+// retrying while etcd fails (it answered register just before), until ctx
+// ends.
+func (f *Federator) restoreTrust(ctx context.Context) {
+	var own []*x509.Certificate
+	if f.cfg.CAs != nil {
+		own = f.cfg.CAs.Authorities()
+	}
+	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 5*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, etcdAttemptTimeout)
+		states, err := f.store.ListTrust(actx, f.cfg.Cluster)
+		cancel()
+		if err == nil {
+			f.trust.restore(states, own)
+			return
+		}
+		f.log.Warn("cannot read the stored trust in peers; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // runBundle republishes the trust bundle every time the CA set changes,
@@ -280,6 +351,7 @@ func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
 		case <-changed:
 		}
 		changed = f.cfg.CAs.Changed()
+		f.trust.markDirty(nil) // re-sign the trust states with the current CA
 		backoff := 100 * time.Millisecond
 		for {
 			err := f.publishBundle(ctx)

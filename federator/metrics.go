@@ -12,6 +12,8 @@ type metrics struct {
 	leader          prometheus.Gauge
 	watchResumes    prometheus.Counter
 	etcdUp          prometheus.Gauge
+	peerBundles     *prometheus.GaugeVec
+	bundleRefusals  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +37,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leader", Help: "1 while this replica leads its cluster's federation writes."}),
 		etcdUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "etcd_up", Help: "1 while the federation etcd answers the health probe."}),
+		peerBundles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "peer_bundles", Help: "Peer clusters publishing a trust bundle, by how this cluster trusts it: trusted, untrusted (not pinned: its gateways are refused) or behind (a newer bundle does not chain from the trusted one)."}, []string{"state"}),
+		bundleRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "bundle_refusals_total", Help: "Published peer trust bundles (or stored trust states) refused, by reason: not_pinned, pin_mismatch, not_chained, rollback, invalid, bad_state."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes)
+		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes,
+			m.peerBundles, m.bundleRefusals)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,7 +50,7 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 	for _, e := range list {
 		entries[e.GetKey()] = e
 	}
-	f.publishView(catalog.NewView(maps.Clone(entries), rev))
+	f.publishEntries(maps.Clone(entries), rev)
 	f.markSynced()
 
 	// Watch batches are applied to entries at once; views (an O(n) copy
@@ -74,13 +75,16 @@ func (f *Federator) mirrorOnce(ctx context.Context) error {
 			}
 			start := time.Now()
 			mu.Lock()
-			var v *catalog.View
+			var (
+				snap map[string]*causewayv1.Entry
+				rev  int64
+			)
 			if dirty {
-				v, dirty = catalog.NewView(maps.Clone(entries), lastRev), false
+				snap, rev, dirty = maps.Clone(entries), lastRev, false
 			}
 			mu.Unlock()
-			if v != nil {
-				f.publishView(v)
+			if snap != nil {
+				f.publishEntries(snap, rev)
 			}
 			// Building a view is O(catalog): at most a fifth of the time
 			// goes to it, however large the federation.
@@ -119,6 +123,37 @@ const mirrorThrottle = 20 * time.Millisecond
 // historySize is how many recent views the federator keeps so reconnecting
 // catalog clients can resume with a delta.
 const historySize = 8
+
+// publishEntries makes the view of entries (a map the caller hands over)
+// at rev current, with every published trust bundle replaced by what this
+// cluster trusts of it (trustKeeper.filter).
+func (f *Federator) publishEntries(entries map[string]*causewayv1.Entry, rev int64) {
+	f.publishMu.Lock()
+	defer f.publishMu.Unlock()
+	f.trust.filter(entries)
+	f.publishView(catalog.NewView(entries, rev))
+}
+
+// republishTrust rebuilds the current view after a trust change that no
+// etcd change brought (an operator's TrustCluster, a new own bundle). The
+// view keeps its revision, so it is not offered for resuming: a watcher
+// resuming from that revision gets a snapshot.
+func (f *Federator) republishTrust() {
+	f.publishMu.Lock()
+	defer f.publishMu.Unlock()
+	v := f.feed.View()
+	if v == nil {
+		return
+	}
+	entries := maps.Clone(v.Entries())
+	maps.Copy(entries, f.trust.published())
+	f.trust.filter(entries)
+	nv := catalog.NewView(entries, v.Revision)
+	f.historyMu.Lock()
+	f.history = slices.DeleteFunc(f.history, func(h *catalog.View) bool { return h.Revision == v.Revision })
+	f.historyMu.Unlock()
+	f.feed.Publish(nv)
+}
 
 // publishView makes v current and remembers it for resuming watchers.
 func (f *Federator) publishView(v *catalog.View) {
