@@ -55,7 +55,7 @@ type Federator struct {
 	publishMu sync.Mutex // serialises publishEntries and republishTrust
 
 	trust      *trustKeeper
-	bundleMu   sync.Mutex             // guards lastBundle
+	bundleMu   sync.Mutex              // guards lastBundle
 	lastBundle *causewayv1.TrustBundle // the bundle record this process last published
 
 	leader   atomic.Bool

@@ -33,14 +33,14 @@ const (
 
 // peerTrust is what the federator accepts of one peer's bundle.
 type peerTrust struct {
-	trusted certs.TrustedBundle
-	source  string
-	status  string // TrustTrusted, TrustUntrusted or TrustBehind
-	detail  string
+	trusted   certs.TrustedBundle
+	source    string
+	status    string // TrustTrusted, TrustUntrusted or TrustBehind
+	detail    string
 	published *causewayv1.Entry // the entry etcd holds now; nil: none
 	checked   *causewayv1.Entry // the published entry last checked
 	entry     *causewayv1.Entry // what the catalog feeds for it; nil: nothing
-	dirty   bool              // to be persisted
+	dirty     bool              // to be persisted
 }
 
 // trustKeeper verifies peers' published bundles against what this cluster
