@@ -141,9 +141,9 @@ type clientIdentity struct {
 	own   *certs.BundleSet // this cluster's CA: the federator is verified against it
 	// pinned are caFile's CAs: always in own, whatever the federator serves.
 	pinned []*x509.Certificate
-	cert  *certs.Rotator
-	boot  *grpc.ClientConn
-	log   *slog.Logger
+	cert   *certs.Rotator
+	boot   *grpc.ClientConn
+	log    *slog.Logger
 }
 
 // newClientIdentity returns once the first certificate is issued (it
