@@ -158,6 +158,18 @@ func TestSecurityF3_ForgedOwnBundleNoLockout(t *testing.T) {
 	s.putBundle("west", forged)
 	s.catalogMarker("west", west)
 
+	// The federator restarts (it publishes the real bundle again): the
+	// gateway must open new connections to it, verified against what it
+	// trusts for its own cluster, which the forgery did not reach.
+	gwMetrics := "http://" + west.addr(9091) + "/metrics"
+	reconnects := metric(t, gwMetrics, "causeway_catalog_reconnects_total", `component="gateway"`)
+	s.stopFederator(west)
+	s.startFederator(west)
+	require.Eventually(t, func() bool {
+		return metric(t, gwMetrics, "causeway_catalog_reconnects_total", `component="gateway"`) > reconnects &&
+			metric(t, gwMetrics, "causeway_catalog_stale_since_seconds", `component="gateway"`) == 0
+	}, 15*time.Second, 50*time.Millisecond, "the gateway did not get its catalog back from its federator")
+
 	// The gateway renews twice more after the forgery, over a verified
 	// connection to its federator.
 	serial := func() string {

@@ -198,6 +198,18 @@ http: %q
 	waitHTTP(t, "http://"+c.addr(9091)+"/readyz", c.gwLog)
 }
 
+// stopFederator stops c's federator only.
+func (s *secSet) stopFederator(c *secCluster) {
+	c.fedCancel()
+	select {
+	case err := <-c.fedDone:
+		require.NoError(s.t, err)
+	case <-time.After(15 * time.Second):
+		s.t.Fatalf("%s: the federator did not stop", c.name)
+	}
+	c.fedCancel = nil
+}
+
 func (s *secSet) stop(c *secCluster) {
 	for _, p := range []struct {
 		cancel context.CancelFunc
