@@ -174,9 +174,7 @@ func (t *trustKeeper) acceptLocked(peer string, p *peerTrust, tb certs.TrustedBu
 		p.detail = fmt.Sprintf("published sequence %d does not chain from the trusted sequence %d", head, tb.Sequence)
 	}
 	if changed || p.entry == nil {
-		p.entry = &causewayv1.Entry{Key: store.RelativeKey(store.BundleKey(peer)), Record: &causewayv1.Entry_Bundle{Bundle: &causewayv1.TrustBundle{
-			SchemaVersion: store.SchemaVersion, Cluster: peer, TrustDomain: tb.TrustDomain, Sequence: tb.Sequence,
-			X509Authorities: certs.AuthoritiesDER(tb.Authorities)}}}
+		p.entry = trustedEntry(peer, tb)
 	}
 	if changed {
 		p.dirty = true
@@ -187,6 +185,13 @@ func (t *trustKeeper) acceptLocked(peer string, p *peerTrust, tb certs.TrustedBu
 		t.log.Info("peer trust bundle accepted", "peer", peer, "sequence", tb.Sequence, "source", source,
 			"fingerprints", tb.Fingerprints())
 	}
+}
+
+// trustedEntry is the catalog entry of peer's trusted bundle.
+func trustedEntry(peer string, tb certs.TrustedBundle) *causewayv1.Entry {
+	return &causewayv1.Entry{Key: store.RelativeKey(store.BundleKey(peer)), Record: &causewayv1.Entry_Bundle{Bundle: &causewayv1.TrustBundle{
+		SchemaVersion: store.SchemaVersion, Cluster: peer, TrustDomain: tb.TrustDomain, Sequence: tb.Sequence,
+		X509Authorities: certs.AuthoritiesDER(tb.Authorities)}}}
 }
 
 func sameTrusted(a, b certs.TrustedBundle) bool {
@@ -290,7 +295,7 @@ func (t *trustKeeper) restore(states map[string]*causewayv1.TrustState, own []*x
 			continue
 		}
 		p := t.peerLocked(peer)
-		p.trusted, p.source, p.status, p.checked, p.entry = tb, st.GetSource(), TrustTrusted, nil, nil
+		p.trusted, p.source, p.status, p.checked, p.entry = tb, st.GetSource(), TrustTrusted, nil, trustedEntry(peer, tb)
 	}
 }
 

@@ -2,13 +2,18 @@ package component_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/join"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
@@ -218,4 +223,93 @@ func gatewayLeaf(t *testing.T, c *secCluster) *x509.Certificate {
 	}
 	require.NotNil(t, got, "no certificate from the gateway")
 	return got
+}
+
+// TestBundleRotationFollowedByPeers: east rotates its CA with the three
+// steps of `causeway certs rotate-ca` while its federator runs; west
+// follows each signed step by itself (no re-pin), accepting leaves of the
+// new CA from step 1 on and east's old leaves until step 3, and its trust
+// state survives a restart of west's federator.
+func TestBundleRotationFollowedByPeers(t *testing.T) {
+	secMu.Lock()
+	defer secMu.Unlock()
+	s, east, west := eastWest(t, 174)
+	oldCA, _ := eastLeaf(t, east)
+	oldLeaf := leafFrom(t, oldCA)
+	adm := adminClient(t, west)
+	fingerprints := func() []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := adm.ListClusters(ctx, &causewayv1.ListClustersRequest{})
+		require.NoError(t, err)
+		for _, ci := range resp.GetClusters() {
+			if ci.GetName() == "east" && ci.GetTrust() == "trusted" {
+				return ci.GetFingerprints()
+			}
+		}
+		return nil
+	}
+	accepted := func(leaf *tls.Certificate) bool {
+		code, err := tunnelTo(t, west, westCAs(t, west), "east", leaf)
+		return err == nil && code == causewayv1.StreamCode_STREAM_CODE_OK
+	}
+	step := func() certs.RotationState {
+		st, err := certs.RotateCAStep(east.caDir, certs.RotationOptions{TrustDomain: east.td(), Force: true})
+		require.NoError(t, err)
+		return st
+	}
+
+	step() // 1: publish {old, new}, signed by old
+	next, err := certs.ReadCertificatesFile(filepath.Join(east.caDir, certs.NextCACertFile))
+	require.NoError(t, err)
+	want := []string{certs.Fingerprint(oldCA.Cert), certs.Fingerprint(next[0])}
+	require.Eventually(t, func() bool { return slices.Equal(fingerprints(), want) }, 10*time.Second, 50*time.Millisecond,
+		"west follows step 1")
+	require.True(t, accepted(oldLeaf), "old leaves still accepted")
+
+	step() // 2: sign with the new CA (the bundle is unchanged)
+	newSet, err := certs.LoadCASet(east.caDir)
+	require.NoError(t, err)
+	newCA, err := newSet.SigningCA()
+	require.NoError(t, err)
+	require.True(t, newCA.Cert.Equal(next[0]))
+	require.Eventually(t, func() bool { return accepted(leafFrom(t, newCA)) }, 10*time.Second, 50*time.Millisecond)
+	require.True(t, accepted(oldLeaf), "old leaves accepted until step 3")
+
+	step() // 3: drop the old CA, signed by the new one
+	require.Eventually(t, func() bool { return slices.Equal(fingerprints(), want[1:]) }, 10*time.Second, 50*time.Millisecond,
+		"west follows step 3")
+	require.Eventually(t, func() bool { return !accepted(oldLeaf) }, 10*time.Second, 50*time.Millisecond, "old leaves refused after step 3")
+	require.True(t, accepted(leafFrom(t, newCA)))
+
+	// West's trust state is persisted signed by west's CA: a restarted
+	// federator starts from it (no new acceptance through its pin).
+	accepts := func() int { return strings.Count(west.fedLog.String(), `msg="peer trust bundle accepted"`) }
+	before := accepts()
+	s.stopFederator(west)
+	s.startFederator(west)
+	adm = adminClient(t, west)
+	require.Eventually(t, func() bool { return slices.Equal(fingerprints(), want[1:]) }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return accepted(leafFrom(t, newCA)) }, 15*time.Second, 100*time.Millisecond)
+	require.Equal(t, before, accepts(), "the restarted federator used its stored trust state")
+
+	// An etcd writer cannot forge that state: one naming its own CA, signed
+	// by itself, is ignored at the next start (the pin applies again).
+	evil, err := certs.NewCA(east.td(), time.Hour, time.Now())
+	require.NoError(t, err)
+	forged := &causewayv1.TrustState{Verifier: "west", Peer: "east", TrustDomain: east.td(), Sequence: 1 << 62,
+		X509Authorities: [][]byte{evil.Cert.Raw}, Source: "operator"}
+	require.NoError(t, certs.SignTrustState(evil, forged))
+	forged.SchemaVersion = 1
+	b, err := proto.Marshal(forged)
+	require.NoError(t, err)
+	_, err = s.cli.Put(context.Background(), store.TrustKey("west", "east"), string(b))
+	require.NoError(t, err)
+	s.stopFederator(west)
+	s.startFederator(west)
+	adm = adminClient(t, west)
+	require.Eventually(t, func() bool { return slices.Equal(fingerprints(), want[1:]) }, 10*time.Second, 50*time.Millisecond)
+	require.Contains(t, west.fedLog.String(), "ignoring stored trust state")
+	_, err = tunnelTo(t, west, westCAs(t, west), "east", leafFrom(t, evil))
+	require.Error(t, err, "the forged state's CA is not trusted")
 }
