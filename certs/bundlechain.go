@@ -164,7 +164,7 @@ func NextSignedBundle(prev *causewayv1.TrustBundle, cluster, td string, signing 
 		head, _ := ParseAuthorities(chain[n-1].GetX509Authorities())
 		if !slices.ContainsFunc(head, signing.Cert.Equal) {
 			chain = nil
-		} else if slices.EqualFunc(head, authorities, (*x509.Certificate).Equal) {
+		} else if sameCertSet(head, authorities) {
 			return bundleOf(cluster, td, chain), nil // unchanged: republish as is
 		}
 	}

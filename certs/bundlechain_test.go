@@ -85,6 +85,8 @@ func TestFollowBundle(t *testing.T) {
 	headMismatch := proto.Clone(step1).(*causewayv1.TrustBundle)
 	headMismatch.X509Authorities = [][]byte{r.old.Cert.Raw, evil.Cert.Raw}
 
+	sameCAsLower := proto.Clone(step1).(*causewayv1.TrustBundle)
+	sameCAsLower.Sequence += 5
 	tests := []struct {
 		name    string
 		trusted *causewayv1.TrustBundle
@@ -103,6 +105,7 @@ func TestFollowBundle(t *testing.T) {
 		{"truncated chain, verifier missed the link it needs", genesis, truncated, certs.ErrBundleNotChained, genesis.GetSequence()},
 		{"truncated chain, verifier has the step before", step1, truncated, nil, step3.GetSequence()},
 		{"record is not its chain head", genesis, headMismatch, certs.ErrBundleNotChained, genesis.GetSequence()},
+		{"same CAs at a lower sequence (another replica)", sameCAsLower, step1, nil, sameCAsLower.GetSequence()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

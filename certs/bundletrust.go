@@ -29,10 +29,12 @@ func FollowBundle(cluster string, trusted TrustedBundle, rec *causewayv1.TrustBu
 		return trusted, fmt.Errorf("follow bundle of %s: trust domain %s, trusted %s: %w", cluster, td, trusted.TrustDomain, ErrBundleMismatch)
 	}
 	switch seq := rec.GetSequence(); {
+	case seq <= trusted.Sequence && sameCertSet(auth, trusted.Authorities):
+		// The trusted CAs, published again (or by another replica that
+		// signed the same change with a lower sequence): nothing to follow.
+		return trusted, nil
 	case seq < trusted.Sequence:
 		return trusted, fmt.Errorf("follow bundle of %s: sequence %d, trusted %d: %w", cluster, seq, trusted.Sequence, ErrBundleRollback)
-	case seq == trusted.Sequence && slices.EqualFunc(auth, trusted.Authorities, (*x509.Certificate).Equal):
-		return trusted, nil
 	}
 	cur := walkChain(cluster, trusted, rec.GetChain())
 	if cur.Sequence != rec.GetSequence() {
@@ -175,4 +177,18 @@ func VerifyTrustState(own []*x509.Certificate, verifier, peer string, st *causew
 func trustStateDigest(st *causewayv1.TrustState) []byte {
 	tag := stateTag + "\x00" + st.GetVerifier() + "\x00" + st.GetSource()
 	return bundleLinkDigest(tag, st.GetPeer(), st.GetTrustDomain(), st.GetSequence(), st.GetX509Authorities())
+}
+
+// sameCertSet reports whether a and b hold the same certificates, in any
+// order.
+func sameCertSet(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, c := range a {
+		if !slices.ContainsFunc(b, c.Equal) {
+			return false
+		}
+	}
+	return true
 }
