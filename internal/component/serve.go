@@ -245,6 +245,11 @@ const federatorLostBound = 2 * time.Minute
 // failing since two thirds), or when its catalog has been cut off from the
 // federator for longer than federatorLostBound.
 func IdentityReady(cert *certs.Rotator, c *catalog.Client, now func() time.Time) admin.Check {
+	return identityReady(cert, func() time.Time { return c.View().StaleSince }, now)
+}
+
+// identityReady is IdentityReady with the catalog's staleness as a function.
+func identityReady(cert *certs.Rotator, staleSince func() time.Time, now func() time.Time) admin.Check {
 	return func() error {
 		t := now()
 		if cert != nil {
@@ -254,7 +259,7 @@ func IdentityReady(cert *certs.Rotator, c *catalog.Client, now func() time.Time)
 					notAfter.UTC().Format(time.RFC3339), renewAt.UTC().Format(time.RFC3339))
 			}
 		}
-		if since := c.View().StaleSince; !since.IsZero() && t.Sub(since) > federatorLostBound {
+		if since := staleSince(); !since.IsZero() && t.Sub(since) > federatorLostBound {
 			return fmt.Errorf("lost the federator since %s (serving the last catalog): check that it runs and that caFile verifies it",
 				since.UTC().Format(time.RFC3339))
 		}
