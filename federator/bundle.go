@@ -112,4 +112,3 @@ func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
 		}
 	}
 }
-
