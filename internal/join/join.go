@@ -235,6 +235,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "cluster %s %s, trust domain %s; its trust bundle is published\n", r.Cluster, verb, r.TrustDomain)
 	fmt.Fprintf(w, "  CA directory:  %s (ca.key is 0600: keep it secret, back it up)\n", r.CADir)
 	fmt.Fprintf(w, "  CA fingerprint: %s\n", r.Fingerprint)
+	if r.Replaced {
+		fmt.Fprintf(w, "  the new CA does not chain from the replaced one: every other cluster refuses %s until it re-pins it (below)\n", r.Cluster)
+	}
 	fmt.Fprintf(w, "  values file:   %s\n", r.ValuesFile)
 	fmt.Fprintf(w, "  CA Secret:     %s (holds the CA key)\n", r.CASecret)
 	if r.EtcdSecret != "" {
