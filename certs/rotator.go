@@ -241,6 +241,9 @@ func (r *Rotator) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certif
 // RenewAt returns when the current certificate is due for renewal.
 func (r *Rotator) RenewAt() time.Time { return r.current.Load().renewAt }
 
+// NotAfter returns when the current certificate expires.
+func (r *Rotator) NotAfter() time.Time { return r.current.Load().cert.Leaf.NotAfter }
+
 // renew obtains a new certificate and puts it in place.
 func (r *Rotator) renew(ctx context.Context) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -98,6 +98,11 @@ func TestChartConfigsLoad(t *testing.T) {
 			require.NoError(t, err)
 			require.NotNil(t, fed.Exports.Kubernetes)
 			require.Equal(t, "causeway/causeway-gateway", fed.Exports.Kubernetes.GatewayService)
+			if vc.name == "custom" {
+				require.Equal(t, map[string]string{"east": "sha256:3f1c0e6a4b2d8f9e7c5a1b3d5f7e9c1a3b5d7f9e1c3a5b7d9f1e3c5a7b9d1f3e"}, fed.TrustPins)
+			} else {
+				require.Empty(t, fed.TrustPins)
+			}
 			find(t, objs, "Service", "causeway-gateway")
 			require.Equal(t, map[string]string{"causeway/causeway-gateway": "gateway", "causeway/causeway-dnsshim": "dnsshim"}, fed.Signing.TokenReview.Accounts)
 			for sa := range fed.Signing.TokenReview.Accounts {

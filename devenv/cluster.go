@@ -37,6 +37,9 @@ type cluster struct {
 	ip   netip.Addr
 	td   string
 	ca   *certs.CA
+	// pins are the other clusters' CA fingerprints: dev trusts its own
+	// clusters' bundles itself (the operator step of a real deployment).
+	pins map[string]string
 
 	dnsUDP   net.PacketConn
 	dnsTCP   net.Listener
@@ -190,11 +193,15 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 		return fmt.Errorf("connect %s federator to etcd: %w", c.spec.Name, err)
 	}
 	st := store.New(cli, store.Options{Logger: log, Registerer: reg})
+	cas, err := certs.NewCASet(c.ca, nil)
+	if err != nil {
+		cli.Close()
+		return fmt.Errorf("CA set of %s: %w", c.spec.Name, err)
+	}
 	fed, err := federator.New(federator.Config{
 		Cluster: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
 		VIPRanges: []netip.Prefix{cfg.vipRange(c.idx)}, TrustDomain: c.td,
-		Authorities: certs.AuthoritiesDER([]*x509.Certificate{c.ca.Cert}),
-		Logger:      log, Registerer: reg,
+		CAs: cas, TrustPins: c.pins, Logger: log, Registerer: reg,
 	}, st)
 	if err != nil {
 		cli.Close()

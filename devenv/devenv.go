@@ -82,6 +82,14 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 		}
 		c.ca = ca
 	}
+	for _, c := range clusters {
+		c.pins = map[string]string{}
+		for _, peer := range clusters {
+			if peer != c {
+				c.pins[peer.spec.Name] = certs.Fingerprint(peer.ca.Cert)
+			}
+		}
+	}
 
 	etcdAddr := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort))
 	etcdPeer := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort+1))

@@ -104,6 +104,7 @@ func (s *AdminServer) ListClusters(ctx context.Context, _ *causewayv1.ListCluste
 			VipRanges: c.GetVipRanges(), Exports: exports[name], Local: name == s.f.cfg.Cluster,
 			Drained: drains[name].whole, DrainedServices: drains[name].services,
 		}
+		ci.Trust, ci.TrustDetail, ci.Fingerprints = s.f.trust.status(name)
 		for _, g := range v.Gateways(name) {
 			gi := &causewayv1.GatewayInfo{Instance: g.GetInstance(), Addresses: g.GetAddresses()}
 			switch l, ok := leases[name+"/"+g.GetInstance()]; {

@@ -35,6 +35,14 @@ type Config struct {
 	// bundle instead of Authorities, and republished whenever it changes
 	// (each step of `causeway certs rotate-ca`).
 	CAs *certs.CASet
+	// TrustPins pins peer clusters' first trust bundle out of band: peer
+	// cluster name to the SHA-256 fingerprint of one of its CA
+	// certificates ("sha256:<hex>", printed by `causeway join`). A peer
+	// publishing a bundle is trusted once a pin (or the operator's
+	// TrustCluster) vouches for it; later bundles only through its signed
+	// chain. Pins matter only while nothing is trusted for the peer yet.
+	// If nil, peers are trusted only through TrustCluster.
+	TrustPins map[string]string
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, metrics are not registered.
@@ -113,10 +121,27 @@ func (c *Config) Validate() error {
 		return errors.New("federator config: no trust domain")
 	case len(c.Authorities) == 0 && c.CAs == nil:
 		return errors.New("federator config: no CA certificates for the trust bundle")
+	case c.TrustPins != nil && !validPins(c.TrustPins):
+		return fmt.Errorf("federator config: trust pins: %w", pinsError(c.TrustPins))
 	case c.LeaderTTL != 0 && (c.LeaderTTL < 2*time.Second || c.LeaderTTL%time.Second != 0):
 		return fmt.Errorf("federator config: leader TTL %s: want whole seconds, at least 2s", c.LeaderTTL)
 	case !c.EgressPorts.IsZero() && (c.EgressPorts.Min == 0 || c.EgressPorts.Min > c.EgressPorts.Max):
 		return fmt.Errorf("federator config: egress port range %d-%d is empty", c.EgressPorts.Min, c.EgressPorts.Max)
+	}
+	return nil
+}
+
+func validPins(pins map[string]string) bool { return pinsError(pins) == nil }
+
+// pinsError reports the first malformed pin.
+func pinsError(pins map[string]string) error {
+	for cluster, fp := range pins {
+		if !names.IsDNSLabel(cluster) {
+			return fmt.Errorf("cluster name %q is not a DNS label", cluster)
+		}
+		if _, err := certs.ParseFingerprint(fp); err != nil {
+			return fmt.Errorf("cluster %s: %w", cluster, err)
+		}
 	}
 	return nil
 }

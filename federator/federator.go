@@ -59,6 +59,11 @@ type Federator struct {
 
 	historyMu sync.Mutex // guards history
 	history   []*catalog.View
+	publishMu sync.Mutex // serialises publishEntries and republishTrust
+
+	trust      *trustKeeper
+	bundleMu   sync.Mutex              // guards lastBundle
+	lastBundle *causewayv1.TrustBundle // the bundle record this process last published
 
 	overlayMu sync.Mutex // guards overlay
 	overlay   map[catalog.ServiceKey]overlayEntry
@@ -77,11 +82,18 @@ func New(cfg Config, st *store.Store) (*Federator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "federator", "cluster", cfg.Cluster)
+	m := newMetrics(cfg.Registerer)
+	pins := map[string]string{}
+	for c, fp := range cfg.TrustPins {
+		pins[c], _ = certs.ParseFingerprint(fp) // validated
+	}
 	return &Federator{
 		cfg:            cfg,
 		store:          st,
-		log:            log.With("component", "federator", "cluster", cfg.Cluster),
-		metrics:        newMetrics(cfg.Registerer),
+		log:            log,
+		metrics:        m,
+		trust:          newTrustKeeper(cfg.Cluster, pins, log, m),
 		feed:           catalog.NewFeed(),
 		synced:         make(chan struct{}),
 		exportsChanged: make(chan struct{}, 1),
@@ -195,8 +207,10 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	f.restoreTrust(ctx)
 	wg.Go(func() { f.runMirror(ctx) })
 	wg.Go(func() { f.runHealth(ctx) })
+	wg.Go(func() { f.persistTrust(ctx) })
 	if casChanged != nil {
 		wg.Go(func() { f.runBundle(ctx, casChanged) })
 	}
@@ -285,46 +299,4 @@ func (f *Federator) authorities() [][]byte {
 		return certs.AuthoritiesDER(f.cfg.CAs.Authorities())
 	}
 	return f.cfg.Authorities
-}
-
-// publishBundle writes the cluster's trust bundle.
-func (f *Federator) publishBundle(ctx context.Context) error {
-	if err := f.store.PutBundle(ctx, &causewayv1.TrustBundle{
-		Cluster: f.cfg.Cluster, TrustDomain: f.cfg.TrustDomain,
-		X509Authorities: f.authorities(), Sequence: uint64(time.Now().UnixNano()),
-	}); err != nil {
-		return fmt.Errorf("publish trust bundle of %s: %w", f.cfg.Cluster, err)
-	}
-	return nil
-}
-
-// runBundle republishes the trust bundle every time the CA set changes,
-// retrying with back-off while etcd fails, until ctx ends.
-func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		}
-		changed = f.cfg.CAs.Changed()
-		backoff := 100 * time.Millisecond
-		for {
-			err := f.publishBundle(ctx)
-			if err == nil {
-				f.log.Info("trust bundle republished", "authorities", len(f.cfg.CAs.Authorities()))
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			f.log.Warn("republish trust bundle failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-		}
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"google.golang.org/protobuf/proto"
 )
@@ -116,9 +117,20 @@ func withVersion(r *causewayv1.ClusterRecord) *causewayv1.ClusterRecord {
 }
 
 // sameBundle reports whether a stored bundle publishes this cluster's
-// current authorities under its name and trust domain. The sequence is
-// not compared: every replica stamps its own when it publishes.
+// current authorities under its name and trust domain and, with a CA set,
+// whether every link of its chain is genuine from a link signed by one of
+// this cluster's CAs on (certs.TrimBundleHistory keeps all of it): a link
+// an etcd writer added or altered makes it differ. The sequence is not
+// compared: every replica stamps its own when it publishes.
 func (f *Federator) sameBundle(b *causewayv1.TrustBundle) bool {
-	return b.GetCluster() == f.cfg.Cluster && b.GetTrustDomain() == f.cfg.TrustDomain &&
-		slices.EqualFunc(b.GetX509Authorities(), f.authorities(), bytes.Equal)
+	if b.GetCluster() != f.cfg.Cluster || b.GetTrustDomain() != f.cfg.TrustDomain ||
+		!slices.EqualFunc(b.GetX509Authorities(), f.authorities(), bytes.Equal) {
+		return false
+	}
+	if f.cfg.CAs == nil {
+		return true
+	}
+	kept := certs.TrimBundleHistory(b, f.cfg.CAs.Authorities())
+	return kept != nil && len(kept.GetChain()) == len(b.GetChain()) &&
+		slices.EqualFunc(kept.GetX509Authorities(), b.GetX509Authorities(), bytes.Equal)
 }

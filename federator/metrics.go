@@ -13,6 +13,8 @@ type metrics struct {
 	watchResumes    prometheus.Counter
 	etcdUp          prometheus.Gauge
 	healed          *prometheus.CounterVec
+	peerBundles     *prometheus.GaugeVec
+	bundleRefusals  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,9 +40,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "etcd_up", Help: "1 while the federation etcd answers the health probe."}),
 		healed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "records_healed_total", Help: "Own records put back in etcd after something else deleted, corrupted or changed them, by kind (cluster, bundle, export, gateway)."}, []string{"kind"}),
+		peerBundles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "peer_bundles", Help: "Peer clusters publishing a trust bundle, by how this cluster trusts it: trusted, untrusted (not pinned: its gateways are refused) or behind (a newer bundle does not chain from the trusted one)."}, []string{"state"}),
+		bundleRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "bundle_refusals_total", Help: "Published peer trust bundles (or stored trust states) refused, by reason: not_pinned, pin_mismatch, not_chained, rollback, invalid, bad_state."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes, m.healed)
+		reg.MustRegister(m.exports, m.imports, m.relists, m.sourceErrors, m.reconcileErrors, m.watchers, m.leader, m.etcdUp, m.watchResumes, m.healed,
+			m.peerBundles, m.bundleRefusals)
 	}
 	return m
 }

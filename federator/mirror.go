@@ -3,6 +3,7 @@ package federator
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -188,14 +189,32 @@ const mirrorThrottle = 20 * time.Millisecond
 // catalog clients can resume with a delta.
 const historySize = 8
 
+// republishTrust rebuilds the served view after a trust change that no
+// etcd change brought (an operator's TrustCluster, a new own bundle): the
+// view is rebuilt from the raw entries with what this cluster trusts now.
+func (f *Federator) republishTrust() {
+	select {
+	case f.viewKicked <- struct{}{}:
+	default:
+	}
+}
+
 // publishView makes v current and remembers it for resuming watchers.
 func (f *Federator) publishView(v *catalog.View) {
 	f.historyMu.Lock()
-	if len(f.history) == historySize {
-		copy(f.history, f.history[1:])
-		f.history = f.history[:historySize-1]
+	if n := len(f.history); n > 0 && f.history[n-1].Revision == v.Revision {
+		// Rebuilt without an etcd change (the export source or this
+		// cluster's trust in a peer changed): views of that revision
+		// differ, so none is offered for resuming; a watcher resuming from
+		// it gets a snapshot.
+		f.history = slices.DeleteFunc(f.history, func(h *catalog.View) bool { return h.Revision == v.Revision })
+	} else {
+		if len(f.history) == historySize {
+			copy(f.history, f.history[1:])
+			f.history = f.history[:historySize-1]
+		}
+		f.history = append(f.history, v)
 	}
-	f.history = append(f.history, v)
 	f.historyMu.Unlock()
 	f.feed.Publish(v)
 	if f.firstOverlaid.Load() == v {

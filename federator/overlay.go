@@ -39,11 +39,16 @@ func (f *Federator) buildView(raw map[string]*causewayv1.Entry, rev int64) *cata
 		out[k] = e
 	}
 	f.storedOwn.Store(&stored)
+	if known {
+		for _, e := range f.overlayEntries(src, stored) {
+			out[e.GetKey()] = e
+		}
+	}
+	// Published trust bundles are replaced by what this cluster trusts of
+	// them (trustKeeper.filter).
+	f.trust.filter(out)
 	if !known {
 		return catalog.NewView(out, rev)
-	}
-	for _, e := range f.overlayEntries(src, stored) {
-		out[e.GetKey()] = e
 	}
 	v := catalog.NewView(out, rev)
 	f.firstOverlaid.CompareAndSwap(nil, v)

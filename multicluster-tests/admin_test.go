@@ -132,10 +132,10 @@ func TestAdminCLIAgainstDev(t *testing.T) {
 	t.Logf("causeway clusters:\n%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 1+len(st.Clusters), out)
-	require.Regexp(t, `^NAME +REGION +ZONE +TRUST DOMAIN +GATEWAYS +EXPORTS +DRAINED$`, lines[0])
+	require.Regexp(t, `^NAME +REGION +ZONE +TRUST DOMAIN +GATEWAYS +EXPORTS +DRAINED +TRUST$`, lines[0])
 	for _, c := range st.Clusters {
 		require.Regexp(t, `(?m)^`+c.Name+`( \*)? +`+c.Region+` +`+c.Zone+` +`+c.Name+`\.clusterset\.local +`+
-			strings.ReplaceAll(c.Gateway, ".", `\.`)+` +1 +no$`, out)
+			strings.ReplaceAll(c.Gateway, ".", `\.`)+` +1 +no +(own|trusted)$`, out)
 	}
 
 	// exports -o json: echo from east and west, clock from north, none drained.

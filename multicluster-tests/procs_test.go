@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
@@ -213,7 +214,9 @@ func startPSetIn(t *testing.T, l *netLayout, etcdMembers int, specs []pclusterSp
 		}
 		c.writeExports(t)
 		s.clusters[c.name] = c
-		s.startFederator(c)
+	}
+	for _, sp := range specs { // every CA exists: each federator pins its peers'
+		s.startFederator(s.clusters[sp.name])
 	}
 	for _, c := range s.clusters {
 		s.startGateway(c)
@@ -346,11 +349,31 @@ caReloadInterval: 300ms
 signing:
   lifetime: %s
   joinTokensFile: %s
-`, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
-			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.exportsConfig(), c.leafLifetime, tokens), 0o644)
+%s`, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
+			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.exportsConfig(), c.leafLifetime, tokens,
+			s.trustPins(c)), 0o644)
 		c.feds = append(c.feds, startProcIn(t, c.netns, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))
 	}
 	c.fed = c.feds[0]
+}
+
+// trustPins is the federator config's trustPins: the CA fingerprint of
+// every other cluster of the set (what an operator copies from each
+// cluster's `causeway join` output).
+func (s *pset) trustPins(c *pcluster) string {
+	var b strings.Builder
+	for _, peer := range s.clusters {
+		if peer == c {
+			continue
+		}
+		cas, err := certs.ReadCertificatesFile(filepath.Join(peer.caDir, "ca.crt"))
+		require.NoError(s.t, err)
+		if b.Len() == 0 {
+			b.WriteString("trustPins:\n")
+		}
+		fmt.Fprintf(&b, "  %s: %q\n", peer.name, certs.Fingerprint(cas[0]))
+	}
+	return b.String()
 }
 
 // exportsConfig is the federator's source (and VIP) configuration.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,15 +38,21 @@ type Bundle struct {
 	// cannot hold exactly.
 	Sequence    uint64     `json:"sequence,string"`
 	Authorities []CertInfo `json:"authorities"`
+	// Trust is how the asked federator trusts the bundle: own, trusted,
+	// untrusted (not pinned: the cluster's gateways are refused; the bundle
+	// is not listed) or behind (a newer published bundle does not chain
+	// from the listed, trusted one).
+	Trust string `json:"trust"`
 	// Problems lists what is wrong with the bundle (a certificate that is
-	// not a CA of the trust domain, an expired CA).
+	// not a CA of the trust domain, an expired CA, a bundle not trusted).
 	Problems []string `json:"problems"`
 }
 
-// FetchBundles reads every trust bundle of the federation from the
-// federator at t.Addr: the first snapshot of its Catalog.Watch, authorized
-// with the admin credentials of t (the Catalog accepts any identity of the
-// federator's own trust domain).
+// FetchBundles reads every trust bundle the federator at t.Addr trusts:
+// the first snapshot of its Catalog.Watch (which serves only verified
+// bundles), authorized with the admin credentials of t, plus how it trusts
+// each member cluster (Admin.ListClusters), so clusters whose bundle it
+// refuses are listed too.
 func FetchBundles(ctx context.Context, t cli.Target) (*BundleList, error) {
 	cfg, err := federatorTLS(t)
 	if err != nil {
@@ -89,7 +96,32 @@ func FetchBundles(ctx context.Context, t cli.Target) (*BundleList, error) {
 			bundles[strings.TrimPrefix(e.GetKey(), "bundles/")] = b
 		}
 	}
-	return newBundleList(t.Addr, resp.GetRevision(), bundles, time.Now()), nil
+	l := newBundleList(t.Addr, resp.GetRevision(), bundles, time.Now())
+	clusters, err := causewayv1.NewAdminClient(conn).ListClusters(ctx, &causewayv1.ListClustersRequest{})
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	l.addTrust(clusters.GetClusters())
+	return l, nil
+}
+
+// addTrust sets each bundle's trust as the federator reports it, and adds
+// the clusters whose bundle it does not trust (and so does not serve).
+func (l *BundleList) addTrust(clusters []*causewayv1.ClusterInfo) {
+	for _, c := range clusters {
+		i := slices.IndexFunc(l.Bundles, func(b Bundle) bool { return b.Cluster == c.GetName() })
+		if i < 0 {
+			l.Bundles = append(l.Bundles, Bundle{Cluster: c.GetName(), TrustDomain: c.GetTrustDomain(),
+				Authorities: []CertInfo{}, Problems: []string{}})
+			i = len(l.Bundles) - 1
+		}
+		b := &l.Bundles[i]
+		b.Trust = c.GetTrust()
+		if d := c.GetTrustDetail(); d != "" {
+			b.Problems = append(b.Problems, c.GetTrust()+": "+d)
+		}
+	}
+	sort.Slice(l.Bundles, func(i, j int) bool { return l.Bundles[i].Cluster < l.Bundles[j].Cluster })
 }
 
 // newBundleList describes bundles, keyed by the cluster of their etcd key.
@@ -148,21 +180,22 @@ func (l *BundleList) WriteTable(w io.Writer) error {
 		_, err := fmt.Fprintln(w, "none")
 		return err
 	}
-	tw := newTable(w, "CLUSTER", "TRUST DOMAIN", "SEQUENCE", "CA SERIAL", "NOT AFTER", "LEFT", "PROBLEMS")
+	tw := newTable(w, "CLUSTER", "TRUST DOMAIN", "TRUST", "SEQUENCE", "CA SERIAL", "NOT AFTER", "LEFT", "PROBLEMS")
 	for _, b := range l.Bundles {
 		problems := strings.Join(b.Problems, "; ")
 		if problems == "" {
 			problems = "-"
 		}
+		trust := orNone(b.Trust)
 		if len(b.Authorities) == 0 {
-			tw.row(b.Cluster, b.TrustDomain, b.Sequence, "-", "-", "-", problems)
+			tw.row(b.Cluster, b.TrustDomain, trust, b.Sequence, "-", "-", "-", problems)
 		}
 		for i, a := range b.Authorities {
 			if i > 0 {
-				tw.row("", "", "", a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, "")
+				tw.row("", "", "", "", a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, "")
 				continue
 			}
-			tw.row(b.Cluster, b.TrustDomain, b.Sequence, a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, problems)
+			tw.row(b.Cluster, b.TrustDomain, trust, b.Sequence, a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, problems)
 		}
 	}
 	return tw.flush()

@@ -29,6 +29,9 @@ type CertInfo struct {
 	// expired.
 	TimeLeft string `json:"timeLeft"`
 	Expired  bool   `json:"expired"`
+	// Fingerprint is the SHA-256 of the DER certificate ("sha256:<hex>"):
+	// what peers pin a cluster's CA by (trustPins, causeway clusters trust).
+	Fingerprint string `json:"fingerprint"`
 }
 
 func newCertInfo(c *x509.Certificate, now time.Time) CertInfo {
@@ -36,6 +39,7 @@ func newCertInfo(c *x509.Certificate, now time.Time) CertInfo {
 		Subject: c.Subject.String(), Issuer: c.Issuer.String(), IsCA: c.IsCA, Serial: certs.SerialHex(c),
 		Key: keyName(c), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(),
 		TimeLeft: c.NotAfter.Sub(now).Round(time.Second).String(), Expired: !now.Before(c.NotAfter),
+		Fingerprint: certs.Fingerprint(c),
 	}
 	if c.IsCA {
 		if td, err := certs.TrustDomainOfCA(c); err == nil {
@@ -65,6 +69,7 @@ func writeCert(w io.Writer, indent string, c CertInfo) {
 	row("subject", orNone(c.Subject))
 	row("issuer", orNone(c.Issuer))
 	row("serial", c.Serial)
+	row("fingerprint", c.Fingerprint)
 	row("key", c.Key)
 	kind := "leaf"
 	if c.IsCA {

@@ -234,6 +234,16 @@ func (s *catalogServer) Watch(_ *causewayv1.WatchRequest, stream grpc.ServerStre
 	return nil
 }
 
+// adminServer answers ListClusters with clusters.
+type adminServer struct {
+	causewayv1.UnimplementedAdminServer
+	clusters []*causewayv1.ClusterInfo
+}
+
+func (s *adminServer) ListClusters(context.Context, *causewayv1.ListClustersRequest) (*causewayv1.ListClustersResponse, error) {
+	return &causewayv1.ListClustersResponse{Clusters: s.clusters}, nil
+}
+
 func TestFetchBundles(t *testing.T) {
 	p := newPKI(t)
 	eastDir := filepath.Join(p.dir, "east")
@@ -261,6 +271,10 @@ func TestFetchBundles(t *testing.T) {
 			Source: certs.NewStaticSource(c), Bundles: bundles, NextProtos: []string{"h2"},
 			Authorize: certs.AuthorizeID(certs.ID{TrustDomain: p.east.TrustDomain, Path: "/admin"})}))))
 		causewayv1.RegisterCatalogServer(gs, &catalogServer{snapshot: snapshot})
+		causewayv1.RegisterAdminServer(gs, &adminServer{clusters: []*causewayv1.ClusterInfo{
+			{Name: "east", Trust: "own"}, {Name: "west", Trust: "trusted"},
+			{Name: "north", TrustDomain: "north.clusterset.local", Trust: "untrusted", TrustDetail: "not pinned"},
+		}})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		var wg sync.WaitGroup
@@ -277,15 +291,21 @@ func TestFetchBundles(t *testing.T) {
 	l, err := certsctl.FetchBundles(t.Context(), target)
 	require.NoError(t, err)
 	require.Equal(t, int64(42), l.Revision)
-	require.Len(t, l.Bundles, 3)
+	require.Len(t, l.Bundles, 4)
 	require.Equal(t, "east", l.Bundles[0].Cluster)
 	require.Len(t, l.Bundles[0].Authorities, 2)
 	require.Empty(t, l.Bundles[0].Problems)
 	require.Equal(t, uint64(9), l.Bundles[0].Sequence)
-	require.Equal(t, "rogue", l.Bundles[1].Cluster)
-	require.Len(t, l.Bundles[1].Problems, 1)
-	require.Contains(t, l.Bundles[1].Problems[0], "is not the cluster's")
-	require.Empty(t, l.Bundles[2].Problems)
+	require.Equal(t, "own", l.Bundles[0].Trust)
+	// A cluster whose bundle the federator refuses is listed with the fix.
+	require.Equal(t, "north", l.Bundles[1].Cluster)
+	require.Equal(t, "untrusted", l.Bundles[1].Trust)
+	require.Equal(t, []string{"untrusted: not pinned"}, l.Bundles[1].Problems)
+	require.Equal(t, "rogue", l.Bundles[2].Cluster)
+	require.Len(t, l.Bundles[2].Problems, 1)
+	require.Contains(t, l.Bundles[2].Problems[0], "is not the cluster's")
+	require.Empty(t, l.Bundles[3].Problems)
+	require.Equal(t, "trusted", l.Bundles[3].Trust)
 	b, err := json.Marshal(l)
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"problems":[]`)

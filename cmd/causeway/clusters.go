@@ -23,7 +23,7 @@ federator's own cluster is marked with *.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return a.run(cmd, func(ctx context.Context, c *cli.Client) (cli.Tabular, error) { return c.Clusters(ctx) })
 	}
-	cmd.AddCommand(newClustersRemoveCmd(a))
+	cmd.AddCommand(newClustersRemoveCmd(a), newClustersTrustCmd(a))
 	return cmd
 }
 
@@ -56,5 +56,34 @@ registers its cluster again.`,
 		})
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove even a live cluster, or the answering federator's own cluster")
+	return cmd
+}
+
+func newClustersTrustCmd(a *adminFlags) *cobra.Command {
+	var fingerprint string
+	cmd := &cobra.Command{
+		Use:   "trust NAME [--fingerprint sha256:HEX]",
+		Short: "Trust a peer cluster's trust bundle (the explicit first-use or re-pin step)",
+		Long: `Make the asked federator's cluster trust the trust bundle (CA certificates)
+that cluster NAME publishes. A peer's bundle is accepted only when it is
+pinned (federator trustPins, or this command) and afterwards only when each
+change is signed by a CA of the bundle trusted before (a CA rotation). Until
+then its gateways are refused, and causeway clusters shows it "untrusted".
+
+With --fingerprint (printed by causeway join, or by causeway certs inspect
+on NAME's CA), only a published CA with that SHA-256 fingerprint is trusted,
+and every rotation it signed. Without it, the bundle published now is trusted
+as it is: compare its fingerprints, printed here, with NAME's CA first.
+Run it against every other cluster's federator: each trusts for itself. Run
+it again after NAME's CA was replaced without a rotation (join --force).`,
+		Example: `  causeway clusters trust south --fingerprint sha256:3f1c... --state-file /tmp/causeway.json --cluster east`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.run(cmd, func(ctx context.Context, c *cli.Client) (cli.Tabular, error) {
+				return c.TrustCluster(ctx, args[0], fingerprint)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&fingerprint, "fingerprint", "", "SHA-256 fingerprint of one of the cluster's CA certificates (sha256:HEX)")
 	return cmd
 }

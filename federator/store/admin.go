@@ -105,7 +105,9 @@ func (s *Store) GatewayLeases(ctx context.Context) (map[string]GatewayLease, err
 	return out, nil
 }
 
-// Removed counts the records RemoveCluster deleted, by kind.
+// Removed counts the records RemoveCluster deleted, by kind. Bundles
+// counts the cluster's trust bundle and the trust states it kept of its
+// peers' bundles (trust/<cluster>/...).
 type Removed struct {
 	Exports, Gateways, Drains, Imports, VIPs, Bundles, Clusters int
 }
@@ -117,8 +119,8 @@ func (r Removed) Total() int {
 
 // RemoveCluster deletes every record of cluster: its exports first (so
 // peers' imports converge at once), then in one transaction its gateway
-// records, drain records, imports, clusterset IP reservations, trust bundle
-// and cluster record. An interrupted removal leaves the cluster record, so
+// records, drain records, imports, clusterset IP reservations, trust bundle,
+// trust states of its peers and cluster record. An interrupted removal leaves the cluster record, so
 // calling again finishes it; removing what is gone deletes nothing.
 // The cluster's own federator must be stopped first, or it re-registers.
 func (s *Store) RemoveCluster(ctx context.Context, cluster string) (Removed, error) {
@@ -134,7 +136,7 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string) (Removed, err
 	}
 	r.Exports = int(txn.Responses[0].GetResponseDeleteRange().GetDeleted())
 
-	counts := []*int{&r.Gateways, &r.Drains, &r.Drains, &r.Imports, &r.VIPs, &r.Bundles, &r.Clusters}
+	counts := []*int{&r.Gateways, &r.Drains, &r.Drains, &r.Imports, &r.VIPs, &r.Bundles, &r.Bundles, &r.Clusters}
 	txn, err = s.cli.Txn(ctx).Then(
 		clientv3.OpDelete(Prefix+KindGateways+"/"+cluster+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(DrainKey(cluster, "", "")),
@@ -142,6 +144,7 @@ func (s *Store) RemoveCluster(ctx context.Context, cluster string) (Removed, err
 		clientv3.OpDelete(Prefix+KindImports+"/"+cluster+"/", clientv3.WithPrefix()),
 		clientv3.OpDelete(vipPrefix(cluster), clientv3.WithPrefix()),
 		clientv3.OpDelete(BundleKey(cluster)),
+		clientv3.OpDelete(TrustPrefix(cluster), clientv3.WithPrefix()),
 		clientv3.OpDelete(ClusterKey(cluster)), // last: a retry finds the cluster
 	).Commit()
 	if err != nil {

@@ -25,10 +25,6 @@ const (
 	clusterUserPrefix = "causeway-"
 )
 
-// kindTrust is the first segment of the keys a cluster writes about its
-// peers' bundles (trust/<verifier>/<peer>); the bundles code owns them.
-const kindTrust = "trust"
-
 // ClusterUser is the etcd user, and role, of cluster's federator.
 func ClusterUser(cluster string) string { return clusterUserPrefix + cluster }
 
@@ -66,7 +62,7 @@ func ClusterRolePermissions(cluster string) []Permission {
 	for _, key := range []string{ClusterKey(cluster), BundleKey(cluster), DrainKey(cluster, "", "")} {
 		perms = append(perms, Permission{Key: key, Type: rw})
 	}
-	for _, kind := range []string{KindDrain, KindGateways, KindExports, KindImports, KindVIPs, KindLeaders, kindTrust} {
+	for _, kind := range []string{KindDrain, KindGateways, KindExports, KindImports, KindVIPs, KindLeaders, KindTrust} {
 		perms = append(perms, prefixPerm(Prefix+kind+"/"+cluster+"/", rw))
 	}
 	return perms

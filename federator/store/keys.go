@@ -20,6 +20,10 @@ const (
 	// KindLeaders holds the leader-election keys of each cluster's federator
 	// replicas (etcd concurrency.Election); they are not catalog entries.
 	KindLeaders = "leaders"
+	// KindTrust holds each cluster's accepted view of its peers' trust
+	// bundles (trust/<verifier>/<peer>, a TrustState signed by the
+	// verifier's CA); they are not catalog entries.
+	KindTrust = "trust"
 )
 
 // ClusterKey is the key of a ClusterRecord.
@@ -63,6 +67,12 @@ func VIPKey(cluster, ip string) string { return Prefix + KindVIPs + "/" + cluste
 // concurrency.Election appends the candidate's lease ID.
 func ElectionPrefix(cluster string) string { return Prefix + KindLeaders + "/" + cluster }
 
+// TrustKey is the key of verifier's TrustState for peer's bundle.
+func TrustKey(verifier, peer string) string { return Prefix + KindTrust + "/" + verifier + "/" + peer }
+
+// TrustPrefix is the prefix of verifier's TrustStates.
+func TrustPrefix(verifier string) string { return Prefix + KindTrust + "/" + verifier + "/" }
+
 // vipPrefix is the prefix of one cluster's VIP reservations.
 func vipPrefix(cluster string) string { return Prefix + KindVIPs + "/" + cluster + "/" }
 
@@ -76,6 +86,7 @@ var segmentCounts = map[string][]int{
 	KindBundles:  {1},
 	KindVIPs:     {2},
 	KindLeaders:  {2},
+	KindTrust:    {2},
 }
 
 // ParseKey splits a full key into its kind and segments.

@@ -142,17 +142,18 @@ func TestExplain(t *testing.T) {
 func TestTables(t *testing.T) {
 	created := timestamppb.New(time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC))
 	clusters := newClusterList(&causewayv1.ListClustersResponse{Clusters: []*causewayv1.ClusterInfo{
-		{Name: "east", Region: "us-east", Zone: "us-east-1a", TrustDomain: "east.clusterset.local", Exports: 2, Local: true,
+		{Name: "east", Region: "us-east", Zone: "us-east-1a", TrustDomain: "east.clusterset.local", Exports: 2, Local: true, Trust: "own",
 			DrainedServices: []string{"demo/echo"},
 			Gateways: []*causewayv1.GatewayInfo{{Instance: "gw-0", Addresses: []string{"127.0.1.1:4443"},
 				LeaseState: causewayv1.LeaseState_LEASE_STATE_LIVE, LeaseTtlSeconds: 4}}},
-		{Name: "west", Drained: true},
+		{Name: "west", Drained: true, Trust: "untrusted", TrustDetail: "not pinned"},
 	}})
 	var b bytes.Buffer
 	require.NoError(t, Print(&b, FormatTable, clusters))
-	require.Equal(t, `NAME    REGION   ZONE        TRUST DOMAIN           GATEWAYS        EXPORTS  DRAINED
-east *  us-east  us-east-1a  east.clusterset.local  127.0.1.1:4443  2        demo/echo
-west    -        -           -                      -               0        yes
+	require.Equal(t, `NAME    REGION   ZONE        TRUST DOMAIN           GATEWAYS        EXPORTS  DRAINED    TRUST
+east *  us-east  us-east-1a  east.clusterset.local  127.0.1.1:4443  2        demo/echo  own
+west    -        -           -                      -               0        yes        untrusted
+west: untrusted not pinned
 `, b.String())
 
 	exports := newExportList(&causewayv1.ListExportsResponse{Services: []*causewayv1.ServiceExports{{Namespace: "demo", Name: "echo",

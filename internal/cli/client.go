@@ -212,3 +212,16 @@ func (c *Client) RemoveCluster(ctx context.Context, name string, force bool) (*R
 	}
 	return newRemoveResult(resp), nil
 }
+
+// TrustCluster makes the answering federator trust a peer's trust bundle
+// (fingerprint "": as published now).
+func (c *Client) TrustCluster(ctx context.Context, name, fingerprint string) (*TrustResult, error) {
+	resp, err := call(ctx, c, func(ctx context.Context) (*causewayv1.TrustClusterResponse, error) {
+		return c.rpc.TrustCluster(ctx, &causewayv1.TrustClusterRequest{Cluster: name, Fingerprint: fingerprint})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &TrustResult{Cluster: resp.GetCluster(), Sequence: resp.GetSequence(),
+		Fingerprints: nonNil(resp.GetFingerprints()), Changed: resp.GetChanged()}, nil
+}

@@ -30,6 +30,11 @@ type Cluster struct {
 	DrainedServices []string  `json:"drainedServices"`
 	// Local is true for the cluster of the federator that answered.
 	Local bool `json:"local"`
+	// Trust is how the answering federator trusts the cluster's trust
+	// bundle: own, trusted, untrusted or behind (see TrustDetail).
+	Trust        string   `json:"trust"`
+	TrustDetail  string   `json:"trustDetail,omitempty"`
+	Fingerprints []string `json:"fingerprints"`
 }
 
 // Gateway is one live gateway instance.
@@ -50,6 +55,7 @@ func newClusterList(r *causewayv1.ListClustersResponse) *ClusterList {
 			Name: c.GetName(), Region: c.GetRegion(), Zone: c.GetZone(), TrustDomain: c.GetTrustDomain(),
 			VIPRanges: nonNil(c.GetVipRanges()), Gateways: []Gateway{}, Exports: int(c.GetExports()),
 			Drained: c.GetDrained(), DrainedServices: nonNil(c.GetDrainedServices()), Local: c.GetLocal(),
+			Trust: c.GetTrust(), TrustDetail: c.GetTrustDetail(), Fingerprints: nonNil(c.GetFingerprints()),
 		}
 		for _, g := range c.GetGateways() {
 			cl.Gateways = append(cl.Gateways, Gateway{Instance: g.GetInstance(), Addresses: nonNil(g.GetAddresses()),
@@ -89,7 +95,7 @@ var _ Listing = (*ImportList)(nil)
 
 // WriteTable renders one row per cluster.
 func (l *ClusterList) WriteTable(w io.Writer) error {
-	t := newTable(w, "NAME", "REGION", "ZONE", "TRUST DOMAIN", "GATEWAYS", "EXPORTS", "DRAINED")
+	t := newTable(w, "NAME", "REGION", "ZONE", "TRUST DOMAIN", "GATEWAYS", "EXPORTS", "DRAINED", "TRUST")
 	for _, c := range l.Clusters {
 		var gws []string
 		for _, g := range c.Gateways {
@@ -104,9 +110,19 @@ func (l *ClusterList) WriteTable(w io.Writer) error {
 			name += " *"
 		}
 		t.row(name, dash(c.Region), dash(c.Zone), dash(c.TrustDomain), dash(strings.Join(gws, " ")), c.Exports,
-			drainedText(c.Drained, c.DrainedServices))
+			drainedText(c.Drained, c.DrainedServices), dash(c.Trust))
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, c := range l.Clusters {
+		if c.TrustDetail != "" {
+			if _, err := fmt.Fprintf(w, "%s: %s %s\n", c.Name, c.Trust, c.TrustDetail); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ExportList is the answer of `causeway exports`.

@@ -92,6 +92,11 @@ type FederatorConfig struct {
 	Exports ExportsConfig `json:"exports"`
 	// Signing configures Certs.Sign.
 	Signing SigningConfig `json:"signing,omitempty"`
+	// TrustPins pins peer clusters' trust bundles out of band: peer
+	// cluster name to the SHA-256 fingerprint ("sha256:<hex>") of one of
+	// its CA certificates, as `causeway join` prints it. A peer neither
+	// pinned here nor trusted with `causeway clusters trust` is refused.
+	TrustPins map[string]string `json:"trustPins,omitempty"`
 	// Deprecations are warnings about deprecated keys of the file, logged
 	// at start.
 	Deprecations []string `json:"-"`
@@ -344,6 +349,14 @@ func (c *FederatorConfig) validate() error {
 	}{{"etcd.dialTimeout", c.Etcd.DialTimeout.Duration}, {"caReloadInterval", c.CAReloadInterval.Duration}, {"signing.lifetime", c.Signing.Lifetime.Duration}} {
 		if d.v < 0 {
 			return fmt.Errorf("%s: want a positive duration, got %s", d.name, d.v)
+		}
+	}
+	for peer, fp := range c.TrustPins {
+		if !names.IsDNSLabel(peer) {
+			return fmt.Errorf("trustPins: cluster name %q is not a DNS label", peer)
+		}
+		if _, err := certs.ParseFingerprint(fp); err != nil {
+			return fmt.Errorf("trustPins.%s: %w", peer, err)
 		}
 	}
 	return c.validateSigning() // validate.go

@@ -1,6 +1,8 @@
 package component
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -60,7 +62,8 @@ func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 		return err
 	}
 	g.Go("dnsshim", func(ctx context.Context) error { return shim.Serve(ctx, udp, tcp) })
-	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat)}))
+	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat),
+		"identity": IdentityReady(ident.cert, cat, time.Now)}))
 	log.Info("dnsshim started", "listen", c.Listen, "zone", c.Domain, "http", adminLn.Addr().String())
 	return g.Wait()
 }

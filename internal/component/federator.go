@@ -86,7 +86,7 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	fcfg := federator.Config{
 		Cluster: c.Cluster, Region: c.Region, Zone: c.Zone, VIPRanges: vips,
 		TrustDomain: c.TrustDomain(), CAs: cas, Instance: c.Instance, LeaderTTL: c.LeaderTTL.Duration,
-		Logger: log, Registerer: reg,
+		TrustPins: c.TrustPins, Logger: log, Registerer: reg,
 	}
 	var (
 		kubeCS kubernetes.Interface

@@ -81,7 +81,7 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 		announce(ctx, conn, c.Instance, c.Advertise, log)
 		return nil
 	})
-	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat), "egress": func() error {
+	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat), "identity": IdentityReady(ident.cert, cat, time.Now), "egress": func() error {
 		select {
 		case <-gw.Ready():
 			return nil

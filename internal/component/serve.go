@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,9 +139,11 @@ type clientIdentity struct {
 	id    certs.ID
 	fedID certs.ID
 	own   *certs.BundleSet // this cluster's CA: the federator is verified against it
-	cert  *certs.Rotator
-	boot  *grpc.ClientConn
-	log   *slog.Logger
+	// pinned are caFile's CAs: always in own, whatever the federator serves.
+	pinned []*x509.Certificate
+	cert   *certs.Rotator
+	boot   *grpc.ClientConn
+	log    *slog.Logger
 }
 
 // newClientIdentity returns once the first certificate is issued (it
@@ -177,7 +180,7 @@ func newClientIdentity(ctx context.Context, c *ClientConfig, component string, l
 		boot.Close()
 		return nil, err
 	}
-	return &clientIdentity{cfg: c, id: id, fedID: fedID, own: own, cert: rot, boot: boot, log: log}, nil
+	return &clientIdentity{cfg: c, id: id, fedID: fedID, own: own, pinned: cas, cert: rot, boot: boot, log: log}, nil
 }
 
 // run renews the certificate until ctx ends.
@@ -200,24 +203,28 @@ func (ci *clientIdentity) catalog(g *rungroup.Group, component string, reg prome
 		return client.Run(ctx)
 	})
 	g.Go("own trust bundle", func(ctx context.Context) error {
-		followOwnBundle(ctx, client, ci.cfg.Cluster, ci.own, ci.log)
+		followOwnBundle(ctx, client, ci.cfg.Cluster, ci.own, ci.pinned, ci.log)
 		return nil
 	})
 	return client, conn, nil
 }
 
-// followOwnBundle keeps own's entry for cluster equal to the bundle the
-// cluster publishes, so that a CA rotation reaches the component without a
-// restart. A bundle that fails its checks is ignored (logged).
-func followOwnBundle(ctx context.Context, c *catalog.Client, cluster string, own *certs.BundleSet, log *slog.Logger) {
+// followOwnBundle keeps own's entry for the cluster equal to the local
+// caFile's CAs plus the cluster's bundle as its federator serves it, so
+// that a CA rotation reaches the component without a restart. The bundle
+// arrives over the catalog connection, which verified the federator
+// against own itself, and the federator serves its own bundle from its CA
+// directory, never from etcd; the caFile CAs stay in any case, so nothing
+// written to etcd can lock the component out of its federator.
+func followOwnBundle(ctx context.Context, c *catalog.Client, cluster string, own *certs.BundleSet, pinned []*x509.Certificate, log *slog.Logger) {
 	for {
 		changed := c.Changed()
 		if b, ok := c.View().Bundles()[cluster]; ok {
 			td, auth, err := certs.CheckPublishedBundle(cluster, b)
 			if err != nil {
-				log.Warn("ignoring own cluster's published bundle", "err", err)
+				log.Warn("ignoring own cluster's bundle from the federator", "err", err)
 			} else {
-				own.Set(td, auth)
+				own.Set(td, append(slices.Clone(pinned), auth...))
 			}
 		}
 		select {
@@ -225,6 +232,38 @@ func followOwnBundle(ctx context.Context, c *catalog.Client, cluster string, own
 			return
 		case <-changed:
 		}
+	}
+}
+
+// federatorLostBound is how long a component may go without its
+// federator (serving its last catalog, fail static) before /readyz says so.
+const federatorLostBound = 2 * time.Minute
+
+// IdentityReady is a readiness check of a gateway or DNS shim: it fails,
+// with the reason, when its certificate is about to expire without having
+// been renewed (less than a sixth of its lifetime left, so renewal has been
+// failing since two thirds), or when its catalog has been cut off from the
+// federator for longer than federatorLostBound.
+func IdentityReady(cert *certs.Rotator, c *catalog.Client, now func() time.Time) admin.Check {
+	return identityReady(cert, func() time.Time { return c.View().StaleSince }, now)
+}
+
+// identityReady is IdentityReady with the catalog's staleness as a function.
+func identityReady(cert *certs.Rotator, staleSince func() time.Time, now func() time.Time) admin.Check {
+	return func() error {
+		t := now()
+		if cert != nil {
+			notAfter, renewAt := cert.NotAfter(), cert.RenewAt()
+			if t.After(renewAt) && notAfter.Sub(t) < notAfter.Sub(renewAt)/2 {
+				return fmt.Errorf("certificate expires at %s and could not be renewed since %s: check the federator's bootstrap address, tokenFile and caFile (logs: \"renew certificate failed\")",
+					notAfter.UTC().Format(time.RFC3339), renewAt.UTC().Format(time.RFC3339))
+			}
+		}
+		if since := staleSince(); !since.IsZero() && t.Sub(since) > federatorLostBound {
+			return fmt.Errorf("lost the federator since %s (serving the last catalog): check that it runs and that caFile verifies it",
+				since.UTC().Format(time.RFC3339))
+		}
+		return nil
 	}
 }
 

@@ -53,6 +53,10 @@ type Result struct {
 	Replaced bool `json:"replaced"`
 	// NeedsAdvertise is set when no gateway address was given.
 	NeedsAdvertise bool `json:"needsAdvertise"`
+	// Fingerprint is the SHA-256 fingerprint of the new CA: every other
+	// cluster pins it (trustPins, or causeway clusters trust) before it
+	// accepts the cluster's gateways.
+	Fingerprint string `json:"fingerprint"`
 }
 
 // Run registers o.Cluster in the federation etcd, creates its CA,
@@ -134,7 +138,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		undo()
 		return nil, err
 	}
-	r.Replaced, err = register(ctx, cli, o, r.TrustDomain, ca.Cert, now)
+	r.Fingerprint = certs.Fingerprint(ca.Cert)
+	r.Replaced, err = register(ctx, cli, o, r.TrustDomain, ca, now)
 	if err != nil {
 		undo()
 		return nil, err
@@ -197,16 +202,18 @@ func checkUnregistered(ctx context.Context, cli *etcdConn, cluster string) error
 
 // register writes the cluster record and the trust bundle: create-only
 // unless o.Force. It reports whether a registration was replaced.
-func register(ctx context.Context, cli *etcdConn, o Options, td string, caCert *x509.Certificate, now time.Time) (bool, error) {
+func register(ctx context.Context, cli *etcdConn, o Options, td string, ca *certs.CA, now time.Time) (bool, error) {
 	rec, err := store.Encode(&causewayv1.ClusterRecord{Name: o.Cluster, Region: o.Region, Zone: o.Zone, TrustDomain: td})
 	if err != nil {
 		return false, err
 	}
-	bundle, err := store.Encode(&causewayv1.TrustBundle{
-		Cluster: o.Cluster, TrustDomain: td,
-		X509Authorities: certs.AuthoritiesDER([]*x509.Certificate{caCert}),
-		Sequence:        uint64(now.UnixNano()),
-	})
+	// The first link of the cluster's signed bundle chain: peers trust it
+	// once pinned (the fingerprint printed), then follow its rotations.
+	signed, err := certs.NextSignedBundle(nil, o.Cluster, td, ca, []*x509.Certificate{ca.Cert}, uint64(now.UnixNano()))
+	if err != nil {
+		return false, err
+	}
+	bundle, err := store.Encode(signed)
 	if err != nil {
 		return false, err
 	}
@@ -244,6 +251,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "cluster %s %s, trust domain %s; its trust bundle is published\n", r.Cluster, verb, r.TrustDomain)
 	fmt.Fprintf(w, "  CA directory:  %s (ca.key is 0600: keep it secret, back it up)\n", r.CADir)
+	fmt.Fprintf(w, "  CA fingerprint: %s\n", r.Fingerprint)
+	if r.Replaced {
+		fmt.Fprintf(w, "  the new CA does not chain from the replaced one: every other cluster refuses %s until it re-pins it (below)\n", r.Cluster)
+	}
 	fmt.Fprintf(w, "  values file:   %s\n", r.ValuesFile)
 	fmt.Fprintf(w, "  CA Secret:     %s (holds the CA key)\n", r.CASecret)
 	fmt.Fprintf(w, "  etcd Secret:   %s (holds etcd user %s's password; its role writes only %s's keys)\n", r.EtcdSecret, r.EtcdUser, r.Cluster)
@@ -255,6 +266,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.NeedsAdvertise {
 		fmt.Fprintf(w, "  set gateway.advertise in %s to the address peers dial\n", r.ValuesFile)
 	}
-	_, err := fmt.Fprintf(w, "  helm install causeway deploy/helm/causeway -n %s -f %s\n", r.Namespace, r.ValuesFile)
+	fmt.Fprintf(w, "  helm install causeway deploy/helm/causeway -n %s -f %s\n", r.Namespace, r.ValuesFile)
+	fmt.Fprintf(w, "then make every other cluster trust %s's CA (until then their gateways refuse it):\n", r.Cluster)
+	fmt.Fprintf(w, "  causeway clusters trust %s --fingerprint %s   (against each other cluster's federator)\n", r.Cluster, r.Fingerprint)
+	fmt.Fprintf(w, "  or set federator.trustPins.%s: %q in their chart values\n", r.Cluster, r.Fingerprint)
+	_, err := fmt.Fprintf(w, "and make %s trust each of them: causeway clusters trust PEER --fingerprint <PEER's CA fingerprint>\n", r.Cluster)
 	return err
 }

@@ -86,6 +86,130 @@ func (LeaseState) EnumDescriptor() ([]byte, []int) {
 	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type TrustClusterRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// fingerprint is "sha256:<64 hex digits>" of one CA certificate (DER),
+	// as `causeway join` and `causeway certs inspect` print it.
+	Fingerprint   string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustClusterRequest) Reset() {
+	*x = TrustClusterRequest{}
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustClusterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustClusterRequest) ProtoMessage() {}
+
+func (x *TrustClusterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustClusterRequest.ProtoReflect.Descriptor instead.
+func (*TrustClusterRequest) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TrustClusterRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *TrustClusterRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+type TrustClusterResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// sequence and fingerprints describe the bundle now trusted.
+	Sequence     uint64   `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Fingerprints []string `protobuf:"bytes,3,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	// changed is false when exactly this was trusted already.
+	Changed       bool `protobuf:"varint,4,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustClusterResponse) Reset() {
+	*x = TrustClusterResponse{}
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustClusterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustClusterResponse) ProtoMessage() {}
+
+func (x *TrustClusterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustClusterResponse.ProtoReflect.Descriptor instead.
+func (*TrustClusterResponse) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TrustClusterResponse) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *TrustClusterResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *TrustClusterResponse) GetFingerprints() []string {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
+func (x *TrustClusterResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 type ListClustersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -94,7 +218,7 @@ type ListClustersRequest struct {
 
 func (x *ListClustersRequest) Reset() {
 	*x = ListClustersRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +230,7 @@ func (x *ListClustersRequest) String() string {
 func (*ListClustersRequest) ProtoMessage() {}
 
 func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[0]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +243,7 @@ func (x *ListClustersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersRequest.ProtoReflect.Descriptor instead.
 func (*ListClustersRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 type ListClustersResponse struct {
@@ -133,7 +257,7 @@ type ListClustersResponse struct {
 
 func (x *ListClustersResponse) Reset() {
 	*x = ListClustersResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +269,7 @@ func (x *ListClustersResponse) String() string {
 func (*ListClustersResponse) ProtoMessage() {}
 
 func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[1]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +282,7 @@ func (x *ListClustersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClustersResponse.ProtoReflect.Descriptor instead.
 func (*ListClustersResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListClustersResponse) GetClusters() []*ClusterInfo {
@@ -192,14 +316,23 @@ type ClusterInfo struct {
 	// drained_services are "namespace/name" of its drained services, sorted.
 	DrainedServices []string `protobuf:"bytes,9,rep,name=drained_services,json=drainedServices,proto3" json:"drained_services,omitempty"`
 	// local is true for the answering federator's own cluster.
-	Local         bool `protobuf:"varint,10,opt,name=local,proto3" json:"local,omitempty"`
+	Local bool `protobuf:"varint,10,opt,name=local,proto3" json:"local,omitempty"`
+	// trust is how the answering federator trusts the cluster's published
+	// trust bundle: "own", "trusted", "untrusted" (never pinned: its
+	// gateways are refused; run causeway clusters trust) or "behind" (a
+	// newer bundle is published that does not chain from the trusted one).
+	Trust string `protobuf:"bytes,20,opt,name=trust,proto3" json:"trust,omitempty"`
+	// trust_detail says why, and what to do, when trust is not "trusted".
+	TrustDetail string `protobuf:"bytes,21,opt,name=trust_detail,json=trustDetail,proto3" json:"trust_detail,omitempty"`
+	// fingerprints are the SHA-256 fingerprints of the CAs trusted for it.
+	Fingerprints  []string `protobuf:"bytes,22,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterInfo) Reset() {
 	*x = ClusterInfo{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +344,7 @@ func (x *ClusterInfo) String() string {
 func (*ClusterInfo) ProtoMessage() {}
 
 func (x *ClusterInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[2]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +357,7 @@ func (x *ClusterInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterInfo.ProtoReflect.Descriptor instead.
 func (*ClusterInfo) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClusterInfo) GetName() string {
@@ -297,6 +430,27 @@ func (x *ClusterInfo) GetLocal() bool {
 	return false
 }
 
+func (x *ClusterInfo) GetTrust() string {
+	if x != nil {
+		return x.Trust
+	}
+	return ""
+}
+
+func (x *ClusterInfo) GetTrustDetail() string {
+	if x != nil {
+		return x.TrustDetail
+	}
+	return ""
+}
+
+func (x *ClusterInfo) GetFingerprints() []string {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
 type GatewayInfo struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Instance string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -311,7 +465,7 @@ type GatewayInfo struct {
 
 func (x *GatewayInfo) Reset() {
 	*x = GatewayInfo{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[3]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +477,7 @@ func (x *GatewayInfo) String() string {
 func (*GatewayInfo) ProtoMessage() {}
 
 func (x *GatewayInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[3]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +490,7 @@ func (x *GatewayInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayInfo.ProtoReflect.Descriptor instead.
 func (*GatewayInfo) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GatewayInfo) GetInstance() string {
@@ -377,7 +531,7 @@ type ListExportsRequest struct {
 
 func (x *ListExportsRequest) Reset() {
 	*x = ListExportsRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[4]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +543,7 @@ func (x *ListExportsRequest) String() string {
 func (*ListExportsRequest) ProtoMessage() {}
 
 func (x *ListExportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[4]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +556,7 @@ func (x *ListExportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExportsRequest.ProtoReflect.Descriptor instead.
 func (*ListExportsRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListExportsRequest) GetNamespace() string {
@@ -422,7 +576,7 @@ type ListExportsResponse struct {
 
 func (x *ListExportsResponse) Reset() {
 	*x = ListExportsResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[5]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +588,7 @@ func (x *ListExportsResponse) String() string {
 func (*ListExportsResponse) ProtoMessage() {}
 
 func (x *ListExportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[5]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +601,7 @@ func (x *ListExportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExportsResponse.ProtoReflect.Descriptor instead.
 func (*ListExportsResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListExportsResponse) GetServices() []*ServiceExports {
@@ -477,7 +631,7 @@ type ServiceExports struct {
 
 func (x *ServiceExports) Reset() {
 	*x = ServiceExports{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[6]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +643,7 @@ func (x *ServiceExports) String() string {
 func (*ServiceExports) ProtoMessage() {}
 
 func (x *ServiceExports) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[6]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +656,7 @@ func (x *ServiceExports) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceExports.ProtoReflect.Descriptor instead.
 func (*ServiceExports) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceExports) GetNamespace() string {
@@ -547,7 +701,7 @@ type ClusterExport struct {
 
 func (x *ClusterExport) Reset() {
 	*x = ClusterExport{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[7]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +713,7 @@ func (x *ClusterExport) String() string {
 func (*ClusterExport) ProtoMessage() {}
 
 func (x *ClusterExport) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[7]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +726,7 @@ func (x *ClusterExport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterExport.ProtoReflect.Descriptor instead.
 func (*ClusterExport) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClusterExport) GetCluster() string {
@@ -648,7 +802,7 @@ type ListImportsRequest struct {
 
 func (x *ListImportsRequest) Reset() {
 	*x = ListImportsRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +814,7 @@ func (x *ListImportsRequest) String() string {
 func (*ListImportsRequest) ProtoMessage() {}
 
 func (x *ListImportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[8]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +827,7 @@ func (x *ListImportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImportsRequest.ProtoReflect.Descriptor instead.
 func (*ListImportsRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListImportsRequest) GetCluster() string {
@@ -694,7 +848,7 @@ type ListImportsResponse struct {
 
 func (x *ListImportsResponse) Reset() {
 	*x = ListImportsResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[9]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +860,7 @@ func (x *ListImportsResponse) String() string {
 func (*ListImportsResponse) ProtoMessage() {}
 
 func (x *ListImportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[9]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +873,7 @@ func (x *ListImportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImportsResponse.ProtoReflect.Descriptor instead.
 func (*ListImportsResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListImportsResponse) GetCluster() string {
@@ -761,7 +915,7 @@ type ImportInfo struct {
 
 func (x *ImportInfo) Reset() {
 	*x = ImportInfo{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[10]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +927,7 @@ func (x *ImportInfo) String() string {
 func (*ImportInfo) ProtoMessage() {}
 
 func (x *ImportInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[10]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +940,7 @@ func (x *ImportInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportInfo.ProtoReflect.Descriptor instead.
 func (*ImportInfo) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ImportInfo) GetNamespace() string {
@@ -846,7 +1000,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[11]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1012,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[11]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1025,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 type StatusResponse struct {
@@ -905,7 +1059,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[12]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1071,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[12]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1084,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusResponse) GetCluster() string {
@@ -1041,7 +1195,7 @@ type StatusCounts struct {
 
 func (x *StatusCounts) Reset() {
 	*x = StatusCounts{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[13]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1207,7 @@ func (x *StatusCounts) String() string {
 func (*StatusCounts) ProtoMessage() {}
 
 func (x *StatusCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[13]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1220,7 @@ func (x *StatusCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusCounts.ProtoReflect.Descriptor instead.
 func (*StatusCounts) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusCounts) GetClusters() uint32 {
@@ -1126,7 +1280,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[14]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1292,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[14]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1305,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DrainRequest) GetCluster() string {
@@ -1193,7 +1347,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[15]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1359,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[15]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1372,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DrainResponse) GetDrain() *DrainInfo {
@@ -1249,7 +1403,7 @@ type DrainInfo struct {
 
 func (x *DrainInfo) Reset() {
 	*x = DrainInfo{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[16]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1415,7 @@ func (x *DrainInfo) String() string {
 func (*DrainInfo) ProtoMessage() {}
 
 func (x *DrainInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[16]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1428,7 @@ func (x *DrainInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainInfo.ProtoReflect.Descriptor instead.
 func (*DrainInfo) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DrainInfo) GetCluster() string {
@@ -1323,7 +1477,7 @@ type UndrainRequest struct {
 
 func (x *UndrainRequest) Reset() {
 	*x = UndrainRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[17]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1489,7 @@ func (x *UndrainRequest) String() string {
 func (*UndrainRequest) ProtoMessage() {}
 
 func (x *UndrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[17]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1502,7 @@ func (x *UndrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainRequest.ProtoReflect.Descriptor instead.
 func (*UndrainRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UndrainRequest) GetCluster() string {
@@ -1382,7 +1536,7 @@ type UndrainResponse struct {
 
 func (x *UndrainResponse) Reset() {
 	*x = UndrainResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[18]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1548,7 @@ func (x *UndrainResponse) String() string {
 func (*UndrainResponse) ProtoMessage() {}
 
 func (x *UndrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[18]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1561,7 @@ func (x *UndrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainResponse.ProtoReflect.Descriptor instead.
 func (*UndrainResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UndrainResponse) GetChanged() bool {
@@ -1429,7 +1583,7 @@ type RemoveClusterRequest struct {
 
 func (x *RemoveClusterRequest) Reset() {
 	*x = RemoveClusterRequest{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[19]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1595,7 @@ func (x *RemoveClusterRequest) String() string {
 func (*RemoveClusterRequest) ProtoMessage() {}
 
 func (x *RemoveClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[19]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1608,7 @@ func (x *RemoveClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveClusterRequest.ProtoReflect.Descriptor instead.
 func (*RemoveClusterRequest) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveClusterRequest) GetName() string {
@@ -1488,7 +1642,7 @@ type RemoveClusterResponse struct {
 
 func (x *RemoveClusterResponse) Reset() {
 	*x = RemoveClusterResponse{}
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[20]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1654,7 @@ func (x *RemoveClusterResponse) String() string {
 func (*RemoveClusterResponse) ProtoMessage() {}
 
 func (x *RemoveClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_causeway_v1_admin_proto_msgTypes[20]
+	mi := &file_api_causeway_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1667,7 @@ func (x *RemoveClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveClusterResponse.ProtoReflect.Descriptor instead.
 func (*RemoveClusterResponse) Descriptor() ([]byte, []int) {
-	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_api_causeway_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveClusterResponse) GetName() string {
@@ -1576,11 +1730,19 @@ var File_api_causeway_v1_admin_proto protoreflect.FileDescriptor
 
 const file_api_causeway_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1bapi/causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dapi/causeway/v1/records.proto\"\x15\n" +
+	"\x1bapi/causeway/v1/admin.proto\x12\vcauseway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dapi/causeway/v1/records.proto\"Q\n" +
+	"\x13TrustClusterRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\x8a\x01\n" +
+	"\x14TrustClusterResponse\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\"\n" +
+	"\ffingerprints\x18\x03 \x03(\tR\ffingerprints\x12\x18\n" +
+	"\achanged\x18\x04 \x01(\bR\achanged\"\x15\n" +
 	"\x13ListClustersRequest\"h\n" +
 	"\x14ListClustersResponse\x124\n" +
 	"\bclusters\x18\x01 \x03(\v2\x18.causeway.v1.ClusterInfoR\bclusters\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"\xba\x02\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x97\x03\n" +
 	"\vClusterInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x12\n" +
@@ -1593,7 +1755,10 @@ const file_api_causeway_v1_admin_proto_rawDesc = "" +
 	"\adrained\x18\b \x01(\bR\adrained\x12)\n" +
 	"\x10drained_services\x18\t \x03(\tR\x0fdrainedServices\x12\x14\n" +
 	"\x05local\x18\n" +
-	" \x01(\bR\x05local\"\xad\x01\n" +
+	" \x01(\bR\x05local\x12\x14\n" +
+	"\x05trust\x18\x14 \x01(\tR\x05trust\x12!\n" +
+	"\ftrust_detail\x18\x15 \x01(\tR\vtrustDetail\x12\"\n" +
+	"\ffingerprints\x18\x16 \x03(\tR\ffingerprints\"\xad\x01\n" +
 	"\vGatewayInfo\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x12\x1c\n" +
 	"\taddresses\x18\x02 \x03(\tR\taddresses\x128\n" +
@@ -1699,7 +1864,7 @@ const file_api_causeway_v1_admin_proto_rawDesc = "" +
 	"\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_STATE_LIVE\x10\x01\x12\x17\n" +
 	"\x13LEASE_STATE_EXPIRED\x10\x02\x12\x17\n" +
-	"\x13LEASE_STATE_UNKNOWN\x10\x032\xa1\x04\n" +
+	"\x13LEASE_STATE_UNKNOWN\x10\x032\xf6\x04\n" +
 	"\x05Admin\x12S\n" +
 	"\fListClusters\x12 .causeway.v1.ListClustersRequest\x1a!.causeway.v1.ListClustersResponse\x12P\n" +
 	"\vListExports\x12\x1f.causeway.v1.ListExportsRequest\x1a .causeway.v1.ListExportsResponse\x12P\n" +
@@ -1707,7 +1872,8 @@ const file_api_causeway_v1_admin_proto_rawDesc = "" +
 	"\x06Status\x12\x1a.causeway.v1.StatusRequest\x1a\x1b.causeway.v1.StatusResponse\x12>\n" +
 	"\x05Drain\x12\x19.causeway.v1.DrainRequest\x1a\x1a.causeway.v1.DrainResponse\x12D\n" +
 	"\aUndrain\x12\x1b.causeway.v1.UndrainRequest\x1a\x1c.causeway.v1.UndrainResponse\x12V\n" +
-	"\rRemoveCluster\x12!.causeway.v1.RemoveClusterRequest\x1a\".causeway.v1.RemoveClusterResponseB>Z<github.com/causeway-mesh/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\rRemoveCluster\x12!.causeway.v1.RemoveClusterRequest\x1a\".causeway.v1.RemoveClusterResponse\x12S\n" +
+	"\fTrustCluster\x12 .causeway.v1.TrustClusterRequest\x1a!.causeway.v1.TrustClusterResponseB>Z<github.com/causeway-mesh/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_api_causeway_v1_admin_proto_rawDescOnce sync.Once
@@ -1722,70 +1888,74 @@ func file_api_causeway_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_api_causeway_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_api_causeway_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_api_causeway_v1_admin_proto_goTypes = []any{
 	(LeaseState)(0),               // 0: causeway.v1.LeaseState
-	(*ListClustersRequest)(nil),   // 1: causeway.v1.ListClustersRequest
-	(*ListClustersResponse)(nil),  // 2: causeway.v1.ListClustersResponse
-	(*ClusterInfo)(nil),           // 3: causeway.v1.ClusterInfo
-	(*GatewayInfo)(nil),           // 4: causeway.v1.GatewayInfo
-	(*ListExportsRequest)(nil),    // 5: causeway.v1.ListExportsRequest
-	(*ListExportsResponse)(nil),   // 6: causeway.v1.ListExportsResponse
-	(*ServiceExports)(nil),        // 7: causeway.v1.ServiceExports
-	(*ClusterExport)(nil),         // 8: causeway.v1.ClusterExport
-	(*ListImportsRequest)(nil),    // 9: causeway.v1.ListImportsRequest
-	(*ListImportsResponse)(nil),   // 10: causeway.v1.ListImportsResponse
-	(*ImportInfo)(nil),            // 11: causeway.v1.ImportInfo
-	(*StatusRequest)(nil),         // 12: causeway.v1.StatusRequest
-	(*StatusResponse)(nil),        // 13: causeway.v1.StatusResponse
-	(*StatusCounts)(nil),          // 14: causeway.v1.StatusCounts
-	(*DrainRequest)(nil),          // 15: causeway.v1.DrainRequest
-	(*DrainResponse)(nil),         // 16: causeway.v1.DrainResponse
-	(*DrainInfo)(nil),             // 17: causeway.v1.DrainInfo
-	(*UndrainRequest)(nil),        // 18: causeway.v1.UndrainRequest
-	(*UndrainResponse)(nil),       // 19: causeway.v1.UndrainResponse
-	(*RemoveClusterRequest)(nil),  // 20: causeway.v1.RemoveClusterRequest
-	(*RemoveClusterResponse)(nil), // 21: causeway.v1.RemoveClusterResponse
-	nil,                           // 22: causeway.v1.ClusterExport.ReadyPerZoneEntry
-	(ServiceType)(0),              // 23: causeway.v1.ServiceType
-	(*ServicePort)(nil),           // 24: causeway.v1.ServicePort
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(RoutingPolicy)(0),            // 26: causeway.v1.RoutingPolicy
+	(*TrustClusterRequest)(nil),   // 1: causeway.v1.TrustClusterRequest
+	(*TrustClusterResponse)(nil),  // 2: causeway.v1.TrustClusterResponse
+	(*ListClustersRequest)(nil),   // 3: causeway.v1.ListClustersRequest
+	(*ListClustersResponse)(nil),  // 4: causeway.v1.ListClustersResponse
+	(*ClusterInfo)(nil),           // 5: causeway.v1.ClusterInfo
+	(*GatewayInfo)(nil),           // 6: causeway.v1.GatewayInfo
+	(*ListExportsRequest)(nil),    // 7: causeway.v1.ListExportsRequest
+	(*ListExportsResponse)(nil),   // 8: causeway.v1.ListExportsResponse
+	(*ServiceExports)(nil),        // 9: causeway.v1.ServiceExports
+	(*ClusterExport)(nil),         // 10: causeway.v1.ClusterExport
+	(*ListImportsRequest)(nil),    // 11: causeway.v1.ListImportsRequest
+	(*ListImportsResponse)(nil),   // 12: causeway.v1.ListImportsResponse
+	(*ImportInfo)(nil),            // 13: causeway.v1.ImportInfo
+	(*StatusRequest)(nil),         // 14: causeway.v1.StatusRequest
+	(*StatusResponse)(nil),        // 15: causeway.v1.StatusResponse
+	(*StatusCounts)(nil),          // 16: causeway.v1.StatusCounts
+	(*DrainRequest)(nil),          // 17: causeway.v1.DrainRequest
+	(*DrainResponse)(nil),         // 18: causeway.v1.DrainResponse
+	(*DrainInfo)(nil),             // 19: causeway.v1.DrainInfo
+	(*UndrainRequest)(nil),        // 20: causeway.v1.UndrainRequest
+	(*UndrainResponse)(nil),       // 21: causeway.v1.UndrainResponse
+	(*RemoveClusterRequest)(nil),  // 22: causeway.v1.RemoveClusterRequest
+	(*RemoveClusterResponse)(nil), // 23: causeway.v1.RemoveClusterResponse
+	nil,                           // 24: causeway.v1.ClusterExport.ReadyPerZoneEntry
+	(ServiceType)(0),              // 25: causeway.v1.ServiceType
+	(*ServicePort)(nil),           // 26: causeway.v1.ServicePort
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(RoutingPolicy)(0),            // 28: causeway.v1.RoutingPolicy
 }
 var file_api_causeway_v1_admin_proto_depIdxs = []int32{
-	3,  // 0: causeway.v1.ListClustersResponse.clusters:type_name -> causeway.v1.ClusterInfo
-	4,  // 1: causeway.v1.ClusterInfo.gateways:type_name -> causeway.v1.GatewayInfo
+	5,  // 0: causeway.v1.ListClustersResponse.clusters:type_name -> causeway.v1.ClusterInfo
+	6,  // 1: causeway.v1.ClusterInfo.gateways:type_name -> causeway.v1.GatewayInfo
 	0,  // 2: causeway.v1.GatewayInfo.lease_state:type_name -> causeway.v1.LeaseState
-	7,  // 3: causeway.v1.ListExportsResponse.services:type_name -> causeway.v1.ServiceExports
-	8,  // 4: causeway.v1.ServiceExports.clusters:type_name -> causeway.v1.ClusterExport
-	23, // 5: causeway.v1.ClusterExport.type:type_name -> causeway.v1.ServiceType
-	24, // 6: causeway.v1.ClusterExport.ports:type_name -> causeway.v1.ServicePort
-	22, // 7: causeway.v1.ClusterExport.ready_per_zone:type_name -> causeway.v1.ClusterExport.ReadyPerZoneEntry
-	25, // 8: causeway.v1.ClusterExport.created:type_name -> google.protobuf.Timestamp
-	26, // 9: causeway.v1.ClusterExport.routing:type_name -> causeway.v1.RoutingPolicy
-	11, // 10: causeway.v1.ListImportsResponse.imports:type_name -> causeway.v1.ImportInfo
-	23, // 11: causeway.v1.ImportInfo.type:type_name -> causeway.v1.ServiceType
-	24, // 12: causeway.v1.ImportInfo.ports:type_name -> causeway.v1.ServicePort
-	25, // 13: causeway.v1.StatusResponse.stale_since:type_name -> google.protobuf.Timestamp
-	14, // 14: causeway.v1.StatusResponse.counts:type_name -> causeway.v1.StatusCounts
-	17, // 15: causeway.v1.DrainResponse.drain:type_name -> causeway.v1.DrainInfo
-	25, // 16: causeway.v1.DrainInfo.since:type_name -> google.protobuf.Timestamp
-	1,  // 17: causeway.v1.Admin.ListClusters:input_type -> causeway.v1.ListClustersRequest
-	5,  // 18: causeway.v1.Admin.ListExports:input_type -> causeway.v1.ListExportsRequest
-	9,  // 19: causeway.v1.Admin.ListImports:input_type -> causeway.v1.ListImportsRequest
-	12, // 20: causeway.v1.Admin.Status:input_type -> causeway.v1.StatusRequest
-	15, // 21: causeway.v1.Admin.Drain:input_type -> causeway.v1.DrainRequest
-	18, // 22: causeway.v1.Admin.Undrain:input_type -> causeway.v1.UndrainRequest
-	20, // 23: causeway.v1.Admin.RemoveCluster:input_type -> causeway.v1.RemoveClusterRequest
-	2,  // 24: causeway.v1.Admin.ListClusters:output_type -> causeway.v1.ListClustersResponse
-	6,  // 25: causeway.v1.Admin.ListExports:output_type -> causeway.v1.ListExportsResponse
-	10, // 26: causeway.v1.Admin.ListImports:output_type -> causeway.v1.ListImportsResponse
-	13, // 27: causeway.v1.Admin.Status:output_type -> causeway.v1.StatusResponse
-	16, // 28: causeway.v1.Admin.Drain:output_type -> causeway.v1.DrainResponse
-	19, // 29: causeway.v1.Admin.Undrain:output_type -> causeway.v1.UndrainResponse
-	21, // 30: causeway.v1.Admin.RemoveCluster:output_type -> causeway.v1.RemoveClusterResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
+	9,  // 3: causeway.v1.ListExportsResponse.services:type_name -> causeway.v1.ServiceExports
+	10, // 4: causeway.v1.ServiceExports.clusters:type_name -> causeway.v1.ClusterExport
+	25, // 5: causeway.v1.ClusterExport.type:type_name -> causeway.v1.ServiceType
+	26, // 6: causeway.v1.ClusterExport.ports:type_name -> causeway.v1.ServicePort
+	24, // 7: causeway.v1.ClusterExport.ready_per_zone:type_name -> causeway.v1.ClusterExport.ReadyPerZoneEntry
+	27, // 8: causeway.v1.ClusterExport.created:type_name -> google.protobuf.Timestamp
+	28, // 9: causeway.v1.ClusterExport.routing:type_name -> causeway.v1.RoutingPolicy
+	13, // 10: causeway.v1.ListImportsResponse.imports:type_name -> causeway.v1.ImportInfo
+	25, // 11: causeway.v1.ImportInfo.type:type_name -> causeway.v1.ServiceType
+	26, // 12: causeway.v1.ImportInfo.ports:type_name -> causeway.v1.ServicePort
+	27, // 13: causeway.v1.StatusResponse.stale_since:type_name -> google.protobuf.Timestamp
+	16, // 14: causeway.v1.StatusResponse.counts:type_name -> causeway.v1.StatusCounts
+	19, // 15: causeway.v1.DrainResponse.drain:type_name -> causeway.v1.DrainInfo
+	27, // 16: causeway.v1.DrainInfo.since:type_name -> google.protobuf.Timestamp
+	3,  // 17: causeway.v1.Admin.ListClusters:input_type -> causeway.v1.ListClustersRequest
+	7,  // 18: causeway.v1.Admin.ListExports:input_type -> causeway.v1.ListExportsRequest
+	11, // 19: causeway.v1.Admin.ListImports:input_type -> causeway.v1.ListImportsRequest
+	14, // 20: causeway.v1.Admin.Status:input_type -> causeway.v1.StatusRequest
+	17, // 21: causeway.v1.Admin.Drain:input_type -> causeway.v1.DrainRequest
+	20, // 22: causeway.v1.Admin.Undrain:input_type -> causeway.v1.UndrainRequest
+	22, // 23: causeway.v1.Admin.RemoveCluster:input_type -> causeway.v1.RemoveClusterRequest
+	1,  // 24: causeway.v1.Admin.TrustCluster:input_type -> causeway.v1.TrustClusterRequest
+	4,  // 25: causeway.v1.Admin.ListClusters:output_type -> causeway.v1.ListClustersResponse
+	8,  // 26: causeway.v1.Admin.ListExports:output_type -> causeway.v1.ListExportsResponse
+	12, // 27: causeway.v1.Admin.ListImports:output_type -> causeway.v1.ListImportsResponse
+	15, // 28: causeway.v1.Admin.Status:output_type -> causeway.v1.StatusResponse
+	18, // 29: causeway.v1.Admin.Drain:output_type -> causeway.v1.DrainResponse
+	21, // 30: causeway.v1.Admin.Undrain:output_type -> causeway.v1.UndrainResponse
+	23, // 31: causeway.v1.Admin.RemoveCluster:output_type -> causeway.v1.RemoveClusterResponse
+	2,  // 32: causeway.v1.Admin.TrustCluster:output_type -> causeway.v1.TrustClusterResponse
+	25, // [25:33] is the sub-list for method output_type
+	17, // [17:25] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name
@@ -1803,7 +1973,7 @@ func file_api_causeway_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_causeway_v1_admin_proto_rawDesc), len(file_api_causeway_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

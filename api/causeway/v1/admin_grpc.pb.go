@@ -35,6 +35,7 @@ const (
 	Admin_Drain_FullMethodName         = "/causeway.v1.Admin/Drain"
 	Admin_Undrain_FullMethodName       = "/causeway.v1.Admin/Undrain"
 	Admin_RemoveCluster_FullMethodName = "/causeway.v1.Admin/RemoveCluster"
+	Admin_TrustCluster_FullMethodName  = "/causeway.v1.Admin/TrustCluster"
 )
 
 // AdminClient is the client API for Admin service.
@@ -66,6 +67,17 @@ type AdminClient interface {
 	// still has live gateways or is the answering federator's own cluster.
 	// NOT_FOUND when nothing of the cluster is left in etcd.
 	RemoveCluster(ctx context.Context, in *RemoveClusterRequest, opts ...grpc.CallOption) (*RemoveClusterResponse, error)
+	// TrustCluster is the operator's explicit step that makes the answering
+	// federator trust a peer cluster's published trust bundle: the first
+	// time (trust on first use), or again after the peer's CA was replaced
+	// without a signed rotation (a forced join). With a fingerprint, only a
+	// published CA with that SHA-256 fingerprint is trusted (and every
+	// rotation it signed); without one, the bundle published now. It changes
+	// only the answering federator's own trust (trust/<self>/<peer>).
+	// NOT_FOUND when the peer publishes no bundle; FAILED_PRECONDITION when
+	// no published CA has the fingerprint; INVALID_ARGUMENT for the own
+	// cluster or a malformed fingerprint.
+	TrustCluster(ctx context.Context, in *TrustClusterRequest, opts ...grpc.CallOption) (*TrustClusterResponse, error)
 }
 
 type adminClient struct {
@@ -146,6 +158,16 @@ func (c *adminClient) RemoveCluster(ctx context.Context, in *RemoveClusterReques
 	return out, nil
 }
 
+func (c *adminClient) TrustCluster(ctx context.Context, in *TrustClusterRequest, opts ...grpc.CallOption) (*TrustClusterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TrustClusterResponse)
+	err := c.cc.Invoke(ctx, Admin_TrustCluster_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -175,6 +197,17 @@ type AdminServer interface {
 	// still has live gateways or is the answering federator's own cluster.
 	// NOT_FOUND when nothing of the cluster is left in etcd.
 	RemoveCluster(context.Context, *RemoveClusterRequest) (*RemoveClusterResponse, error)
+	// TrustCluster is the operator's explicit step that makes the answering
+	// federator trust a peer cluster's published trust bundle: the first
+	// time (trust on first use), or again after the peer's CA was replaced
+	// without a signed rotation (a forced join). With a fingerprint, only a
+	// published CA with that SHA-256 fingerprint is trusted (and every
+	// rotation it signed); without one, the bundle published now. It changes
+	// only the answering federator's own trust (trust/<self>/<peer>).
+	// NOT_FOUND when the peer publishes no bundle; FAILED_PRECONDITION when
+	// no published CA has the fingerprint; INVALID_ARGUMENT for the own
+	// cluster or a malformed fingerprint.
+	TrustCluster(context.Context, *TrustClusterRequest) (*TrustClusterResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -205,6 +238,9 @@ func (UnimplementedAdminServer) Undrain(context.Context, *UndrainRequest) (*Undr
 }
 func (UnimplementedAdminServer) RemoveCluster(context.Context, *RemoveClusterRequest) (*RemoveClusterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveCluster not implemented")
+}
+func (UnimplementedAdminServer) TrustCluster(context.Context, *TrustClusterRequest) (*TrustClusterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TrustCluster not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -353,6 +389,24 @@ func _Admin_RemoveCluster_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_TrustCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TrustClusterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).TrustCluster(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_TrustCluster_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).TrustCluster(ctx, req.(*TrustClusterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -387,6 +441,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveCluster",
 			Handler:    _Admin_RemoveCluster_Handler,
+		},
+		{
+			MethodName: "TrustCluster",
+			Handler:    _Admin_TrustCluster_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

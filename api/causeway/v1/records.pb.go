@@ -996,7 +996,14 @@ type TrustBundle struct {
 	// x509_authorities are DER-encoded CA certificates.
 	X509Authorities [][]byte `protobuf:"bytes,4,rep,name=x509_authorities,json=x509Authorities,proto3" json:"x509_authorities,omitempty"`
 	// sequence increases with every change of the bundle.
-	Sequence      uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// chain is the signed history of the bundle, oldest first, at most 8
+	// links. Its last link is this bundle (same sequence and authorities).
+	// Each link is signed by a CA of the link before it (the first by a CA
+	// of its own), so a peer that trusts any earlier link can follow every
+	// rotation since, and nobody without one of the cluster's CA keys can
+	// add a CA. See docs/certificates.md, "Bundle trust".
+	Chain         []*BundleLink `protobuf:"bytes,10,rep,name=chain,proto3" json:"chain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1064,6 +1071,205 @@ func (x *TrustBundle) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *TrustBundle) GetChain() []*BundleLink {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+// BundleLink is one signed version of a cluster's trust bundle.
+type BundleLink struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// x509_authorities are DER-encoded CA certificates.
+	X509Authorities [][]byte `protobuf:"bytes,2,rep,name=x509_authorities,json=x509Authorities,proto3" json:"x509_authorities,omitempty"`
+	// signer is the SHA-256 of the DER certificate of the CA whose key
+	// signed the link.
+	Signer []byte `protobuf:"bytes,3,opt,name=signer,proto3" json:"signer,omitempty"`
+	// signature is an ASN.1 ECDSA signature, by the signer's key, of the
+	// SHA-256 of the link's canonical encoding (certs.bundleLinkDigest):
+	// cluster, trust domain, sequence and authorities.
+	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleLink) Reset() {
+	*x = BundleLink{}
+	mi := &file_api_causeway_v1_records_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleLink) ProtoMessage() {}
+
+func (x *BundleLink) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_records_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleLink.ProtoReflect.Descriptor instead.
+func (*BundleLink) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BundleLink) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *BundleLink) GetX509Authorities() [][]byte {
+	if x != nil {
+		return x.X509Authorities
+	}
+	return nil
+}
+
+func (x *BundleLink) GetSigner() []byte {
+	if x != nil {
+		return x.Signer
+	}
+	return nil
+}
+
+func (x *BundleLink) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// TrustState is what one cluster's federator (the verifier) accepts as a
+// peer's trust bundle. Key: /causeway/v1/trust/<verifier>/<peer>. It is
+// signed by a CA of the verifier, which checks it against its own CA
+// directory on read, so an etcd writer cannot forge it.
+type TrustState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SchemaVersion uint32                 `protobuf:"varint,1,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
+	Verifier      string                 `protobuf:"bytes,2,opt,name=verifier,proto3" json:"verifier,omitempty"`
+	Peer          string                 `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	TrustDomain   string                 `protobuf:"bytes,4,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
+	// sequence and x509_authorities are the accepted bundle link's.
+	Sequence        uint64   `protobuf:"varint,5,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	X509Authorities [][]byte `protobuf:"bytes,6,rep,name=x509_authorities,json=x509Authorities,proto3" json:"x509_authorities,omitempty"`
+	// source says how the first link was trusted: "pin" (a configured
+	// fingerprint), "operator" (causeway clusters trust) or "dev".
+	Source string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// signer and signature: as in BundleLink, by a CA of the verifier, over
+	// the state's canonical encoding.
+	Signer        []byte `protobuf:"bytes,8,opt,name=signer,proto3" json:"signer,omitempty"`
+	Signature     []byte `protobuf:"bytes,9,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustState) Reset() {
+	*x = TrustState{}
+	mi := &file_api_causeway_v1_records_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustState) ProtoMessage() {}
+
+func (x *TrustState) ProtoReflect() protoreflect.Message {
+	mi := &file_api_causeway_v1_records_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustState.ProtoReflect.Descriptor instead.
+func (*TrustState) Descriptor() ([]byte, []int) {
+	return file_api_causeway_v1_records_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TrustState) GetSchemaVersion() uint32 {
+	if x != nil {
+		return x.SchemaVersion
+	}
+	return 0
+}
+
+func (x *TrustState) GetVerifier() string {
+	if x != nil {
+		return x.Verifier
+	}
+	return ""
+}
+
+func (x *TrustState) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *TrustState) GetTrustDomain() string {
+	if x != nil {
+		return x.TrustDomain
+	}
+	return ""
+}
+
+func (x *TrustState) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *TrustState) GetX509Authorities() [][]byte {
+	if x != nil {
+		return x.X509Authorities
+	}
+	return nil
+}
+
+func (x *TrustState) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *TrustState) GetSigner() []byte {
+	if x != nil {
+		return x.Signer
+	}
+	return nil
+}
+
+func (x *TrustState) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 var File_api_causeway_v1_records_proto protoreflect.FileDescriptor
@@ -1147,13 +1353,32 @@ const file_api_causeway_v1_records_proto_rawDesc = "" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x120\n" +
-	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xb8\x01\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xe7\x01\n" +
 	"\vTrustBundle\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12!\n" +
 	"\ftrust_domain\x18\x03 \x01(\tR\vtrustDomain\x12)\n" +
 	"\x10x509_authorities\x18\x04 \x03(\fR\x0fx509Authorities\x12\x1a\n" +
-	"\bsequence\x18\x05 \x01(\x04R\bsequence*g\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12-\n" +
+	"\x05chain\x18\n" +
+	" \x03(\v2\x17.causeway.v1.BundleLinkR\x05chain\"\x89\x01\n" +
+	"\n" +
+	"BundleLink\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12)\n" +
+	"\x10x509_authorities\x18\x02 \x03(\fR\x0fx509Authorities\x12\x16\n" +
+	"\x06signer\x18\x03 \x01(\fR\x06signer\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\x9b\x02\n" +
+	"\n" +
+	"TrustState\x12%\n" +
+	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1a\n" +
+	"\bverifier\x18\x02 \x01(\tR\bverifier\x12\x12\n" +
+	"\x04peer\x18\x03 \x01(\tR\x04peer\x12!\n" +
+	"\ftrust_domain\x18\x04 \x01(\tR\vtrustDomain\x12\x1a\n" +
+	"\bsequence\x18\x05 \x01(\x04R\bsequence\x12)\n" +
+	"\x10x509_authorities\x18\x06 \x03(\fR\x0fx509Authorities\x12\x16\n" +
+	"\x06source\x18\a \x01(\tR\x06source\x12\x16\n" +
+	"\x06signer\x18\b \x01(\fR\x06signer\x12\x1c\n" +
+	"\tsignature\x18\t \x01(\fR\tsignature*g\n" +
 	"\vServiceType\x12\x1c\n" +
 	"\x18SERVICE_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSERVICE_TYPE_CLUSTER_SET_IP\x10\x01\x12\x19\n" +
@@ -1181,7 +1406,7 @@ func file_api_causeway_v1_records_proto_rawDescGZIP() []byte {
 }
 
 var file_api_causeway_v1_records_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_causeway_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_api_causeway_v1_records_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_api_causeway_v1_records_proto_goTypes = []any{
 	(ServiceType)(0),              // 0: causeway.v1.ServiceType
 	(Protocol)(0),                 // 1: causeway.v1.Protocol
@@ -1196,29 +1421,32 @@ var file_api_causeway_v1_records_proto_goTypes = []any{
 	(*VIPAllocation)(nil),         // 10: causeway.v1.VIPAllocation
 	(*DrainRecord)(nil),           // 11: causeway.v1.DrainRecord
 	(*TrustBundle)(nil),           // 12: causeway.v1.TrustBundle
-	nil,                           // 13: causeway.v1.Endpoint.TargetPortsEntry
-	nil,                           // 14: causeway.v1.ExportRecord.ReadyPerZoneEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*BundleLink)(nil),            // 13: causeway.v1.BundleLink
+	(*TrustState)(nil),            // 14: causeway.v1.TrustState
+	nil,                           // 15: causeway.v1.Endpoint.TargetPortsEntry
+	nil,                           // 16: causeway.v1.ExportRecord.ReadyPerZoneEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_api_causeway_v1_records_proto_depIdxs = []int32{
 	1,  // 0: causeway.v1.ServicePort.protocol:type_name -> causeway.v1.Protocol
-	13, // 1: causeway.v1.Endpoint.target_ports:type_name -> causeway.v1.Endpoint.TargetPortsEntry
+	15, // 1: causeway.v1.Endpoint.target_ports:type_name -> causeway.v1.Endpoint.TargetPortsEntry
 	0,  // 2: causeway.v1.ExportRecord.type:type_name -> causeway.v1.ServiceType
 	5,  // 3: causeway.v1.ExportRecord.ports:type_name -> causeway.v1.ServicePort
-	15, // 4: causeway.v1.ExportRecord.created:type_name -> google.protobuf.Timestamp
-	14, // 5: causeway.v1.ExportRecord.ready_per_zone:type_name -> causeway.v1.ExportRecord.ReadyPerZoneEntry
+	17, // 4: causeway.v1.ExportRecord.created:type_name -> google.protobuf.Timestamp
+	16, // 5: causeway.v1.ExportRecord.ready_per_zone:type_name -> causeway.v1.ExportRecord.ReadyPerZoneEntry
 	6,  // 6: causeway.v1.ExportRecord.endpoints:type_name -> causeway.v1.Endpoint
 	2,  // 7: causeway.v1.ExportRecord.routing:type_name -> causeway.v1.RoutingPolicy
 	0,  // 8: causeway.v1.ImportRecord.type:type_name -> causeway.v1.ServiceType
 	5,  // 9: causeway.v1.ImportRecord.ports:type_name -> causeway.v1.ServicePort
 	9,  // 10: causeway.v1.ImportRecord.egress_ports:type_name -> causeway.v1.EgressPort
 	1,  // 11: causeway.v1.EgressPort.protocol:type_name -> causeway.v1.Protocol
-	15, // 12: causeway.v1.DrainRecord.since:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 12: causeway.v1.DrainRecord.since:type_name -> google.protobuf.Timestamp
+	13, // 13: causeway.v1.TrustBundle.chain:type_name -> causeway.v1.BundleLink
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_api_causeway_v1_records_proto_init() }
@@ -1232,7 +1460,7 @@ func file_api_causeway_v1_records_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_causeway_v1_records_proto_rawDesc), len(file_api_causeway_v1_records_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
