@@ -84,7 +84,13 @@ func (m *metrics) counter(qtype uint16, rcode int) prometheus.Counter {
 	return c
 }
 
+// rcodeLabel names rcode for the rcode label. 16 is BADVERS: miekg/dns
+// names it BADSIG (the TSIG meaning of the same code), but the shim does no
+// TSIG and answers 16 only to an unknown EDNS version.
 func rcodeLabel(rcode int) string {
+	if rcode == dns.RcodeBadVers {
+		return "BADVERS"
+	}
 	if s, ok := dns.RcodeToString[rcode]; ok {
 		return s
 	}
