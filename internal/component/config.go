@@ -20,15 +20,18 @@ import (
 // DefaultDomain is the clusterset domain when a configuration names none.
 const DefaultDomain = "clusterset.local"
 
-// Defaults of the listeners.
+// Defaults of the listeners. The HTTP endpoints (metrics, health,
+// explain) are unauthenticated, so by default they bind loopback only: set
+// http to an address your scraper can reach (the Helm chart does, and
+// limits who reaches it with its NetworkPolicy).
 const (
 	DefaultFederatorGRPC      = ":7443"
 	DefaultFederatorBootstrap = ":7444"
-	DefaultFederatorHTTP      = ":9090"
+	DefaultFederatorHTTP      = "127.0.0.1:9090"
 	DefaultGatewayQUIC        = ":4433"
-	DefaultGatewayHTTP        = ":9091"
+	DefaultGatewayHTTP        = "127.0.0.1:9091"
 	DefaultDNSListen          = ":5353"
-	DefaultDNSHTTP            = ":9092"
+	DefaultDNSHTTP            = "127.0.0.1:9092"
 )
 
 // Identity is what every component shares: which cluster it belongs to.
