@@ -159,8 +159,17 @@ type SigningConfig struct {
 	Lifetime metav1.Duration `json:"lifetime,omitempty"`
 	// Components that may get certificates (default gateway, dnsshim).
 	Components []string `json:"components,omitempty"`
-	// JoinTokensFile is a YAML map of join token → component.
+	// JoinTokensFile is a YAML map of join token → component, or → {component,
+	// maxUses}.
 	JoinTokensFile string `json:"joinTokensFile,omitempty"`
+	// JoinTokenMaxUses is how many certificates a join token without its
+	// own maxUses obtains (renewals with a still-valid leaf use none). If
+	// zero, 10.
+	JoinTokenMaxUses int `json:"joinTokenMaxUses,omitempty"`
+	// JoinTokenUsesFile is where uses are counted, so a restart does not
+	// reset them (replicas on one host share it). If empty, the tokens
+	// file's path with ".uses" appended; its directory must be writable.
+	JoinTokenUsesFile string `json:"joinTokenUsesFile,omitempty"`
 	// TokenReview authenticates ServiceAccount tokens with the cluster's
 	// apiserver (requires exports.kubernetes).
 	TokenReview *TokenReviewConfig `json:"tokenReview,omitempty"`
@@ -322,6 +331,9 @@ func (c *FederatorConfig) validate() error {
 	}
 	if c.Signing.JoinTokensFile == "" && c.Signing.TokenReview == nil {
 		return errors.New("signing: set joinTokensFile or tokenReview, or no component can obtain a certificate")
+	}
+	if c.Signing.JoinTokenMaxUses < 0 {
+		return fmt.Errorf("signing.joinTokenMaxUses: want a positive number, got %d", c.Signing.JoinTokenMaxUses)
 	}
 	if c.Signing.TokenReview != nil && c.Exports.Kubernetes == nil {
 		return errors.New("signing.tokenReview needs exports.kubernetes (the apiserver that reviews tokens)")

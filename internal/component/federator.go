@@ -28,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
-	"sigs.k8s.io/yaml"
 )
 
 // federatorCertLifetime is the lifetime of the federator's own serving
@@ -170,21 +169,10 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 // authenticator is Certs.Sign's: join tokens, TokenReview, or both.
 func (c *FederatorConfig) authenticator(kubeCS kubernetes.Interface) (federator.Authenticator, error) {
 	var auths anyAuthenticator
-	if f := c.Signing.JoinTokensFile; f != "" {
-		b, err := os.ReadFile(f)
+	if c.Signing.JoinTokensFile != "" {
+		a, err := c.joinTokenAuthenticator() // jointokens.go
 		if err != nil {
-			return nil, fmt.Errorf("read join tokens: %w", err)
-		}
-		tokens := map[string]string{}
-		if err := yaml.UnmarshalStrict(b, &tokens); err != nil {
-			return nil, fmt.Errorf("join tokens %s: want a map of token to component: %w", f, err)
-		}
-		if err := c.validateJoinTokens(tokens); err != nil {
 			return nil, err
-		}
-		a, err := federator.NewJoinTokenAuthenticator(tokens)
-		if err != nil {
-			return nil, fmt.Errorf("join tokens %s: %w", f, err)
 		}
 		auths = append(auths, a)
 	}
