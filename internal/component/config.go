@@ -95,6 +95,9 @@ type FederatorConfig struct {
 	Exports ExportsConfig `json:"exports"`
 	// Signing configures Certs.Sign.
 	Signing SigningConfig `json:"signing,omitempty"`
+	// Limits bound what one client can hold of the gRPC listeners
+	// (config_limits.go).
+	Limits FederatorLimitsConfig `json:"limits,omitempty"`
 	// Deprecations are warnings about deprecated keys of the file, logged
 	// at start.
 	Deprecations []string `json:"-"`
@@ -355,6 +358,9 @@ func (c *FederatorConfig) validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("%s: want a positive duration, got %s", d.name, d.v)
 		}
+	}
+	if err := c.Limits.validate(); err != nil { // config_limits.go
+		return err
 	}
 	return c.validateSigning() // validate.go
 }

@@ -147,16 +147,22 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	}
 	g.Go("federator", func(ctx context.Context) error { return fed.Run(ctx, src) })
 
-	mtls := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
-		Source: cert, Bundles: cas, Authorize: certs.AuthorizeTrustDomain(c.TrustDomain()), NextProtos: []string{"h2"},
-	}))))
+	watchLimit, err := federator.NewWatchLimiter(federator.WatchLimitConfig{PerIdentity: c.Limits.WatchStreamsPerIdentity, Registerer: reg})
+	if err != nil {
+		_ = g.Stop()
+		return err
+	}
+	mtls := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.StreamInterceptor(watchLimit.StreamInterceptor()),
+		grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
+			Source: cert, Bundles: cas, Authorize: certs.AuthorizeTrustDomain(c.TrustDomain()), NextProtos: []string{"h2"},
+		}))))...)
 	causewayv1.RegisterCatalogServer(mtls, fed.CatalogServer())
 	causewayv1.RegisterAdminServer(mtls, fed.AdminServer(federator.AdminOptions{}))
 	g.Go("grpc", func(ctx context.Context) error { return ServeGRPC(ctx, mtls, grpcLn) })
 
-	boot := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
+	boot := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
 		Source: cert, NextProtos: []string{"h2"},
-	}))))
+	}))))...)
 	causewayv1.RegisterCertsServer(boot, certsSrv)
 	g.Go("bootstrap grpc", func(ctx context.Context) error { return ServeGRPC(ctx, boot, bootLn) })
 
