@@ -14,7 +14,9 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -144,4 +146,42 @@ func TestSecurityF11_SilentConnectionsDropped_WatchCap(t *testing.T) {
 			t.Logf("connection %d: %v", i, err)
 		}
 	}
+}
+
+// TestClientIdentityRenewalsUseNoTokenUses: a component whose join token
+// has a single use obtains its certificate and then renews it again and
+// again: each renewal proves the current leaf, so it uses nothing.
+func TestClientIdentityRenewalsUseNoTokenUses(t *testing.T) {
+	auth, err := federator.NewJoinTokenAuthenticatorFromConfig(federator.JoinTokenConfig{
+		Tokens: map[string]federator.JoinToken{gatewayToken: {Component: "gateway", MaxUses: 1}}})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	addr, caDir := startCertsServerWith(t, federator.CertsServerConfig{Authenticator: auth, Lifetime: 3 * time.Second, Registerer: reg})
+	tokenFile := filepath.Join(t.TempDir(), "gw.token")
+	writeFile(t, tokenFile, gatewayToken)
+	c := &ClientConfig{Identity: Identity{Cluster: "south", Domain: DefaultDomain}, Bootstrap: addr, CAFile: filepath.Join(caDir, "bundle.crt"), TokenFile: tokenFile}
+	ctx, cancel := context.WithCancel(context.Background())
+	ci, err := newClientIdentity(ctx, c, "gateway", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- ci.run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	issued := func(kind string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() == "causeway_federator_certs_issued_total" && m.GetLabel()[0].GetValue() == kind {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	// Leaves of 3s renew every 2s: two renewals within 10s.
+	require.Eventually(t, func() bool { return issued("renewal") >= 2 }, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 1.0, issued("first"), "only the first certificate used the token")
+	cert, err := ci.cert.Certificate()
+	require.NoError(t, err)
+	require.True(t, time.Now().Before(cert.Leaf.NotAfter))
 }
