@@ -31,7 +31,8 @@ func startCertsServer(t *testing.T) (addr, caDir string) {
 	t.Helper()
 	auth, err := federator.NewJoinTokenAuthenticator(map[string]string{gatewayToken: "gateway", dnsshimToken: "dnsshim"})
 	require.NoError(t, err)
-	return startCertsServerWith(t, federator.CertsServerConfig{Authenticator: auth})
+	// Many failures on purpose: a failure limit that does not cut them short.
+	return startCertsServerWith(t, federator.CertsServerConfig{Authenticator: auth, Limits: federator.SignLimits{Burst: 1000}})
 }
 
 // startCertsServerWith is startCertsServer with cfg's authenticator,
