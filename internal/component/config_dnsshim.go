@@ -31,9 +31,9 @@ type DNSRateLimitConfig struct {
 	// Disabled turns the limit off.
 	Disabled bool `json:"disabled,omitempty"`
 	// QPS answers per second per source (default 1000).
-	QPS float64 `json:"qps,omitempty"`
+	QPS int `json:"qps,omitempty"`
 	// Burst per source (default 2×qps).
-	Burst float64 `json:"burst,omitempty"`
+	Burst int `json:"burst,omitempty"`
 	// IPv4PrefixLength and IPv6PrefixLength group sources (default 32, 64).
 	IPv4PrefixLength int `json:"ipv4PrefixLength,omitempty"`
 	IPv6PrefixLength int `json:"ipv6PrefixLength,omitempty"`
@@ -41,7 +41,8 @@ type DNSRateLimitConfig struct {
 
 // dnsRateLimit is the shim's dnsshim.RateLimit.
 func (r DNSRateLimitConfig) dnsRateLimit() dnsshim.RateLimit {
-	return dnsshim.RateLimit{Disabled: r.Disabled, QPS: r.QPS, Burst: r.Burst, IPv4PrefixLen: r.IPv4PrefixLength, IPv6PrefixLen: r.IPv6PrefixLength}
+	return dnsshim.RateLimit{Disabled: r.Disabled, QPS: float64(r.QPS), Burst: float64(r.Burst),
+		IPv4PrefixLen: r.IPv4PrefixLength, IPv6PrefixLen: r.IPv6PrefixLength}
 }
 
 // LoadDNSShimConfig reads, defaults and validates a DNS shim file.

@@ -185,3 +185,27 @@ func TestClientIdentityRenewalsUseNoTokenUses(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, time.Now().Before(cert.Leaf.NotAfter))
 }
+
+// TestLimitsConfigFromFile: the limits of the federator and the DNS shim's
+// rate limit are read from their files and checked.
+func TestLimitsConfigFromFile(t *testing.T) {
+	f, err := LoadFederatorConfig(writeConfig(t, goodFederator+"limits: {handshakeTimeout: 3s, watchStreamsPerIdentity: 7, streamsPerConnection: 20}\n"))
+	require.NoError(t, err)
+	require.Equal(t, 3*time.Second, f.Limits.handshakeTimeout())
+	require.Equal(t, 7, f.Limits.WatchStreamsPerIdentity)
+	require.Equal(t, uint32(20), f.Limits.StreamsPerConnection)
+	_, err = LoadFederatorConfig(writeConfig(t, goodFederator+"limits: {watchStreamsPerIdentity: -1}\n"))
+	require.ErrorContains(t, err, "limits.watchStreamsPerIdentity: want a positive number")
+	_, err = LoadFederatorConfig(writeConfig(t, goodFederator+"limits: {watchStreams: 1}\n"))
+	require.ErrorContains(t, err, "watchStreams")
+
+	const shim = "cluster: east\nfederator: 10.0.0.1:7443\nbootstrap: 10.0.0.1:7444\ncaFile: a\ntokenFile: b\n"
+	d, err := LoadDNSShimConfig(writeConfig(t, shim+"rateLimit: {qps: 50, burst: 80, ipv4PrefixLength: 24}\n"))
+	require.NoError(t, err)
+	r := d.RateLimit.dnsRateLimit()
+	require.Equal(t, 50.0, r.QPS)
+	require.Equal(t, 80.0, r.Burst)
+	require.Equal(t, 24, r.IPv4PrefixLen)
+	_, err = LoadDNSShimConfig(writeConfig(t, shim+"rateLimit: {ipv4PrefixLength: 33}\n"))
+	require.ErrorContains(t, err, "rateLimit:")
+}
