@@ -2,14 +2,17 @@ package certs
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 )
 
 // AuthorizationHeader is the gRPC metadata key carrying the caller's
@@ -46,8 +49,9 @@ func TokenFile(path string) TokenFunc {
 
 // SignClient is a Signer calling a federator's Certs.Sign API.
 type SignClient struct {
-	rpc   causewayv1.CertsClient
-	token TokenFunc
+	rpc     causewayv1.CertsClient
+	token   TokenFunc
+	current func() *tls.Certificate
 }
 
 var _ Signer = (*SignClient)(nil)
@@ -60,6 +64,14 @@ func NewSignClient(cc grpc.ClientConnInterface, token TokenFunc) *SignClient {
 	return &SignClient{rpc: causewayv1.NewCertsClient(cc), token: token}
 }
 
+// WithRenewalProof makes c prove the certificate current returns (the one
+// being renewed; nil or expired: none) with each request, so a renewal
+// does not count as a use of a join token (see RenewalProof). It returns c.
+func (c *SignClient) WithRenewalProof(current func() *tls.Certificate) *SignClient {
+	c.current = current
+	return c
+}
+
 // Sign sends csr to Certs.Sign and returns the issued chain. gRPC errors
 // are returned wrapped, so status.Code still reports their code.
 func (c *SignClient) Sign(ctx context.Context, csr []byte) ([][]byte, error) {
@@ -69,6 +81,11 @@ func (c *SignClient) Sign(ctx context.Context, csr []byte) ([][]byte, error) {
 	tok, err := c.token(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
+	}
+	if c.current != nil {
+		if leaf, proof, ok := RenewalProof(c.current(), csr, time.Now()); ok {
+			ctx = metadata.AppendToOutgoingContext(ctx, RenewLeafHeader, string(leaf), RenewProofHeader, string(proof))
+		}
 	}
 	resp, err := c.rpc.Sign(ctx, &causewayv1.SignRequest{Csr: csr}, grpc.PerRPCCredentials(bearer(tok)))
 	if err != nil {

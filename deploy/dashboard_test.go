@@ -81,6 +81,8 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	require.NoError(t, err)
 	_, err = federator.NewCertsServer(federator.CertsServerConfig{Cluster: "east", TrustDomain: td, CA: cas, Authenticator: auth, Registerer: rec})
 	require.NoError(t, err)
+	_, err = federator.NewWatchLimiter(federator.WatchLimitConfig{Registerer: rec})
+	require.NoError(t, err)
 
 	for _, component := range []string{"gateway", "dnsshim"} {
 		catalog.NewClient(nil, catalog.Options{Cluster: "east", Component: component, Registerer: rec})

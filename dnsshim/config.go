@@ -18,6 +18,9 @@ type Config struct {
 	Cluster string
 	// TTL of positive answers. If zero, 5s.
 	TTL time.Duration
+	// RateLimit limits UDP answers per source; the zero value is on with
+	// its defaults.
+	RateLimit RateLimit
 	// Logger; if nil, slog.Default().
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, not registered.
@@ -49,5 +52,5 @@ func (c Config) Validate() error {
 	if c.TTL < 0 {
 		return fmt.Errorf("dnsshim config: negative TTL %s", c.TTL)
 	}
-	return nil
+	return c.RateLimit.validate()
 }

@@ -16,6 +16,12 @@ type metrics struct {
 	udpDuration prometheus.Observer
 	tcpDuration prometheus.Observer
 
+	// limited counts UDP queries over their source's rate limit by
+	// action; its two children are resolved once.
+	limited          *prometheus.CounterVec
+	limitedTruncated prometheus.Counter
+	limitedDropped   prometheus.Counter
+
 	// counters[qtype index][rcode] are children of queries, resolved on
 	// first use.
 	counters [len(qtypeLabels)][32]atomic.Pointer[prometheus.Counter]
@@ -32,8 +38,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.udpDuration = m.duration.WithLabelValues("udp")
 	m.tcpDuration = m.duration.WithLabelValues("tcp")
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "causeway", Subsystem: "dns",
+		Name: "rate_limited_total", Help: "UDP queries over their source's rate limit, by action: truncated (an empty TC answer) or dropped."},
+		[]string{"action"})
+	m.limitedTruncated = m.limited.WithLabelValues("truncated")
+	m.limitedDropped = m.limited.WithLabelValues("dropped")
 	if reg != nil {
-		reg.MustRegister(m.queries, m.duration)
+		reg.MustRegister(m.queries, m.duration, m.limited)
 	}
 	return m
 }
@@ -84,7 +95,13 @@ func (m *metrics) counter(qtype uint16, rcode int) prometheus.Counter {
 	return c
 }
 
+// rcodeLabel names rcode for the rcode label. 16 is BADVERS: miekg/dns
+// names it BADSIG (the TSIG meaning of the same code), but the shim does no
+// TSIG and answers 16 only to an unknown EDNS version.
 func rcodeLabel(rcode int) string {
+	if rcode == dns.RcodeBadVers {
+		return "BADVERS"
+	}
 	if s, ok := dns.RcodeToString[rcode]; ok {
 		return s
 	}

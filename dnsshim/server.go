@@ -32,7 +32,8 @@ type Server struct {
 	src     ViewSource
 	log     *slog.Logger
 	metrics *metrics
-	ready   atomic.Bool // latches once src reports ready
+	limit   *sourceLimiter // nil: UDP answers are not limited
+	ready   atomic.Bool    // latches once src reports ready
 }
 
 // New returns a server answering for cfg.Cluster from src.
@@ -41,8 +42,12 @@ func New(cfg Config, src ViewSource) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	limit, err := newSourceLimiter(cfg.RateLimit)
+	if err != nil {
+		return nil, err
+	}
 	return &Server{cfg: cfg, src: src, log: cfg.Logger.With("component", "dnsshim", "cluster", cfg.Cluster),
-		metrics: newMetrics(cfg.Registerer)}, nil
+		metrics: newMetrics(cfg.Registerer), limit: limit}, nil
 }
 
 // Serve answers on pc (UDP) and ln (TCP), either of which may be nil, until
@@ -166,8 +171,10 @@ func ednsLimit(payload uint16) int {
 const ednsUDPSize = 1232
 
 // fit makes m at most size bytes. Additional records are optional and go
-// first, without TC (RFC 2181 section 9); then Truncate cuts answers and
-// sets TC.
+// first, without TC (RFC 2181 section 9); an answer that still does not
+// fit is sent empty with TC set (the client retries over TCP), never cut
+// to a partial answer: a truncated UDP answer is then no larger than the
+// query, so a large headless answer cannot be used to amplify.
 func fit(m *dns.Msg, size int) {
 	m.Compress = true
 	if m.Len() <= size {
@@ -180,7 +187,11 @@ func fit(m *dns.Msg, size int) {
 		}
 	}
 	m.Extra = extra
-	m.Truncate(size)
+	if m.Len() <= size {
+		return
+	}
+	m.Answer, m.Ns = nil, nil
+	m.Truncated = true
 }
 
 func (s *Server) answer(v *catalog.View, local net.Addr, r *dns.Msg) *dns.Msg {

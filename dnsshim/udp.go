@@ -38,6 +38,7 @@ func (s *Server) udpReader(pc net.PacketConn) {
 	out := make([]byte, 0, ednsUDPSize)
 	local := pc.LocalAddr()
 	c := newAnswerCache()
+	var over int // queries over the rate limit, for the slip
 	for {
 		n, from, err := pc.ReadFrom(in)
 		if err != nil {
@@ -47,7 +48,15 @@ func (s *Server) udpReader(pc net.PacketConn) {
 			continue
 		}
 		start := time.Now()
-		b, counter := s.handlePacket(c, local, in[:n], out)
+		var (
+			b       []byte
+			counter prometheus.Counter
+		)
+		if s.limit.allow(from) {
+			b, counter = s.handlePacket(c, local, in[:n], out)
+		} else {
+			b, counter = s.overLimit(&over, in[:n], out)
+		}
 		if b == nil {
 			continue
 		}
@@ -107,6 +116,19 @@ func (s *Server) handlePacket(c *answerCache, local net.Addr, pkt, out []byte) (
 		c.put(v, q, b, counter)
 	}
 	return b, counter
+}
+
+// overLimit answers a query over its source's rate limit: every Slip-th
+// with an empty truncated answer (into out), the others not at all (nil).
+func (s *Server) overLimit(over *int, pkt, out []byte) ([]byte, prometheus.Counter) {
+	*over++
+	if *over%s.limit.slip == 0 {
+		if b := truncatedAnswer(pkt, out); b != nil {
+			return b, s.metrics.limitedTruncated
+		}
+	}
+	s.metrics.limitedDropped.Inc()
+	return nil, nil
 }
 
 // formErrPacket packs the FORMERR answer to pkt into out and returns it

@@ -56,6 +56,7 @@ func (s *Server) batchReader(bc batchConn, local net.Addr) {
 	}
 	counters := make([]prometheus.Counter, udpBatch)
 	c := newAnswerCache()
+	var over int // queries over the rate limit, for the slip
 	for {
 		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
@@ -70,9 +71,12 @@ func (s *Server) batchReader(bc batchConn, local net.Addr) {
 			pkt := m.Buffers[0][:m.N]
 			var b []byte
 			var counter prometheus.Counter
-			if m.N == maxUDPQuery { // possibly cut: never guess, answer FORMERR
+			switch {
+			case !s.limit.allow(m.Addr):
+				b, counter = s.overLimit(&over, pkt, answers[k])
+			case m.N == maxUDPQuery: // possibly cut: never guess, answer FORMERR
 				b, counter = s.formErrPacket(pkt, answers[k])
-			} else {
+			default:
 				b, counter = s.handlePacket(c, local, pkt, answers[k])
 			}
 			if b == nil {

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -30,15 +29,6 @@ const GatewayComponent = "gateway"
 // whose host vanishes without closing its connection to the federator is
 // dropped from the catalog within it.
 const GatewayLeaseTTL = 5 * time.Second
-
-// KeepaliveOption is the gRPC server option the federator's mutual-TLS
-// server needs: it pings idle clients and closes connections that do not
-// answer, so the announcement of a gateway whose host vanished ends (its
-// record goes, and a replacement may take the instance name) within
-// about 40s instead of whenever TCP notices.
-func KeepaliveOption() grpc.ServerOption {
-	return grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second})
-}
 
 // CatalogServer serves Catalog.Watch from the federator's mirror.
 type CatalogServer struct {

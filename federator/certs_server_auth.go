@@ -2,11 +2,6 @@ package federator
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -115,65 +110,4 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 		return Principal{}, fmt.Errorf("review token: ServiceAccount %s is not allowed: %w", sa, ErrNotAllowed)
 	}
 	return Principal{Name: user, Component: component}, nil
-}
-
-// MinJoinTokenLength is the shortest join token accepted (characters).
-const MinJoinTokenLength = 32
-
-// JoinTokenAuthenticator authenticates static join tokens (static hosts
-// and dev), each bound to one component. Tokens are kept only as SHA-256
-// digests and compared in constant time against every known token.
-type JoinTokenAuthenticator struct {
-	tokens []joinToken
-}
-
-type joinToken struct {
-	digest    [sha256.Size]byte
-	component string
-}
-
-var _ Authenticator = (*JoinTokenAuthenticator)(nil)
-
-// NewJoinTokenAuthenticator returns an authenticator for tokens, which maps
-// each token (at least MinJoinTokenLength characters) to its component.
-func NewJoinTokenAuthenticator(tokens map[string]string) (*JoinTokenAuthenticator, error) {
-	if len(tokens) == 0 {
-		return nil, errors.New("join tokens: none configured")
-	}
-	a := &JoinTokenAuthenticator{}
-	for tok, component := range tokens {
-		if len(tok) < MinJoinTokenLength {
-			return nil, fmt.Errorf("join tokens: a token of component %q is shorter than %d characters", component, MinJoinTokenLength)
-		}
-		if component == "" {
-			return nil, errors.New("join tokens: a token has no component")
-		}
-		a.tokens = append(a.tokens, joinToken{digest: sha256.Sum256([]byte(tok)), component: component})
-	}
-	return a, nil
-}
-
-// Authenticate compares token with every known token in constant time.
-func (a *JoinTokenAuthenticator) Authenticate(_ context.Context, token string) (Principal, error) {
-	d := sha256.Sum256([]byte(token))
-	found := -1
-	for i := range a.tokens {
-		if subtle.ConstantTimeCompare(d[:], a.tokens[i].digest[:]) == 1 {
-			found = i
-		}
-	}
-	if found < 0 {
-		return Principal{}, fmt.Errorf("join token unknown: %w", ErrUnauthenticated)
-	}
-	t := a.tokens[found]
-	return Principal{Name: "join-token:" + hex.EncodeToString(t.digest[:4]), Component: t.component}, nil
-}
-
-// NewJoinToken returns a random join token (256 bits, base64url).
-func NewJoinToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate join token: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }

@@ -44,6 +44,20 @@ type certsEnv struct {
 	clientTL *tls.Config // verifies the federator, presents no certificate
 }
 
+// overrideAuth answers token with p and delegates every other token.
+type overrideAuth struct {
+	Authenticator
+	token string
+	p     Principal
+}
+
+func (a overrideAuth) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if token == a.token {
+		return a.p, nil
+	}
+	return a.Authenticator.Authenticate(ctx, token)
+}
+
 // certsEnvOptions tweak startCertsEnv.
 type certsEnvOptions struct {
 	auth Authenticator // default: join tokens for gateway, dnsshim, admin
@@ -52,21 +66,34 @@ type certsEnvOptions struct {
 	// true serves without TLS.
 	serverTLS func(certs.TLSOptions) *tls.Config
 	plaintext bool
+	// limits of failures per source; zero: a burst of 1000, so that table
+	// tests of refusals are not cut short by the limit.
+	limits SignLimits
+	// ca signs; default a new CA of east.
+	ca *certs.CA
 }
 
 // startCertsEnv serves a CertsServer for east until the test ends.
 func startCertsEnv(t *testing.T, o certsEnvOptions) *certsEnv {
 	t.Helper()
-	ca, err := certs.NewCA(certsEastTD, 24*time.Hour, time.Now())
-	require.NoError(t, err)
-	if o.auth == nil {
-		o.auth, err = NewJoinTokenAuthenticator(map[string]string{
-			gatewayToken: "gateway", dnsshimToken: "dnsshim", adminToken: "admin"})
+	ca, err := o.ca, error(nil)
+	if ca == nil {
+		ca, err = certs.NewCA(certsEastTD, 24*time.Hour, time.Now())
 		require.NoError(t, err)
+	}
+	if o.auth == nil {
+		tokens, err := NewJoinTokenAuthenticator(map[string]string{gatewayToken: "gateway", dnsshimToken: "dnsshim"})
+		require.NoError(t, err)
+		// adminToken stands for an authenticator that binds a credential
+		// to a privileged component (join tokens refuse to).
+		o.auth = overrideAuth{Authenticator: tokens, token: adminToken, p: Principal{Name: "admin-token", Component: "admin"}}
+	}
+	if o.limits == (SignLimits{}) {
+		o.limits.Burst = 1000
 	}
 	reg := prometheus.NewRegistry()
 	srv, err := NewCertsServer(CertsServerConfig{Cluster: "east", TrustDomain: certsEastTD, CA: ca,
-		Lifetime: time.Hour, Authenticator: o.auth, Logger: quietLog, Registerer: reg})
+		Lifetime: time.Hour, Authenticator: o.auth, Logger: quietLog, Registerer: reg, Limits: o.limits})
 	require.NoError(t, err)
 
 	fedCert, err := ca.NewLeafKeyPair("federator", time.Hour, time.Now())
@@ -102,6 +129,18 @@ func (e *certsEnv) conn(t *testing.T, plaintext bool) *grpc.ClientConn {
 		creds = insecure.NewCredentials()
 	}
 	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
+	require.NoError(t, err)
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// connFrom dials the env over TLS from the local address ip (any
+// 127.0.0.0/8 address on Linux), so a test can be several sources.
+func (e *certsEnv) connFrom(t *testing.T, ip string) *grpc.ClientConn {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(e.clientTL)),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }))
 	require.NoError(t, err)
 	t.Cleanup(func() { cc.Close() })
 	return cc

@@ -88,8 +88,8 @@ func TestCertsSign(t *testing.T) {
 
 		{name: "component of another caller", auth: "Bearer " + gatewayToken, csr: dnsCSR, wantCode: codes.PermissionDenied,
 			wantMsg: "may obtain gateway certificates only"},
-		{name: "component not allowed", auth: "Bearer " + adminToken, csr: adminCSR, wantCode: codes.PermissionDenied,
-			wantMsg: "component not allowed"},
+		{name: "privileged component", auth: "Bearer " + adminToken, csr: adminCSR, wantCode: codes.PermissionDenied,
+			wantMsg: "never issues federator or admin identities"},
 		{name: "another cluster's identity", auth: "Bearer " + gatewayToken, csr: westCSR, wantCode: codes.PermissionDenied,
 			wantMsg: "identity of another trust domain"},
 		{name: "workload path", auth: "Bearer " + gatewayToken, csr: deepCSR, wantCode: codes.PermissionDenied,

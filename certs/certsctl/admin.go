@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
@@ -102,21 +103,13 @@ func WriteAdminCreds(ca *certs.CA, bundle []*x509.Certificate, dir string, lifet
 		Key:  filepath.Join(abs, "admin.key"),
 		CA:   filepath.Join(abs, "ca.crt"),
 	}
-	for _, f := range []struct {
-		path string
-		data []byte
-		perm os.FileMode
-	}{
+	files := []adminFile{
 		{r.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
 		{r.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pair.Certificate[0]}), 0o644},
 		{r.CA, certs.EncodeCertificatesPEM(bundle), 0o644},
-	} {
-		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, force); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				return nil, fmt.Errorf("admin credentials: %s already exists: pass --force to overwrite it", f.path)
-			}
-			return nil, fmt.Errorf("admin credentials: %w", err)
-		}
+	}
+	if err := writeAdminFiles(files, force); err != nil {
+		return nil, err
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
@@ -128,6 +121,51 @@ func WriteAdminCreds(ca *certs.CA, bundle []*x509.Certificate, dir string, lifet
 	}
 	r.ID, r.Leaf = id.String(), newCertInfo(leaf, now)
 	return r, nil
+}
+
+// adminFile is one file of the admin credentials.
+type adminFile struct {
+	path string
+	data []byte
+	perm os.FileMode
+}
+
+// writeAdminFiles writes files as one unit: without force, it checks every
+// path first and writes nothing if any exists (a kept admin.crt next to a
+// new admin.key would not match it); a write that still fails removes the
+// files this call created.
+func writeAdminFiles(files []adminFile, force bool) error {
+	if !force {
+		var existing []string
+		for _, f := range files {
+			if _, err := os.Lstat(f.path); err == nil {
+				existing = append(existing, f.path)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("admin credentials: check %s: %w", f.path, err)
+			}
+		}
+		switch len(existing) {
+		case 0:
+		case 1:
+			return fmt.Errorf("admin credentials: %s already exists: pass --force to overwrite it (nothing written)", existing[0])
+		default:
+			return fmt.Errorf("admin credentials: %s already exist: pass --force to overwrite them (nothing written)", strings.Join(existing, ", "))
+		}
+	}
+	for i, f := range files {
+		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, force); err != nil {
+			if !force {
+				for _, done := range files[:i] {
+					_ = os.Remove(done.path)
+				}
+			}
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("admin credentials: %s already exists: pass --force to overwrite it (nothing written)", f.path)
+			}
+			return fmt.Errorf("admin credentials: %w", err)
+		}
+	}
+	return nil
 }
 
 // WriteTable implements cli.Tabular.

@@ -390,7 +390,7 @@ func TestWriteAdminCredsExisting(t *testing.T) {
 	_, err = certsctl.WriteAdminCreds(ca, []*x509.Certificate{ca.Cert}, dir, time.Hour, time.Now(), false)
 	require.NoError(t, err)
 	_, err = certsctl.WriteAdminCreds(ca, []*x509.Certificate{ca.Cert}, dir, time.Hour, time.Now(), false)
-	require.ErrorContains(t, err, "already exists: pass --force to overwrite it")
+	require.ErrorContains(t, err, "already exist: pass --force to overwrite them (nothing written)")
 	_, err = certsctl.WriteAdminCreds(ca, []*x509.Certificate{ca.Cert}, dir, time.Hour, time.Now(), true)
 	require.NoError(t, err)
 }

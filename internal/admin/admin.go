@@ -19,12 +19,14 @@ type Check func() error
 
 // Server is an admin HTTP server.
 type Server struct {
-	mux *http.ServeMux
+	mux    *http.ServeMux
+	limits Limits
 }
 
 // New returns an admin server exposing gatherer at /metrics and the named
-// readiness checks at /readyz.
-func New(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
+// readiness checks at /readyz, with DefaultLimits unless an option says
+// otherwise.
+func New(gatherer prometheus.Gatherer, checks map[string]Check, opts ...Option) *Server {
 	names := make([]string, 0, len(checks))
 	for n := range checks {
 		names = append(names, n)
@@ -48,7 +50,11 @@ func New(gatherer prometheus.Gatherer, checks map[string]Check) *Server {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	return &Server{mux: mux}
+	s := &Server{mux: mux, limits: DefaultLimits}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Handler returns the HTTP handler.
@@ -61,9 +67,12 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // Serve serves on ln until ctx ends, then shuts down within 2s.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	l := s.limits.withDefaults()
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
+		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: l.MaxHeaderBytes}
+	lln := newLimitListener(ln, l.MaxConns)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(lln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve admin on %s: %w", ln.Addr(), err)

@@ -20,15 +20,18 @@ import (
 // DefaultDomain is the clusterset domain when a configuration names none.
 const DefaultDomain = "clusterset.local"
 
-// Defaults of the listeners.
+// Defaults of the listeners. The HTTP endpoints (metrics, health,
+// explain) are unauthenticated, so by default they bind loopback only: set
+// http to an address your scraper can reach (the Helm chart does, and
+// limits who reaches it with its NetworkPolicy).
 const (
 	DefaultFederatorGRPC      = ":7443"
 	DefaultFederatorBootstrap = ":7444"
-	DefaultFederatorHTTP      = ":9090"
+	DefaultFederatorHTTP      = "127.0.0.1:9090"
 	DefaultGatewayQUIC        = ":4433"
-	DefaultGatewayHTTP        = ":9091"
+	DefaultGatewayHTTP        = "127.0.0.1:9091"
 	DefaultDNSListen          = ":5353"
-	DefaultDNSHTTP            = ":9092"
+	DefaultDNSHTTP            = "127.0.0.1:9092"
 )
 
 // Identity is what every component shares: which cluster it belongs to.
@@ -97,6 +100,9 @@ type FederatorConfig struct {
 	// its CA certificates, as `causeway join` prints it. A peer neither
 	// pinned here nor trusted with `causeway clusters trust` is refused.
 	TrustPins map[string]string `json:"trustPins,omitempty"`
+	// Limits bound what one client can hold of the gRPC listeners
+	// (config_limits.go).
+	Limits FederatorLimitsConfig `json:"limits,omitempty"`
 	// Deprecations are warnings about deprecated keys of the file, logged
 	// at start.
 	Deprecations []string `json:"-"`
@@ -166,8 +172,17 @@ type SigningConfig struct {
 	Lifetime metav1.Duration `json:"lifetime,omitempty"`
 	// Components that may get certificates (default gateway, dnsshim).
 	Components []string `json:"components,omitempty"`
-	// JoinTokensFile is a YAML map of join token → component.
+	// JoinTokensFile is a YAML map of join token → component, or → {component,
+	// maxUses}.
 	JoinTokensFile string `json:"joinTokensFile,omitempty"`
+	// JoinTokenMaxUses is how many certificates a join token without its
+	// own maxUses obtains (renewals with a still-valid leaf use none). If
+	// zero, 10.
+	JoinTokenMaxUses int `json:"joinTokenMaxUses,omitempty"`
+	// JoinTokenUsesFile is where uses are counted, so a restart does not
+	// reset them (replicas on one host share it). If empty, the tokens
+	// file's path with ".uses" appended; its directory must be writable.
+	JoinTokenUsesFile string `json:"joinTokenUsesFile,omitempty"`
 	// TokenReview authenticates ServiceAccount tokens with the cluster's
 	// apiserver (requires exports.kubernetes).
 	TokenReview *TokenReviewConfig `json:"tokenReview,omitempty"`
@@ -330,6 +345,9 @@ func (c *FederatorConfig) validate() error {
 	if c.Signing.JoinTokensFile == "" && c.Signing.TokenReview == nil {
 		return errors.New("signing: set joinTokensFile or tokenReview, or no component can obtain a certificate")
 	}
+	if c.Signing.JoinTokenMaxUses < 0 {
+		return fmt.Errorf("signing.joinTokenMaxUses: want a positive number, got %d", c.Signing.JoinTokenMaxUses)
+	}
 	if c.Signing.TokenReview != nil && c.Exports.Kubernetes == nil {
 		return errors.New("signing.tokenReview needs exports.kubernetes (the apiserver that reviews tokens)")
 	}
@@ -358,6 +376,9 @@ func (c *FederatorConfig) validate() error {
 		if _, err := certs.ParseFingerprint(fp); err != nil {
 			return fmt.Errorf("trustPins.%s: %w", peer, err)
 		}
+	}
+	if err := c.Limits.validate(); err != nil { // config_limits.go
+		return err
 	}
 	return c.validateSigning() // validate.go
 }

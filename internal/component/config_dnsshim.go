@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/causeway-mesh/causeway/dnsshim"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -21,6 +22,27 @@ type DNSShimConfig struct {
 	Deprecations []string `json:"-"`
 	// TTL of positive answers (default 5s).
 	TTL metav1.Duration `json:"ttl,omitempty"`
+	// RateLimit limits UDP answers per source (docs/dns.md).
+	RateLimit DNSRateLimitConfig `json:"rateLimit,omitempty"`
+}
+
+// DNSRateLimitConfig is dnsshim.RateLimit in the file.
+type DNSRateLimitConfig struct {
+	// Disabled turns the limit off.
+	Disabled bool `json:"disabled,omitempty"`
+	// QPS answers per second per source (default 1000).
+	QPS int `json:"qps,omitempty"`
+	// Burst per source (default 2×qps).
+	Burst int `json:"burst,omitempty"`
+	// IPv4PrefixLength and IPv6PrefixLength group sources (default 32, 64).
+	IPv4PrefixLength int `json:"ipv4PrefixLength,omitempty"`
+	IPv6PrefixLength int `json:"ipv6PrefixLength,omitempty"`
+}
+
+// dnsRateLimit is the shim's dnsshim.RateLimit.
+func (r DNSRateLimitConfig) dnsRateLimit() dnsshim.RateLimit {
+	return dnsshim.RateLimit{Disabled: r.Disabled, QPS: float64(r.QPS), Burst: float64(r.Burst),
+		IPv4PrefixLen: r.IPv4PrefixLength, IPv6PrefixLen: r.IPv6PrefixLength}
 }
 
 // LoadDNSShimConfig reads, defaults and validates a DNS shim file.
@@ -62,6 +84,9 @@ func (c *DNSShimConfig) validate() error {
 	}
 	if d := c.TTL.Duration; d < 0 || d%time.Second != 0 {
 		return fmt.Errorf("ttl: want whole seconds (DNS TTLs are in seconds), like 5s, got %s", d)
+	}
+	if r := c.RateLimit; r.QPS < 0 || r.Burst < 0 || r.IPv4PrefixLength < 0 || r.IPv4PrefixLength > 32 || r.IPv6PrefixLength < 0 || r.IPv6PrefixLength > 128 {
+		return fmt.Errorf("rateLimit: want qps and burst positive, ipv4PrefixLength 1-32, ipv6PrefixLength 1-128, got %+v", r)
 	}
 	return nil
 }

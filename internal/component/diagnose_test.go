@@ -29,15 +29,24 @@ const (
 // address and the CA directory.
 func startCertsServer(t *testing.T) (addr, caDir string) {
 	t.Helper()
+	auth, err := federator.NewJoinTokenAuthenticator(map[string]string{gatewayToken: "gateway", dnsshimToken: "dnsshim"})
+	require.NoError(t, err)
+	// Many failures on purpose: a failure limit that does not cut them short.
+	return startCertsServerWith(t, federator.CertsServerConfig{Authenticator: auth, Limits: federator.SignLimits{Burst: 1000}})
+}
+
+// startCertsServerWith is startCertsServer with cfg's authenticator,
+// lifetime and registerer.
+func startCertsServerWith(t *testing.T, cfg federator.CertsServerConfig) (addr, caDir string) {
+	t.Helper()
 	caDir = filepath.Join(t.TempDir(), "ca")
 	td := certs.TrustDomainFor("south", DefaultDomain)
 	_, err := certs.InitCADir(caDir, td, 24*time.Hour, time.Now(), false)
 	require.NoError(t, err)
 	cas, err := certs.LoadCASet(caDir)
 	require.NoError(t, err)
-	auth, err := federator.NewJoinTokenAuthenticator(map[string]string{gatewayToken: "gateway", dnsshimToken: "dnsshim"})
-	require.NoError(t, err)
-	srv, err := federator.NewCertsServer(federator.CertsServerConfig{Cluster: "south", TrustDomain: td, CA: cas, Authenticator: auth})
+	cfg.Cluster, cfg.TrustDomain, cfg.CA = "south", td, cas
+	srv, err := federator.NewCertsServer(cfg)
 	require.NoError(t, err)
 	fedID, err := certs.NewID(td, "federator")
 	require.NoError(t, err)

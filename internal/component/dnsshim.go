@@ -56,7 +56,7 @@ func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
 		return err
 	}
 	shim, err := dnsshim.New(dnsshim.Config{Zone: c.Domain + ".", Cluster: c.Cluster, TTL: c.TTL.Duration,
-		Logger: log, Registerer: reg}, cat)
+		RateLimit: c.RateLimit.dnsRateLimit(), Logger: log, Registerer: reg}, cat)
 	if err != nil {
 		_ = g.Stop()
 		return err

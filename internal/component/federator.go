@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
-	"sigs.k8s.io/yaml"
 )
 
 // federatorCertLifetime is the lifetime of the federator's own serving
@@ -149,16 +148,22 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	}
 	g.Go("federator", func(ctx context.Context) error { return fed.Run(ctx, src) })
 
-	mtls := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
-		Source: cert, Bundles: cas, Authorize: certs.AuthorizeTrustDomain(c.TrustDomain()), NextProtos: []string{"h2"},
-	}))), federator.KeepaliveOption())
+	watchLimit, err := federator.NewWatchLimiter(federator.WatchLimitConfig{PerIdentity: c.Limits.WatchStreamsPerIdentity, Registerer: reg})
+	if err != nil {
+		_ = g.Stop()
+		return err
+	}
+	mtls := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.StreamInterceptor(watchLimit.StreamInterceptor()),
+		grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
+			Source: cert, Bundles: cas, Authorize: certs.AuthorizeTrustDomain(c.TrustDomain()), NextProtos: []string{"h2"},
+		}))))...)
 	causewayv1.RegisterCatalogServer(mtls, fed.CatalogServer())
 	causewayv1.RegisterAdminServer(mtls, fed.AdminServer(federator.AdminOptions{}))
 	g.Go("grpc", func(ctx context.Context) error { return ServeGRPC(ctx, mtls, grpcLn) })
 
-	boot := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
+	boot := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
 		Source: cert, NextProtos: []string{"h2"},
-	}))))
+	}))))...)
 	causewayv1.RegisterCertsServer(boot, certsSrv)
 	g.Go("bootstrap grpc", func(ctx context.Context) error { return ServeGRPC(ctx, boot, bootLn) })
 
@@ -171,21 +176,10 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 // authenticator is Certs.Sign's: join tokens, TokenReview, or both.
 func (c *FederatorConfig) authenticator(kubeCS kubernetes.Interface) (federator.Authenticator, error) {
 	var auths anyAuthenticator
-	if f := c.Signing.JoinTokensFile; f != "" {
-		b, err := os.ReadFile(f)
+	if c.Signing.JoinTokensFile != "" {
+		a, err := c.joinTokenAuthenticator() // jointokens.go
 		if err != nil {
-			return nil, fmt.Errorf("read join tokens: %w", err)
-		}
-		tokens := map[string]string{}
-		if err := yaml.UnmarshalStrict(b, &tokens); err != nil {
-			return nil, fmt.Errorf("join tokens %s: want a map of token to component: %w", f, err)
-		}
-		if err := c.validateJoinTokens(tokens); err != nil {
 			return nil, err
-		}
-		a, err := federator.NewJoinTokenAuthenticator(tokens)
-		if err != nil {
-			return nil, fmt.Errorf("join tokens %s: %w", f, err)
 		}
 		auths = append(auths, a)
 	}

@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -172,14 +174,26 @@ func newClientIdentity(ctx context.Context, c *ClientConfig, component string, l
 		return nil, err
 	}
 	log.Info("requesting certificate", "id", id.String(), "bootstrap", c.Bootstrap)
+	// Renewals prove the current leaf, so they use none of a join token's
+	// uses (only a start without a valid leaf does).
+	var current atomic.Pointer[certs.Rotator]
+	signer := certs.NewSignClient(boot, certs.TokenFile(c.TokenFile)).WithRenewalProof(func() *tls.Certificate {
+		if r := current.Load(); r != nil {
+			if cert, err := r.Certificate(); err == nil {
+				return cert
+			}
+		}
+		return nil
+	})
 	rot, err := certs.NewRotator(ctx, certs.RotatorConfig{
-		ID: id, Signer: certs.NewSignClient(boot, certs.TokenFile(c.TokenFile)), Logger: log,
+		ID: id, Signer: signer, Logger: log,
 		Diagnose: func(err error) string { return diagnoseSignError(err, c, component) },
 	})
 	if err != nil {
 		boot.Close()
 		return nil, err
 	}
+	current.Store(rot)
 	return &clientIdentity{cfg: c, id: id, fedID: fedID, own: own, pinned: cas, cert: rot, boot: boot, log: log}, nil
 }
 

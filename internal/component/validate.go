@@ -30,6 +30,9 @@ func (c *FederatorConfig) validateSigning() error {
 		if !slices.Contains(knownComponents, name) {
 			return fmt.Errorf("signing.components: unknown component %q (known: %s)", name, strings.Join(knownComponents, ", "))
 		}
+		if slices.Contains(federator.PrivilegedComponents, name) {
+			return fmt.Errorf("signing.components: %w", privilegedError(name))
+		}
 	}
 	if tr := c.Signing.TokenReview; tr != nil {
 		for sa, comp := range tr.Accounts {
@@ -47,6 +50,8 @@ func (c *FederatorConfig) checkTokenComponent(comp string) error {
 	switch {
 	case !slices.Contains(knownComponents, comp):
 		return fmt.Errorf("unknown component %q (known: %s)", comp, strings.Join(knownComponents, ", "))
+	case slices.Contains(federator.PrivilegedComponents, comp):
+		return privilegedError(comp)
 	case !slices.Contains(allowed, comp):
 		return fmt.Errorf("component %q is not in signing.components (%s), so its token could never obtain a certificate",
 			comp, strings.Join(allowed, ", "))
@@ -54,11 +59,17 @@ func (c *FederatorConfig) checkTokenComponent(comp string) error {
 	return nil
 }
 
+// privilegedError explains why comp may not be signed.
+func privilegedError(comp string) error {
+	return fmt.Errorf("component %q: %w (a token for it would let its holder act as this cluster's federator or operator; "+
+		"its certificates come from the CA directory only)", comp, federator.ErrPrivilegedComponent)
+}
+
 // validateJoinTokens checks the components of the join tokens file.
-func (c *FederatorConfig) validateJoinTokens(tokens map[string]string) error {
+func (c *FederatorConfig) validateJoinTokens(tokens map[string]federator.JoinToken) error {
 	comps := make([]string, 0, len(tokens))
-	for _, comp := range tokens {
-		comps = append(comps, comp)
+	for _, t := range tokens {
+		comps = append(comps, t.Component)
 	}
 	slices.Sort(comps)
 	for _, comp := range slices.Compact(comps) {

@@ -74,6 +74,9 @@ func TestRunFederatorValidatesBeforeAnyEtcdWrite(t *testing.T) {
 	badExports := write("bad-exports.yaml", "version: 1\nservices:\n- name: echo\n  namespace: demo\n  prots: []\n")
 	goodTokens := write("tokens.yaml", "gw-token-0123456789abcdef0123456789: gateway\n")
 	typoTokens := write("typo-tokens.yaml", "gw-token-0123456789abcdef0123456789: gatewey\n")
+	adminTokens := write("admin-tokens.yaml", "gw-token-0123456789abcdef0123456789: gateway\nad-token-0123456789abcdef0123456789: {component: admin, maxUses: 1}\n")
+	countedTokens := write("counted-tokens.yaml", "gw-token-0123456789abcdef0123456789: {component: gateway, maxUses: 3}\n")
+	badTokens := write("bad-tokens.yaml", "gw-token-0123456789abcdef0123456789: {component: gateway, maxUse: 3}\n")
 
 	for _, tc := range []struct {
 		name       string
@@ -85,6 +88,9 @@ func TestRunFederatorValidatesBeforeAnyEtcdWrite(t *testing.T) {
 		{"valid config registers the cluster", goodExports, goodTokens, nil, ""},
 		{"invalid exports file", badExports, goodTokens, nil, "prots"},
 		{"token of an unknown component", goodExports, typoTokens, nil, `unknown component "gatewey"`},
+		{"token of a privileged component", goodExports, adminTokens, nil, `a token is bound to component "admin": federator: Certs.Sign never issues`},
+		{"token with maxUses", goodExports, countedTokens, nil, ""},
+		{"token with an unknown field", goodExports, badTokens, nil, `unknown field "maxUse"`},
 		{"unknown signing component", goodExports, goodTokens, []string{"gateway", "bogus"}, `signing.components: unknown component "bogus"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,13 +130,16 @@ func TestLoadFederatorConfigChecksComponents(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"unknown signing component", strings.Replace(goodFederator, "signing: {", "signing: {components: [gateway, bogus], ", 1), `signing.components: unknown component "bogus" (known: gateway, dnsshim, federator, admin)`},
 		{"tokenReview account of an unknown component", "cluster: east\netcd: {endpoints: [x:1]}\ncaDir: /ca\nexports: {kubernetes: {gatewayService: a/b}}\nsigning: {tokenReview: {accounts: {a/b: gatewey}}}\n", `signing.tokenReview.accounts[a/b]: unknown component "gatewey"`},
-		{"tokenReview account of a component not signed", "cluster: east\netcd: {endpoints: [x:1]}\ncaDir: /ca\nexports: {kubernetes: {gatewayService: a/b}}\nsigning: {tokenReview: {accounts: {a/b: federator}}}\n", `component "federator" is not in signing.components (gateway, dnsshim)`},
+		{"tokenReview account of a privileged component", "cluster: east\netcd: {endpoints: [x:1]}\ncaDir: /ca\nexports: {kubernetes: {gatewayService: a/b}}\nsigning: {tokenReview: {accounts: {a/b: federator}}}\n", `signing.tokenReview.accounts[a/b]: component "federator": federator: Certs.Sign never issues federator or admin identities`},
+		{"tokenReview account of a component not signed", "cluster: east\netcd: {endpoints: [x:1]}\ncaDir: /ca\nexports: {kubernetes: {gatewayService: a/b}}\nsigning: {components: [gateway], tokenReview: {accounts: {a/b: dnsshim}}}\n", `component "dnsshim" is not in signing.components (gateway)`},
+		{"privileged signing component", strings.Replace(goodFederator, "signing: {", "signing: {components: [gateway, dnsshim, admin], ", 1), `signing.components: component "admin": federator: Certs.Sign never issues`},
+		{"negative joinTokenMaxUses", strings.Replace(goodFederator, "signing: {", "signing: {joinTokenMaxUses: -1, ", 1), `signing.joinTokenMaxUses: want a positive number`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadFederatorConfig(writeConfig(t, tc.body))
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
-	_, err := LoadFederatorConfig(writeConfig(t, strings.Replace(goodFederator, "signing: {", "signing: {components: [gateway, dnsshim, admin], ", 1)))
+	_, err := LoadFederatorConfig(writeConfig(t, strings.Replace(goodFederator, "signing: {", "signing: {components: [dnsshim, gateway], ", 1)))
 	require.NoError(t, err, "known components are accepted")
 }

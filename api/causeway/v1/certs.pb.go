@@ -6,7 +6,13 @@
 // bearer credential in the "authorization" metadata ("Bearer <token>"): a
 // Kubernetes ServiceAccount token (checked with TokenReview) or a join token
 // (static and dev mode). Each credential is bound to one component; the
-// federator signs only "spiffe://<its trust domain>/<that component>".
+// federator signs only "spiffe://<its trust domain>/<that component>", and
+// never the federator or admin identities.
+//
+// A component renewing a leaf that has not expired proves it with
+// "causeway-renew-leaf-bin" (the leaf, DER) and "causeway-renew-proof-bin"
+// (the leaf key's ECDSA signature of SHA-256("causeway renewal proof v1\0"
+// || csr)) metadata; a renewal uses none of a join token's bounded uses.
 //
 // Errors:
 //   UNAUTHENTICATED    no, malformed or rejected credential.
@@ -17,6 +23,10 @@
 //                      signed, uses a key other than ECDSA P-256, requests
 //                      SANs other than exactly one SPIFFE URI, or requests
 //                      extensions other than subjectAltName.
+//   UNAUTHENTICATED    also: a join token that has obtained its maxUses
+//                      certificates (a renewal proof still renews).
+//   RESOURCE_EXHAUSTED the caller's source address failed too often
+//                      recently; retry after the google.rpc.RetryInfo delay.
 //   UNAVAILABLE        the credential could not be checked (TokenReview
 //                      failed); retry.
 // Nothing is signed when an error is returned.
