@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/certs/certsctl"
+	"github.com/causeway-mesh/causeway/internal/cli/certsctl"
 	"github.com/causeway-mesh/causeway/internal/cli"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/grpclog"

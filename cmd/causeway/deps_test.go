@@ -91,10 +91,6 @@ var layerRules = []layerRule{
 		name:      "certs is a leaf library",
 		from:      []string{"certs"},
 		forbidden: []string{"gateway", "federator", "dnsshim", "catalog", "internal/cli", "cmd"},
-		known: map[string]string{
-			module + "/certs/certsctl -> " + module + "/gateway/tunnel": "the certs CLI reads the tunnel state; it leaves certs when the CLI gets one home",
-			module + "/certs/certsctl -> " + module + "/internal/cli":   "the certs CLI reads the tunnel state; it leaves certs when the CLI gets one home",
-		},
 	},
 }
 
