@@ -205,3 +205,23 @@ services:
   endpoints: [{address: 10.2.0.5}]
 `
 )
+
+// trustEachOther makes every cluster trust every other one's published
+// bundle, pinned to its CA's fingerprint, as an operator's
+// `causeway clusters trust` would.
+func trustEachOther(t *testing.T, clusters ...*adminCluster) {
+	t.Helper()
+	for _, a := range clusters {
+		for _, b := range clusters {
+			if a == b {
+				continue
+			}
+			var rec *causewayv1.TrustBundle
+			require.Eventually(t, func() bool { rec = a.fed.trust.publishedRecord(b.name); return rec != nil }, 10*time.Second, 10*time.Millisecond,
+				"%s never saw %s's bundle", a.name, b.name)
+			_, _, err := a.fed.trust.pin(b.name, rec, certs.Fingerprint(b.ca.Cert))
+			require.NoError(t, err, "%s trusts %s", a.name, b.name)
+			a.fed.republishTrust()
+		}
+	}
+}

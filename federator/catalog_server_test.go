@@ -55,12 +55,21 @@ func TestCatalogWatchResume(t *testing.T) {
 		require.NoError(t, err)
 		return resp
 	}
-	snap := first(0)
-	require.True(t, snap.GetReset_())
-	require.NotEmpty(t, snap.GetUpserts())
-
-	resumed := first(snap.GetRevision())
-	require.False(t, resumed.GetReset_(), "a known revision resumes with a delta")
+	// While the federator starts it may rebuild the view of one revision
+	// (its source's exports, its own bundle arrive): a watcher of the
+	// older build then gets a snapshot. Once settled, resuming gets a delta.
+	var snap, resumed *causewayv1.WatchResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		snap = first(0)
+		require.True(t, snap.GetReset_())
+		require.NotEmpty(t, snap.GetUpserts())
+		resumed = first(snap.GetRevision())
+		if !resumed.GetReset_() {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "a known revision resumes with a delta")
+		time.Sleep(50 * time.Millisecond) // the federator is still settling
+	}
 	require.GreaterOrEqual(t, resumed.GetRevision(), snap.GetRevision())
 
 	unknown := first(snap.GetRevision() + 1_000_000)

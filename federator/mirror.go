@@ -202,6 +202,10 @@ func (f *Federator) republishTrust() {
 // publishView makes v current and remembers it for resuming watchers.
 func (f *Federator) publishView(v *catalog.View) {
 	f.historyMu.Lock()
+	if n := len(f.history); n > 0 && f.history[n-1].Revision == v.Revision && sameEntries(f.history[n-1], v) {
+		f.historyMu.Unlock()
+		return // a rebuild that changed nothing
+	}
 	if n := len(f.history); n > 0 && f.history[n-1].Revision == v.Revision {
 		// Rebuilt without an etcd change (the export source or this
 		// cluster's trust in a peer changed): views of that revision
@@ -220,6 +224,21 @@ func (f *Federator) publishView(v *catalog.View) {
 	if f.firstOverlaid.Load() == v {
 		f.servingOnce.Do(func() { close(f.servingOwn) })
 	}
+}
+
+// sameEntries reports whether two views hold the same entry pointers
+// under the same keys (rebuilt entries that did not change keep theirs).
+func sameEntries(a, b *catalog.View) bool {
+	ea, eb := a.Entries(), b.Entries()
+	if len(ea) != len(eb) {
+		return false
+	}
+	for k, e := range ea {
+		if eb[k] != e {
+			return false
+		}
+	}
+	return true
 }
 
 // viewAt returns the remembered view of revision rev, if any.
