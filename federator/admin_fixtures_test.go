@@ -18,6 +18,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/federator/store"
+	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
@@ -37,6 +38,18 @@ type adminCluster struct {
 // startAdminCluster runs a federator for name (VIPs from 10.0.idx.0/24)
 // exporting the YAML exports, until the test ends or stop is called.
 func startAdminCluster(t *testing.T, cli *clientv3.Client, name string, idx int, exports string) *adminCluster {
+	t.Helper()
+	return startAdminClusterWith(t, cli, name, idx, exports)
+}
+
+// startSecureAdminCluster is startAdminCluster on an etcd with TLS and
+// auth on: the federator writes as its cluster's own etcd user.
+func startSecureAdminCluster(t *testing.T, s *secureetcd.Secure, name string, idx int, exports string) *adminCluster {
+	t.Helper()
+	return startAdminClusterWith(t, s.ClusterClient(t, name), name, idx, exports)
+}
+
+func startAdminClusterWith(t *testing.T, cli *clientv3.Client, name string, idx int, exports string) *adminCluster {
 	t.Helper()
 	td := certs.TrustDomainFor(name, "clusterset.local")
 	ca, err := certs.NewCA(td, time.Hour, time.Now())

@@ -10,7 +10,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
+	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -61,7 +61,8 @@ services:
 // running federator rewrote imports from its cache with no reservation
 // behind them, and the restarted one handed the same address out again.
 func TestSecurityF5_NoVIPCollisionAfterForcedRemoval(t *testing.T) {
-	_, cli := etcdtest.Start(t)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
 	fast := func(c *Config) { c.HealInterval = 300 * time.Millisecond }
 	east := startRecordsCluster(t, cli, "east", 1, adminEchoExports, fast)
 	west := startRecordsCluster(t, cli, "west", 2, westFourExports, nil)
@@ -169,8 +170,9 @@ func reservedAll(t *testing.T, cli *clientv3.Client, cluster string, v *catalog.
 // intruder's call ends. While gw-0's call lasts, a deleted record comes
 // back; once it ends, the name is free for another key.
 func TestSecurityF7_AnnounceBoundToIdentity(t *testing.T) {
-	_, cli := etcdtest.Start(t)
-	east := startAdminCluster(t, cli, "east", 1, adminEchoExports)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
+	east := startSecureAdminCluster(t, secure, "east", 1, adminEchoExports)
 	addr := east.serve(t, AdminOptions{})
 	gw0 := causewayv1.NewCatalogClient(east.dial(t, addr, east.ca, "gateway"))
 	intruder := causewayv1.NewCatalogClient(east.dial(t, addr, east.ca, "gateway"))
@@ -222,8 +224,9 @@ func TestSecurityF7_AnnounceBoundToIdentity(t *testing.T) {
 // ever receives lists a forged address for east, so the gateway never
 // dials one. In etcd the forgeries are undone within seconds.
 func TestSecurityF2_ForgedExportNotDialed(t *testing.T) {
-	_, cli := etcdtest.Start(t)
-	east := startAdminCluster(t, cli, "east", 1, adminEchoExports)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
+	east := startSecureAdminCluster(t, secure, "east", 1, adminEchoExports)
 	addr := east.serve(t, AdminOptions{})
 	client := catalog.NewClient(causewayv1.NewCatalogClient(east.dial(t, addr, east.ca, "gateway")), catalog.Options{Cluster: "east", Component: "gateway"})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,7 +10,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
+	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
@@ -29,9 +29,10 @@ func TestCatalogReadsTheStoreSchemaVersion(t *testing.T) {
 // member with its bundle and export, and the bad values are counted. On
 // the old code they counted as deletions and west vanished.
 func TestSecurityF8_UndecodableRecordKeepsLastGood(t *testing.T) {
-	_, cli := etcdtest.Start(t)
-	east := startAdminCluster(t, cli, "east", 1, adminEchoExports)
-	west := startAdminCluster(t, cli, "west", 2, adminEchoClockExports)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
+	east := startSecureAdminCluster(t, secure, "east", 1, adminEchoExports)
+	west := startSecureAdminCluster(t, secure, "west", 2, adminEchoClockExports)
 	trustEachOther(t, east, west)
 	echo := catalog.ServiceKey{Namespace: "demo", Name: "echo"}
 	adminWaitView(t, east.fed, "west's records", func(v *catalog.View) bool {
@@ -68,8 +69,9 @@ func TestSecurityF8_UndecodableRecordKeepsLastGood(t *testing.T) {
 // an export (and a forged extra export is deleted), and the gateway
 // record (also when replaced by a lease-less one).
 func TestSecurityF8_OwnRecordsHeal(t *testing.T) {
-	_, cli := etcdtest.Start(t)
-	east := startAdminCluster(t, cli, "east", 1, adminEchoExports)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
+	east := startSecureAdminCluster(t, secure, "east", 1, adminEchoExports)
 	east.announceGateway(t, "127.0.0.1:4443")
 	adminWaitView(t, east.fed, "east registered with a gateway and an export", func(v *catalog.View) bool {
 		_, x := v.Export(catalog.ServiceKey{Namespace: "demo", Name: "echo"}, "east")
@@ -171,9 +173,10 @@ func TestSecurityF8_OwnRecordsHeal(t *testing.T) {
 // F1 (lease-less records): a gateway record written without a lease is
 // not a live instance: no federator's view (so no gateway) has it.
 func TestSecurityF1_LeaselessGatewayRecordIgnored(t *testing.T) {
-	_, cli := etcdtest.Start(t)
-	east := startAdminCluster(t, cli, "east", 1, adminEchoExports)
-	west := startAdminCluster(t, cli, "west", 2, adminEchoExports)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
+	east := startSecureAdminCluster(t, secure, "east", 1, adminEchoExports)
+	west := startSecureAdminCluster(t, secure, "west", 2, adminEchoExports)
 	west.announceGateway(t, "127.0.0.1:4443")
 	adminWaitView(t, east.fed, "west's gateway", func(v *catalog.View) bool { return len(v.Gateways("west")) == 1 })
 
@@ -185,7 +188,7 @@ func TestSecurityF1_LeaselessGatewayRecordIgnored(t *testing.T) {
 		require.NotEqual(t, "gw-evil", gw.GetInstance(), "a lease-less record was taken for a live gateway")
 	}
 	// A federator started now (a fresh list, not a watch) ignores it too.
-	north := startAdminCluster(t, cli, "north", 3, adminEchoExports)
+	north := startSecureAdminCluster(t, secure, "north", 3, adminEchoExports)
 	adminWaitView(t, north.fed, "synced", func(v *catalog.View) bool { _, ok := v.Cluster("marker"); return ok })
 	require.Len(t, north.fed.Feed().View().Gateways("west"), 1)
 	require.Equal(t, "gw-0", north.fed.Feed().View().Gateways("west")[0].GetInstance())
@@ -197,9 +200,10 @@ func TestSecurityF1_LeaselessGatewayRecordIgnored(t *testing.T) {
 // record, bundle, export, gateway record, and east is whole again in
 // west's view.
 func TestSecurityF4_RemovedLiveClusterComesBack(t *testing.T) {
-	_, cli := etcdtest.Start(t)
-	east := startAdminCluster(t, cli, "east", 1, adminEchoClockExports)
-	west := startAdminCluster(t, cli, "west", 2, adminEchoExports)
+	secure := secureetcd.Start(t)
+	cli := secure.Admin // the attacker: anyone who can write etcd
+	east := startSecureAdminCluster(t, secure, "east", 1, adminEchoClockExports)
+	west := startSecureAdminCluster(t, secure, "west", 2, adminEchoExports)
 	trustEachOther(t, east, west)
 	east.announceGateway(t, "127.0.0.1:4443")
 	echo := catalog.ServiceKey{Namespace: "demo", Name: "echo"}

@@ -22,14 +22,15 @@ import (
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
-	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
+	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
 
 // This file is the harness of the process-level scenarios: a federation
-// etcd in the test process, and per cluster the causeway federator,
+// etcd in the test process (TLS and auth on, as in production: each
+// federator writes with its cluster's own etcd user), and per cluster the causeway federator,
 // gateway and DNS shim as real processes of the built binary, configured
 // with the files an operator writes (docs/components.md), plus demo HTTP
 // backends in the test process.
@@ -167,7 +168,7 @@ type pclusterSpec struct {
 type pset struct {
 	t        *testing.T
 	domain   string
-	etcd     *etcdtest.Cluster
+	etcd     *secureetcd.Cluster // TLS and auth on; its Client is the clusterset admin
 	clusters map[string]*pcluster
 }
 
@@ -189,7 +190,7 @@ func startPSet(t *testing.T, octet, etcdMembers int, specs []pclusterSpec) *pset
 // startPSetIn is startPSet with the clusters placed by l (see runInNetns).
 func startPSetIn(t *testing.T, l *netLayout, etcdMembers int, specs []pclusterSpec) *pset {
 	t.Helper()
-	ec := etcdtest.StartClusterOn(t, etcdMembers, l.EtcdHost)
+	ec := secureetcd.StartClusterOn(t, etcdMembers, l.EtcdHost)
 	s := &pset{t: t, domain: "clusterset.local", etcd: ec, clusters: map[string]*pcluster{}}
 	for _, sp := range specs {
 		nc := l.cluster(sp.name)
@@ -330,6 +331,7 @@ func (s *pset) startFederator(c *pcluster) {
 	tokens := c.writeFile(t, "join-tokens.yaml", fmt.Sprintf("%s: gateway\n%s: dnsshim\n", gwTok, dnsTok), 0o600)
 	c.writeFile(t, "gateway.token", gwTok+"\n", 0o600)
 	c.writeFile(t, "dnsshim.token", dnsTok+"\n", 0o600)
+	creds := s.etcd.ClusterCreds(t, c.name) // the cluster's own etcd user: writes only its keys
 	for r := range c.fedReplicas {
 		cfg := c.writeFile(t, fmt.Sprintf("federator-%d.yaml", r), fmt.Sprintf(`cluster: %s
 domain: %s
@@ -339,6 +341,10 @@ instance: %s-%d
 leaderTTL: 2s
 etcd:
   endpoints: [%s]
+  caFile: %s
+  serverName: %s
+  username: %s
+  passwordFile: %s
 listen:
   grpc: %q
   bootstrap: %q
@@ -349,7 +355,7 @@ caReloadInterval: 300ms
 signing:
   lifetime: %s
   joinTokensFile: %s
-%s`, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), c.replicaAddr(r, pFedGRPC),
+%s`, c.name, s.domain, c.region, c.zone, c.name, r, quoteList(s.etcd.Endpoints()), creds.CAFile, creds.ServerName, creds.Username, creds.PasswordFile, c.replicaAddr(r, pFedGRPC),
 			c.replicaAddr(r, pFedBoot), c.replicaAddr(r, pFedAdmin), c.caDir, c.exportsConfig(), c.leafLifetime, tokens,
 			s.trustPins(c)), 0o644)
 		c.feds = append(c.feds, startProcIn(t, c.netns, fmt.Sprintf("%s federator-%d", c.name, r), "--log-level", "debug", "federator", "--config", cfg))

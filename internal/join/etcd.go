@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -103,7 +104,8 @@ func probeEndpoints(ctx context.Context, endpoints []string, timeout time.Durati
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case dctx.Err() != nil:
+	case dctx.Err() != nil, errors.Is(first, os.ErrDeadlineExceeded):
+		// The dial's own deadline can fire just before the context's.
 		return fmt.Errorf("no answer within %s", timeout)
 	}
 	if inner := errors.Unwrap(first); inner != nil {

@@ -42,8 +42,10 @@ const (
 type Cluster struct {
 	t          testing.TB
 	clientHost string // where the client bridges listen
+	opts       ClusterOptions
 	members    []*member
 	cli        *clientv3.Client
+	user, pw   string // credentials of Client and NewClient; "" before UseCredentials
 
 	mu sync.Mutex // guards each member's etcd
 }
@@ -77,11 +79,29 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // test in a network namespace serves clients in other namespaces).
 func StartClusterOn(t testing.TB, n int, clientHost string) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, n, clientHost, ClusterOptions{})
+}
+
+// ClusterOptions are the settings of a cluster beyond its size and client
+// host. The zero value is a plain cluster.
+type ClusterOptions struct {
+	// TLS, when set, makes every member's client listener serve TLS only
+	// with these files (embedetcd.NewTLSFiles); clients verify the
+	// server as embedetcd.ServerName.
+	TLS *embedetcd.TLSFiles
+	// BcryptCost is the cost etcd hashes user passwords with once auth is
+	// on. If zero, etcd's default.
+	BcryptCost uint
+}
+
+// StartClusterWith is StartClusterOn with options.
+func StartClusterWith(t testing.TB, n int, clientHost string, o ClusterOptions) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("start etcd cluster: %d members", n)
 	}
 	base := t.TempDir()
-	c := &Cluster{t: t, clientHost: clientHost}
+	c := &Cluster{t: t, clientHost: clientHost, opts: o}
 	t.Cleanup(c.close)
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
@@ -152,7 +172,17 @@ func (c *Cluster) start(dir string, n int) error {
 // memberConfig is m's embed config; the initial-cluster settings only
 // matter on the first start (a restart finds the member in its data dir).
 func (c *Cluster) memberConfig(m *member) *embed.Config {
-	cfg := embedetcd.MemberConfig(m.name, m.dir, m.client.URL(), m.peer.URL())
+	clientURL := m.client.URL()
+	if c.opts.TLS != nil {
+		clientURL.Scheme = "https"
+	}
+	cfg := embedetcd.MemberConfig(m.name, m.dir, clientURL, m.peer.URL())
+	if c.opts.TLS != nil {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = c.opts.TLS.CertFile, c.opts.TLS.KeyFile
+	}
+	if c.opts.BcryptCost != 0 {
+		cfg.BcryptCost = c.opts.BcryptCost
+	}
 	cfg.AdvertisePeerUrls = []url.URL{m.peerBridge.URL()}
 	cfg.SocketOpts.ReusePort = m.client.Held() || m.peer.Held()
 	cfg.TickMs = clusterTickMs
@@ -315,17 +345,41 @@ func (c *Cluster) NewClient(endpoints ...string) *clientv3.Client {
 	if len(endpoints) == 0 {
 		endpoints = c.Endpoints()
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+		Username:    c.user,
+		Password:    c.pw,
+	}
+	if c.opts.TLS != nil {
+		tc, err := embedetcd.ClientTLS(c.opts.TLS.CAFile)
+		if err != nil {
+			c.t.Fatalf("etcd client TLS: %v", err)
+		}
+		cfg.TLS = tc
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		c.t.Fatalf("connect to etcd %v: %v", endpoints, err)
 	}
 	c.t.Cleanup(func() { _ = cli.Close() })
 	return cli
 }
+
+// UseCredentials makes Client and later NewClient clients authenticate as
+// user (once auth is on, a client without a user may do nothing).
+func (c *Cluster) UseCredentials(user, password string) {
+	c.t.Helper()
+	c.user, c.pw = user, password
+	old := c.cli
+	c.cli = c.NewClient()
+	_ = old.Close()
+}
+
+// TLS returns the cluster's client TLS files, nil when it serves plain
+// HTTP/2.
+func (c *Cluster) TLS() *embedetcd.TLSFiles { return c.opts.TLS }
 
 // Running reports whether member i runs.
 func (c *Cluster) Running(i int) bool {

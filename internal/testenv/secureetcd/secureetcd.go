@@ -16,6 +16,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -26,10 +27,7 @@ type Secure struct {
 	Admin *clientv3.Client
 	// AdminCreds are the clusterset-admin's credentials as files.
 	AdminCreds Creds
-	dir        string
-
-	mu        sync.Mutex        // guards passwords
-	passwords map[string]string // by cluster
+	users      *users
 }
 
 // Creds are what a process needs to reach the secure etcd as one user.
@@ -64,7 +62,7 @@ func Start(t testing.TB) *Secure {
 		t.Fatalf("start embedded etcd: %v", err)
 	}
 	t.Cleanup(srv.Close)
-	s := &Secure{Server: srv, dir: dir, passwords: map[string]string{}}
+	s := &Secure{Server: srv}
 	boot, err := srv.Client()
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
@@ -77,8 +75,9 @@ func Start(t testing.TB) *Secure {
 	if err != nil {
 		t.Fatalf("set up etcd auth: %v", err)
 	}
-	s.AdminCreds = s.writeCreds(t, store.ClustersetAdminUser, adminPW)
 	s.Admin = s.client(t, store.ClustersetAdminUser, adminPW)
+	s.users = &users{dir: dir, admin: s.Admin, endpoint: srv.Endpoint(), tls: srv.TLS(), passwords: map[string]string{}}
+	s.AdminCreds = s.users.write(t, store.ClustersetAdminUser, adminPW)
 	return s
 }
 
@@ -92,35 +91,11 @@ func (s *Secure) client(t testing.TB, user, password string) *clientv3.Client {
 	return cli
 }
 
-func (s *Secure) writeCreds(t testing.TB, user, password string) Creds {
-	t.Helper()
-	path := filepath.Join(s.dir, user+".password")
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
-		t.Fatalf("write password: %v", err)
-	}
-	return Creds{Endpoint: s.Server.Endpoint(), CAFile: s.Server.TLS().CAFile, ServerName: embedetcd.ServerName,
-		Username: user, PasswordFile: path}
-}
-
 // ClusterCreds creates (once) cluster's etcd user and role and returns its
 // credentials.
 func (s *Secure) ClusterCreds(t testing.TB, cluster string) Creds {
 	t.Helper()
-	s.mu.Lock()
-	pw, ok := s.passwords[cluster]
-	if !ok {
-		pw = Password(t)
-		s.passwords[cluster] = pw
-	}
-	s.mu.Unlock()
-	if !ok {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := store.EnsureClusterRole(ctx, s.Admin, cluster, pw); err != nil {
-			t.Fatalf("create etcd user of %s: %v", cluster, err)
-		}
-	}
-	return s.writeCreds(t, store.ClusterUser(cluster), pw)
+	return s.users.cluster(t, cluster)
 }
 
 // ClusterClient returns a client authenticated as cluster's user.
@@ -132,4 +107,83 @@ func (s *Secure) ClusterClient(t testing.TB, cluster string) *clientv3.Client {
 		t.Fatalf("read password: %v", err)
 	}
 	return s.client(t, c.Username, string(b[:len(b)-1]))
+}
+
+// Cluster is a multi-member etcdtest.Cluster with TLS and auth on: its
+// Client is the clusterset admin's.
+type Cluster struct {
+	*etcdtest.Cluster
+	// AdminCreds are the clusterset-admin's credentials as files; its
+	// endpoint is the first member's (Endpoints has them all).
+	AdminCreds Creds
+	users      *users
+}
+
+// users creates cluster users and writes credentials files.
+type users struct {
+	dir      string
+	admin    *clientv3.Client
+	endpoint string
+	tls      *embedetcd.TLSFiles
+
+	mu        sync.Mutex        // guards passwords
+	passwords map[string]string // by cluster
+}
+
+// StartClusterOn starts an n-member cluster whose client endpoints are on
+// clientHost (see etcdtest.StartClusterOn), serving TLS only, with root
+// and the clusterset-admin user created and auth enabled. Everything is
+// closed by t.Cleanup.
+func StartClusterOn(t testing.TB, n int, clientHost string) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := embedetcd.NewTLSFiles(filepath.Join(dir, "tls"), []string{"127.0.0.1", clientHost}, time.Hour)
+	if err != nil {
+		t.Fatalf("etcd TLS: %v", err)
+	}
+	c := etcdtest.StartClusterWith(t, n, clientHost, etcdtest.ClusterOptions{TLS: &files, BcryptCost: 4})
+	adminPW := Password(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := store.SetupAuth(ctx, c.Client(), store.AuthSetup{RootPassword: Password(t), AdminPassword: adminPW}); err != nil {
+		t.Fatalf("set up etcd auth: %v", err)
+	}
+	c.UseCredentials(store.ClustersetAdminUser, adminPW)
+	u := &users{dir: dir, admin: c.Client(), endpoint: c.Endpoint(0), tls: &files, passwords: map[string]string{}}
+	return &Cluster{Cluster: c, AdminCreds: u.write(t, store.ClustersetAdminUser, adminPW), users: u}
+}
+
+// ClusterCreds creates (once) cluster's etcd user and role and returns its
+// credentials.
+func (c *Cluster) ClusterCreds(t testing.TB, cluster string) Creds {
+	t.Helper()
+	return c.users.cluster(t, cluster)
+}
+
+func (u *users) write(t testing.TB, user, password string) Creds {
+	t.Helper()
+	path := filepath.Join(u.dir, user+".password")
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatalf("write password: %v", err)
+	}
+	return Creds{Endpoint: u.endpoint, CAFile: u.tls.CAFile, ServerName: embedetcd.ServerName, Username: user, PasswordFile: path}
+}
+
+func (u *users) cluster(t testing.TB, cluster string) Creds {
+	t.Helper()
+	u.mu.Lock()
+	pw, ok := u.passwords[cluster]
+	if !ok {
+		pw = Password(t)
+		u.passwords[cluster] = pw
+	}
+	u.mu.Unlock()
+	if !ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := store.EnsureClusterRole(ctx, u.admin, cluster, pw); err != nil {
+			t.Fatalf("create etcd user of %s: %v", cluster, err)
+		}
+	}
+	return u.write(t, store.ClusterUser(cluster), pw)
 }
