@@ -112,6 +112,11 @@ func TestChartConfigsLoad(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, fed.Cluster, gw.Cluster)
 			require.Equal(t, "/etc/causeway/ca/bundle.crt", gw.CAFile)
+			if vc.name == "custom" { // limits reach both files
+				require.Equal(t, 512, gw.Limits.MaxFlowsPerSource)
+				require.Equal(t, 4096, gw.Limits.MaxStreamsPerPeerCluster)
+				require.Equal(t, 256, fed.Limits.WatchStreamsPerIdentity)
+			}
 			shim, err := component.LoadDNSShimConfig(write("dnsshim.yaml"))
 			require.NoError(t, err)
 			require.Equal(t, fed.Domain, shim.Domain)
