@@ -57,9 +57,10 @@ type Federator struct {
 	importsKicked  chan struct{}                        // cap 1: a pending import reconcile
 	pendingImports map[catalog.ServiceKey]pendingImport // owned by runImports
 
-	historyMu sync.Mutex // guards history
-	history   []*catalog.View
-	publishMu sync.Mutex // serialises publishEntries and republishTrust
+	historyMu   sync.Mutex // guards history, unresumable
+	history     []*catalog.View
+	unresumable int64      // a revision whose view was rebuilt with other entries: not offered for resuming
+	publishMu   sync.Mutex // serialises publishEntries and republishTrust
 
 	trust      *trustKeeper
 	bundleMu   sync.Mutex              // guards lastBundle

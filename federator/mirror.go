@@ -202,17 +202,20 @@ func (f *Federator) republishTrust() {
 // publishView makes v current and remembers it for resuming watchers.
 func (f *Federator) publishView(v *catalog.View) {
 	f.historyMu.Lock()
-	if n := len(f.history); n > 0 && f.history[n-1].Revision == v.Revision && sameEntries(f.history[n-1], v) {
-		f.historyMu.Unlock()
-		return // a rebuild that changed nothing
-	}
-	if n := len(f.history); n > 0 && f.history[n-1].Revision == v.Revision {
+	if cur := f.feed.View(); cur != nil && cur.Revision == v.Revision {
+		if sameEntries(cur, v) {
+			f.historyMu.Unlock()
+			f.markServing(v)
+			return // a rebuild that changed nothing
+		}
 		// Rebuilt without an etcd change (the export source or this
 		// cluster's trust in a peer changed): views of that revision
 		// differ, so none is offered for resuming; a watcher resuming from
 		// it gets a snapshot.
+		f.unresumable = v.Revision
 		f.history = slices.DeleteFunc(f.history, func(h *catalog.View) bool { return h.Revision == v.Revision })
-	} else {
+	}
+	if v.Revision != f.unresumable {
 		if len(f.history) == historySize {
 			copy(f.history, f.history[1:])
 			f.history = f.history[:historySize-1]
@@ -221,6 +224,12 @@ func (f *Federator) publishView(v *catalog.View) {
 	}
 	f.historyMu.Unlock()
 	f.feed.Publish(v)
+	f.markServing(v)
+}
+
+// markServing notes that the view serving this cluster's own exports from
+// its source is out (Catalog.Watch waits for it).
+func (f *Federator) markServing(v *catalog.View) {
 	if f.firstOverlaid.Load() == v {
 		f.servingOnce.Do(func() { close(f.servingOwn) })
 	}
