@@ -14,6 +14,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // Trust states of a peer's bundle, as ClusterInfo.trust and the
@@ -77,6 +78,10 @@ func (t *trustKeeper) peerLocked(peer string) *peerTrust {
 func (t *trustKeeper) setOwn(rec *causewayv1.TrustBundle) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if rec.GetSchemaVersion() != store.SchemaVersion { // as stored: catalog clients read only known versions
+		rec = proto.Clone(rec).(*causewayv1.TrustBundle)
+		rec.SchemaVersion = store.SchemaVersion
+	}
 	t.own = &causewayv1.Entry{Key: store.RelativeKey(store.BundleKey(t.self)), Record: &causewayv1.Entry_Bundle{Bundle: rec}}
 }
 

@@ -8,6 +8,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,8 @@ func TestTrustClusterFirstUse(t *testing.T) {
 	require.Eventually(t, func() bool { return trust()["east"].GetTrust() == TrustUntrusted }, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, trust()["east"].GetTrustDetail(), "causeway clusters trust east")
 	require.Equal(t, TrustOwn, trust()["west"].GetTrust())
+	own := west.fed.Feed().View().Bundles()["west"]
+	require.EqualValues(t, store.SchemaVersion, own.GetSchemaVersion(), "the own bundle is fed as stored, or catalog clients refuse it")
 	_, fed := west.fed.Feed().View().Bundles()["east"]
 	require.False(t, fed, "an untrusted peer's bundle is not fed")
 
