@@ -35,17 +35,35 @@ func (f *Federator) announceGateway(ctx context.Context, instance string, addrs 
 		ttl = 5 * time.Second
 	}
 	rec := &causewayv1.GatewayRecord{Cluster: f.cfg.Cluster, Instance: instance, Addresses: addrs, AnnouncerKeySha256: announcer}
+	// stale is the lease of a session this announcement lost (its
+	// keep-alive failed, e.g. across an etcd restart): the record may still
+	// be on it, so it is revoked only once the record is on the new lease,
+	// and peers see the instance updated, never gone.
+	var stale clientv3.LeaseID
 	for ctx.Err() == nil {
+		lost := false
 		sess, err := concurrency.NewSession(f.store.Client(), concurrency.WithTTL(int(ttl.Seconds())), concurrency.WithContext(ctx))
 		if err == nil {
-			err = f.holdGateway(ctx, sess, rec, announced)
-			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, rerr := f.store.Client().Revoke(rctx, sess.Lease())
-			cancel()
-			if ctx.Err() != nil {
-				f.log.Info("gateway announcement withdrawn", "instance", instance, "revoked", rerr == nil)
+			err = f.holdGateway(ctx, sess, rec, announced, func() {
+				if stale != 0 {
+					f.revokeLease(stale)
+					stale = 0
+				}
+			})
+			lost = err == nil && ctx.Err() == nil
+			if lost {
+				if stale != 0 {
+					f.revokeLease(stale)
+				}
+				stale = sess.Lease()
+				sess.Orphan() // Close would revoke the lease, and the record with it
+			} else {
+				revoked := f.revokeLease(sess.Lease())
+				if ctx.Err() != nil {
+					f.log.Info("gateway announcement withdrawn", "instance", instance, "revoked", revoked)
+				}
+				_ = sess.Close()
 			}
-			_ = sess.Close()
 		}
 		if errors.Is(err, store.ErrGatewayHeld) {
 			f.log.Warn("gateway announcement refused: the instance is announced by another gateway key", "instance", instance)
@@ -54,22 +72,38 @@ func (f *Federator) announceGateway(ctx context.Context, instance string, addrs 
 		if err != nil && ctx.Err() == nil {
 			f.log.Warn("announce gateway failed", "instance", instance, "err", err)
 		}
+		if lost {
+			continue // claim again at once, on a new lease
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
 	}
+	if stale != 0 {
+		f.revokeLease(stale)
+	}
 	return nil
 }
 
-// holdGateway claims the instance on sess's lease and keeps the record in
+// revokeLease revokes lease (deleting the records on it), waiting at most
+// a second; it reports whether etcd confirmed.
+func (f *Federator) revokeLease(lease clientv3.LeaseID) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := f.store.Client().Revoke(ctx, lease)
+	return err == nil
+}
+
+// holdGateway claims the instance on sess's lease (then calls claimed) and keeps the record in
 // place until ctx ends or the session is lost: a watch on the key puts it
 // back (store.ClaimReassert) when anything else deletes or replaces it.
-func (f *Federator) holdGateway(ctx context.Context, sess *concurrency.Session, rec *causewayv1.GatewayRecord, announced func(clientv3.LeaseID) error) error {
+func (f *Federator) holdGateway(ctx context.Context, sess *concurrency.Session, rec *causewayv1.GatewayRecord, announced func(clientv3.LeaseID) error, claimed func()) error {
 	rev, _, err := f.store.ClaimGateway(ctx, sess.Lease(), rec, store.ClaimNew)
 	if err != nil {
 		return err
 	}
+	claimed()
 	f.log.Info("gateway announced", "instance", rec.GetInstance(), "addresses", rec.GetAddresses())
 	if announced != nil {
 		if err := announced(sess.Lease()); err != nil {
