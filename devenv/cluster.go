@@ -162,7 +162,7 @@ func (c *cluster) leaf(g *rungroup.Group, component string, lifetime time.Durati
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := certs.NewRotator(ctx, certs.RotatorConfig{ID: id, Logger: log.With("cluster", c.spec.Name),
+	r, err := certs.NewRotator(ctx, certs.RotatorConfig{ID: id, Logger: log,
 		Signer: &certs.LocalSigner{CA: c.ca, Lifetime: lifetime}})
 	if err != nil {
 		return nil, certs.ID{}, fmt.Errorf("issue %s certificate of %s: %w", component, c.spec.Name, err)
@@ -178,7 +178,7 @@ func (c *cluster) leaf(g *rungroup.Group, component string, lifetime time.Durati
 
 // start launches the cluster's components in g.
 func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string, svcs []demoService) error {
-	log := cfg.Logger
+	log := cfg.Logger.With("cluster", c.spec.Name) // the one owner of the attribute in this process
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.reg = reg

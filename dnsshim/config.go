@@ -21,7 +21,8 @@ type Config struct {
 	// RateLimit limits UDP answers per source; the zero value is on with
 	// its defaults.
 	RateLimit RateLimit
-	// Logger; if nil, slog.Default().
+	// Logger; if nil, slog.Default(). The caller names the cluster in it
+	// (the wiring adds the "cluster" attribute once per process).
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, not registered.
 	Registerer prometheus.Registerer

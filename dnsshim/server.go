@@ -46,7 +46,7 @@ func New(cfg Config, src ViewSource) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, src: src, log: cfg.Logger.With("component", "dnsshim", "cluster", cfg.Cluster),
+	return &Server{cfg: cfg, src: src, log: cfg.Logger.With("component", "dnsshim"),
 		metrics: newMetrics(cfg.Registerer), limit: limit}, nil
 }
 

@@ -1,6 +1,6 @@
 package federator
 
-// Federation benchmarks (issue 4; run by bench/federation.sh and `make
+// Federation benchmarks (run by bench/federation.sh and `make
 // bench`). A real etcd runs in the test process; each of the three
 // federators (east, west, north) runs in a child process of the test
 // binary (TestBenchChild, benchchild_test.go) over a static exports file,
@@ -68,7 +68,7 @@ var (
 // exporters), and measures the wall time until etcd holds all 30,000
 // exports and 30,000 imports, each with a clusterset IP and all three
 // exporting clusters, plus each federator's peak RSS and CPU time.
-// Targets (issue 4): ≤ 30 s, ≤ 500 MB per federator.
+// Targets: ≤ 30 s, ≤ 500 MB per federator.
 func BenchmarkFederationInitialSync10k(b *testing.B) {
 	benchRequireLinux(b)
 	n := benchEnvInt(b, "CAUSEWAY_BENCH_SYNC_SERVICES", 10000)
@@ -124,8 +124,8 @@ func BenchmarkFederationInitialSync10k(b *testing.B) {
 // service to east's exports file and measures the time until the imports
 // of west and north appear in etcd (timestamped by a watch), then removes
 // it and measures the time until both imports are deleted. The static
-// source polls its file every 10ms, which is part of the figure. Target
-// (issue 4): p99 ≤ 500 ms.
+// source polls its file every 10ms, which is part of the figure. Target:
+// p99 ≤ 500 ms.
 func BenchmarkFederationConvergence(b *testing.B) {
 	benchRequireLinux(b)
 	base := benchEnvInt(b, "CAUSEWAY_BENCH_CONV_SERVICES", 100)

@@ -171,7 +171,7 @@ func NewCertsServer(cfg CertsServerConfig) (*CertsServer, error) {
 	}
 	s := &CertsServer{
 		cfg:       cfg,
-		log:       log.With("component", "certs", "cluster", cfg.Cluster),
+		log:       log.With("component", "certs"),
 		authorize: certs.AuthorizeComponents(cfg.Components...),
 		failures:  failures,
 		signs: prometheus.NewCounterVec(prometheus.CounterOpts{

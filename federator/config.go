@@ -43,7 +43,8 @@ type Config struct {
 	// chain. Pins matter only while nothing is trusted for the peer yet.
 	// If nil, peers are trusted only through TrustCluster.
 	TrustPins map[string]string
-	// Logger; if nil, slog.Default().
+	// Logger; if nil, slog.Default(). The caller names the cluster in it
+	// (the wiring adds the "cluster" attribute once per process).
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, metrics are not registered.
 	Registerer prometheus.Registerer

@@ -83,7 +83,7 @@ func New(cfg Config, st *store.Store) (*Federator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("component", "federator", "cluster", cfg.Cluster)
+	log = log.With("component", "federator")
 	m := newMetrics(cfg.Registerer)
 	pins := map[string]string{}
 	for c, fp := range cfg.TrustPins {

@@ -58,7 +58,8 @@ type Config struct {
 	// an estimate of its state (pendingStreamCost); a stream that would go
 	// over it is reset with 0x4. If zero, DefaultMaxPeerHeaderBytes.
 	MaxPeerHeaderBytes int64
-	// Logger; if nil, slog.Default().
+	// Logger; if nil, slog.Default(). The caller names the cluster in it
+	// (the wiring adds the "cluster" attribute once per process).
 	Logger *slog.Logger
 	// Registerer for metrics; if nil, not registered.
 	Registerer prometheus.Registerer

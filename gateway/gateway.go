@@ -68,7 +68,7 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 	g := &Gateway{
 		cfg:     cfg,
 		src:     src,
-		log:     cfg.Logger.With("component", "gateway", "cluster", cfg.Cluster),
+		log:     cfg.Logger.With("component", "gateway"),
 		metrics: newMetrics(cfg.Registerer),
 		bundles: certs.NewBundleSet(),
 		ready:   make(chan struct{}),

@@ -8,12 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestGatewayFailover is issue 6's failover acceptance (and issue 8's
+// TestGatewayFailover is the gateway failover acceptance (and fault
 // scenarios 2, 4 and 8) with real processes: west calls echo, exported by
 // east (same region, preferred) and north (another region), while (a)
 // east's backend stops, (b) east is drained with the CLI, then only east's
 // echo, (c) east's gateway is killed with SIGKILL, then restarted; also
-// east's endpoint turns unready (issue 8's scenario 3). In (a) and (b) no
+// east's endpoint turns unready (fault scenario 3). In (a) and (b) no
 // request fails; in (c) only requests in flight at the kill may
 // fail; in each, traffic is on north within 2 s, and back on east after.
 // Locality first: east and north each reach their own backend.

@@ -35,7 +35,7 @@ func srvPorts(c *pcluster, name string) ([]uint16, int, error) {
 	return ports, r.Rcode, nil
 }
 
-// TestScenarioExportLifecycleKubernetes is issue 8's scenario 1 as an
+// TestScenarioExportLifecycleKubernetes is fault scenario 1 as an
 // operator sees it, with two real kube-apiservers and the federators, DNS
 // shims and gateways as processes in Kubernetes mode: a ServiceExport in
 // east makes demo/echo resolvable in west (the derived Service's
@@ -137,7 +137,7 @@ func TestScenarioExportLifecycleKubernetes(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// TestScenarioEndpointsUnreadyKubernetes is issue 8's scenario 3 as
+// TestScenarioEndpointsUnreadyKubernetes is fault scenario 3 as
 // Kubernetes reports it: west and north (two real kube-apiservers, the
 // federators in Kubernetes mode) both export demo/echo; west's clients
 // reach it through west's derived Service (resolved here as kube-proxy

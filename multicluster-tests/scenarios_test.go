@@ -86,7 +86,7 @@ func reportLoop(t *testing.T, what string, l *trafficLoop, at time.Time) {
 	}
 }
 
-// TestScenarioFederationEtcdFaults is issue 8's scenarios 6 and 5 on a
+// TestScenarioFederationEtcdFaults is fault scenarios 6 and 5 on a
 // 3-member federation etcd: (6) the etcd leader is killed, then (5) etcd
 // loses its quorum for 60 s (two of three members down). Traffic from west
 // to east and west's DNS answers carry on without a single failure, the
@@ -175,7 +175,7 @@ func electionLeader(cli *clientv3.Client, cluster string) (string, error) {
 	return string(resp.Kvs[0].Value), nil
 }
 
-// TestScenarioFederatorLeaderKilled is issue 8's scenario 7: east runs two
+// TestScenarioFederatorLeaderKilled is fault scenario 7: east runs two
 // federator replicas (gateway and DNS shim know both addresses); the
 // leader is killed with SIGKILL. The other replica leads within the lease
 // TTL (2 s here) plus one keep-alive, traffic from west to east carries on
@@ -251,7 +251,7 @@ func metricValue(t *testing.T, url, series string) float64 {
 	return 0
 }
 
-// TestScenarioRotationUnderLoad is issue 8's scenario 10: east issues
+// TestScenarioRotationUnderLoad is fault scenario 10: east issues
 // 6-second leaves (its gateway and DNS shim renew every 4 s) and its CA
 // is rotated with `causeway certs rotate-ca` (new CA published, switched
 // to, old CA dropped) while west calls east's echo continuously. No
@@ -357,7 +357,7 @@ func TestScenarioRotationUnderLoad(t *testing.T) {
 	require.Positive(t, replaced, "west kept tunnelling through connections authenticated by expired leaves")
 }
 
-// TestScenarioGatewayPartition is issue 8's scenario 9: the path between
+// TestScenarioGatewayPartition is fault scenario 9: the path between
 // west's and east's gateways is cut (both directions, every packet
 // silently dropped) while west calls echo, exported by east (preferred,
 // same region) and north, which both keep reaching each other. Only

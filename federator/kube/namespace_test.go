@@ -19,7 +19,7 @@ import (
 )
 
 // lateNamespaceDeadline is how soon after its namespace is created an
-// import's objects must be in place (issue 15, point 1).
+// import's objects must be in place.
 const lateNamespaceDeadline = 2 * time.Second
 
 // TestImportIntoLateNamespace: east exports demo/echo while west has no

@@ -76,7 +76,7 @@ func NewSink(cfg SinkConfig) (*Sink, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sink{cfg: cfg, log: log.With("component", "kube-sink", "cluster", cfg.Cluster)}, nil
+	return &Sink{cfg: cfg, log: log.With("component", "kube-sink")}, nil
 }
 
 // Run keeps the cluster's import objects equal to feed's imports of this

@@ -61,7 +61,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Source{cfg: cfg, log: log.With("component", "kube-source", "cluster", cfg.Cluster)}, nil
+	return &Source{cfg: cfg, log: log.With("component", "kube-source")}, nil
 }
 
 // Run watches the cluster and publishes its export set until ctx ends.

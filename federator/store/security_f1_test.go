@@ -51,7 +51,7 @@ func ownKeys() []string {
 // federator credentials (its own user and store.ClusterRolePermissions)
 // are refused every put and delete of a key that is not east's, under
 // every prefix of the schema, and allowed on east's own keys. Before
-// issue 16 every federator could write every key (F1).
+// per-cluster roles every federator could write every key (F1).
 func TestSecurityF1_ClusterCredentialsConfined(t *testing.T) {
 	s := secureetcd.Start(t)
 	east := s.ClusterClient(t, "east")

@@ -105,7 +105,9 @@ func TestSecurityF1_ForcedJoinCAReplacementRefused(t *testing.T) {
 	s, east, west := eastWest(t, 172)
 	s.stop(east) // the legitimate case: east is being rebuilt
 
-	res, err := join.Run(context.Background(), join.Options{Cluster: "east", Etcd: join.EtcdOptions{Endpoints: []string{s.etcd.Endpoint()}},
+	res, err := join.Run(context.Background(), join.Options{Cluster: "east", Etcd: join.EtcdOptions{Endpoints: []string{s.etcd.AdminCreds.Endpoint},
+		CAFile: s.etcd.AdminCreds.CAFile, ServerName: s.etcd.AdminCreds.ServerName,
+		Username: s.etcd.AdminCreds.Username, PasswordFile: s.etcd.AdminCreds.PasswordFile},
 		Out: t.TempDir(), Force: true})
 	require.NoError(t, err)
 	require.True(t, res.Replaced)

@@ -23,8 +23,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/causeway-mesh/causeway/internal/component"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
-	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
+	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -39,8 +38,8 @@ import (
 type secSet struct {
 	t        *testing.T
 	octet    int
-	etcd     *embedetcd.Server
-	cli      *clientv3.Client
+	etcd     *secureetcd.Secure // TLS and auth on: each federator writes as its cluster's etcd user
+	cli      *clientv3.Client   // the attacker: anyone who can write etcd (the clusterset admin's client)
 	clusters map[string]*secCluster
 }
 
@@ -83,8 +82,8 @@ func (s *syncBuf) String() string {
 // etcd; start each cluster with startFederator / startGateway.
 func newSecSet(t *testing.T, octet int, clusters []string, gateways map[string]bool) *secSet {
 	t.Helper()
-	srv, cli := etcdtest.Start(t)
-	s := &secSet{t: t, octet: octet, etcd: srv, cli: cli, clusters: map[string]*secCluster{}}
+	secure := secureetcd.Start(t)
+	s := &secSet{t: t, octet: octet, etcd: secure, cli: secure.Admin, clusters: map[string]*secCluster{}}
 	for i, name := range clusters {
 		c := &secCluster{name: name, ip: fmt.Sprintf("127.%d.%d.1", octet, i+1), dir: filepath.Join(t.TempDir(), name),
 			gateway: gateways[name], leafLifetime: "1h", fedLog: &syncBuf{}, gwLog: &syncBuf{}}
@@ -138,10 +137,15 @@ func (s *secSet) startFederator(c *secCluster) {
 	for name, fp := range pins {
 		fmt.Fprintf(&pinsYAML, "  %s: %q\n", name, fp)
 	}
+	creds := s.etcd.ClusterCreds(t, c.name)
 	path := write("federator.yaml", fmt.Sprintf(`cluster: %s
 leaderTTL: 2s
 etcd:
   endpoints: [%q]
+  caFile: %s
+  serverName: %s
+  username: %s
+  passwordFile: %s
 listen:
   grpc: %q
   bootstrap: %q
@@ -155,7 +159,7 @@ signing:
   lifetime: %s
   joinTokensFile: %s
 trustPins:
-%s`, c.name, s.etcd.Endpoint(), c.addr(7443), c.addr(7444), c.addr(9090), c.caDir, s.octet, 100+len(s.clusters)+len(c.name),
+%s`, c.name, creds.Endpoint, creds.CAFile, creds.ServerName, creds.Username, creds.PasswordFile, c.addr(7443), c.addr(7444), c.addr(9090), c.caDir, s.octet, 100+len(s.clusters)+len(c.name),
 		write("exports.yaml", exports), c.leafLifetime, write("tokens.yaml", secGatewayToken+": gateway\n"), pinsYAML.String()))
 	cfg, err := component.LoadFederatorConfig(path)
 	require.NoError(t, err)

@@ -27,7 +27,7 @@ func secureOptions(c secureetcd.Creds, cluster, out string) Options {
 // join needs the clusterset admin (a cluster's credentials are refused and
 // leave nothing behind); the credentials it writes are the new cluster's
 // own, confined to its keys; and `join --force` of a cluster that runs (a
-// gateway on a live lease) is refused, where before issue 16 it replaced
+// gateway on a live lease) is refused, where it used to replace
 // the live cluster's CA (F1, probe 1h). Once the cluster stopped, --force
 // re-registers it.
 func TestSecurityF1_JoinForceRefusesLiveCluster(t *testing.T) {

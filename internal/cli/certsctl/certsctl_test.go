@@ -17,9 +17,9 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/cli/certsctl"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/causeway-mesh/causeway/internal/cli"
+	"github.com/causeway-mesh/causeway/internal/cli/certsctl"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
