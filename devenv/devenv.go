@@ -304,7 +304,7 @@ func PrintGuide(w io.Writer, st *State, bin string) {
 		fmt.Fprintf(w, "\nOperate it (--cluster NAME picks a cluster's federator; default %s):\n", st.Clusters[0].Name)
 		fmt.Fprintf(w, "  export %s=%s\n", "CAUSEWAY_STATE_FILE", st.File)
 		fmt.Fprintf(w, "  %[1]s clusters; %[1]s exports; %[1]s imports; %[1]s status --cluster %[2]s\n", bin, c.Name)
-		fmt.Fprintf(w, "  %s explain %s/%s --from %s\n", bin, s.Namespace, s.Name, c.Name)
+		fmt.Fprintf(w, "  %s explain %s/%s --cluster %s\n", bin, s.Namespace, s.Name, c.Name)
 	}
 	fmt.Fprintf(w, "\nOr, without the state file, through %s's federator:\n", c.Name)
 	fmt.Fprintf(w, "  export CAUSEWAY_FEDERATOR=%s CAUSEWAY_CERT=%s CAUSEWAY_KEY=%s CAUSEWAY_CA=%s\n",

@@ -26,7 +26,7 @@ func TestPrintGuide(t *testing.T) {
 	require.Contains(t, out, "curl -s http://127.10.1.1:9090/metrics")
 	require.Contains(t, out, "export CAUSEWAY_STATE_FILE=/tmp/causeway-dev-1/state.json\n")
 	require.Contains(t, out, "/src/causeway/bin/causeway clusters; /src/causeway/bin/causeway exports;")
-	require.Contains(t, out, "/src/causeway/bin/causeway explain demo/echo --from east")
+	require.Contains(t, out, "/src/causeway/bin/causeway explain demo/echo --cluster east")
 	require.Contains(t, out, "export CAUSEWAY_FEDERATOR=127.10.1.1:7443 CAUSEWAY_CERT=e.crt")
 	require.NotContains(t, out, "ADMIN")
 }

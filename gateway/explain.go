@@ -1,17 +1,14 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -259,81 +256,4 @@ func parseExplainQuery(q url.Values) (catalog.ServiceKey, uint32, error) {
 		}
 	}
 	return catalog.ServiceKey{Namespace: ns, Name: name}, uint32(port), nil
-}
-
-// FetchExplanation asks the explain handler under adminURL (the gateway's
-// admin HTTP server, e.g. http://127.0.0.1:9090) about key on port (0:
-// the only one).
-func FetchExplanation(ctx context.Context, client *http.Client, adminURL string, key catalog.ServiceKey, port uint32) (Explanation, error) {
-	q := url.Values{"service": {key.String()}}
-	if port != 0 {
-		q.Set("port", strconv.Itoa(int(port)))
-	}
-	u := strings.TrimSuffix(adminURL, "/") + "/explain?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return Explanation{}, fmt.Errorf("ask gateway %s: %w", adminURL, err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Explanation{}, fmt.Errorf("ask gateway %s: %w", adminURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return Explanation{}, fmt.Errorf("ask gateway %s: %w", adminURL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(string(body))
-		if resp.StatusCode == http.StatusNotFound && !strings.Contains(msg, "explain") {
-			msg = "no explain endpoint (404): is " + adminURL + " a gateway's admin address?"
-		}
-		return Explanation{}, fmt.Errorf("gateway %s: %s", adminURL, msg)
-	}
-	var e Explanation
-	if err := json.Unmarshal(body, &e); err != nil {
-		return Explanation{}, fmt.Errorf("gateway %s: decode explanation: %w", adminURL, err)
-	}
-	return e, nil
-}
-
-// WriteTable renders e for people: a heading line, then one row per
-// cluster in the order flows try them.
-func (e Explanation) WriteTable(w io.Writer) error {
-	head := fmt.Sprintf("%s port %d from %s (catalog revision %d, at most %d clusters tried per flow)",
-		e.Service, e.Port, e.From, e.CatalogRevision, e.MaxAttempts)
-	if e.CatalogStaleSince != nil {
-		head += ", catalog stale since " + e.CatalogStaleSince.Format(time.RFC3339)
-	}
-	if _, err := fmt.Fprintln(w, head); err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tCLUSTER\tTIER\tSTATUS\tOPEN\tGATEWAYS\tWHY")
-	for _, c := range e.Clusters {
-		order := "-"
-		if c.Order > 0 {
-			order = strconv.Itoa(c.Order)
-		}
-		why := c.Reason
-		if c.Status == StatusLastResort {
-			why += " (tried only when no candidate is left)"
-		}
-		if why == "" {
-			why = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", order, c.Cluster, c.Tier, c.Status, c.OpenStreams, gatewaysCell(c.Gateways), why)
-	}
-	return tw.Flush()
-}
-
-func gatewaysCell(gws []ExplainedGateway) string {
-	if len(gws) == 0 {
-		return "-"
-	}
-	s := make([]string, len(gws))
-	for i, gw := range gws {
-		s[i] = gw.Instance + " " + gw.State
-	}
-	return strings.Join(s, ", ")
 }

@@ -189,6 +189,10 @@ type stateCluster struct {
 	AdminCert string `json:"adminCert"`
 	AdminKey  string `json:"adminKey"`
 	CAFile    string `json:"caFile"`
+	// HTTP is the gateway's HTTP endpoint (explain); Admin the key older
+	// state files used for it.
+	HTTP  string `json:"http,omitempty"`
+	Admin string `json:"admin,omitempty"`
 }
 
 func (c stateCluster) federator() string {
