@@ -122,7 +122,7 @@ func TestGatewayFailover(t *testing.T) {
 
 	// (c) east's gateway killed: requests in flight at the kill may fail.
 	at = time.Now()
-	east.gw.kill()
+	east.gw.Kill()
 	killed := time.Now()
 	moved("gateway SIGKILL", at, at, func(r result) bool { return r.start.Before(killed) })
 	s.restartGateway(east)

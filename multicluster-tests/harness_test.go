@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/causeway-mesh/causeway/internal/testenv/proctest"
 )
 
 var (
@@ -93,12 +94,11 @@ func (s *syncBuffer) String() string {
 }
 
 // devProcess is a running `causeway dev`.
+// devProcess is a running `causeway dev`.
 type devProcess struct {
-	cmd    *exec.Cmd
+	*proctest.Process
 	stdout *syncBuffer
 	stderr *syncBuffer
-	exited chan struct{}
-	err    error // valid after exited is closed
 }
 
 func startDev(t *testing.T, args ...string) *devProcess {
@@ -113,26 +113,17 @@ func startDevEnv(t *testing.T, env []string, args ...string) *devProcess {
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	p := &devProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &devProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	if err := cmd.Start(); err != nil {
+	var err error
+	if p.Process, err = proctest.Start(cmd); err != nil {
 		t.Fatalf("start causeway dev: %v", err)
 	}
-	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		// Stop it as a user would, so that it removes its temporary data
 		// directory; SIGKILL only if it does not exit in time.
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exited:
-			case <-time.After(devStopTimeout):
-				t.Errorf("causeway dev still running %s after SIGTERM; killed", devStopTimeout)
-				_ = cmd.Process.Kill()
-				<-p.exited
-			}
+		if p.Stop(devStopTimeout) {
+			t.Errorf("causeway dev still running %s after SIGTERM; killed", devStopTimeout)
 		}
 		if t.Failed() {
 			t.Logf("causeway dev stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
@@ -156,8 +147,8 @@ func (p *devProcess) waitState(t *testing.T, path string, timeout time.Duration)
 			return &st
 		}
 		select {
-		case <-p.exited:
-			t.Fatalf("causeway dev exited before writing the state file: %v\nstderr:\n%s", p.err, p.stderr)
+		case <-p.Exited():
+			t.Fatalf("causeway dev exited before writing the state file: %v\nstderr:\n%s", p.Err(), p.stderr)
 		case <-deadline:
 			t.Fatalf("no state file after %s", timeout)
 		case <-tick.C:
@@ -169,26 +160,22 @@ func (p *devProcess) waitState(t *testing.T, path string, timeout time.Duration)
 func (p *devProcess) stop(t *testing.T, sig syscall.Signal, timeout time.Duration) (int, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		t.Fatalf("signal causeway dev: %v", err)
 	}
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
+	if !p.Wait(timeout) {
 		t.Fatalf("causeway dev still running %s after %v", timeout, sig)
 	}
-	return p.cmd.ProcessState.ExitCode(), time.Since(start)
+	return p.ExitCode(), time.Since(start)
 }
 
 // waitExit waits for the process to exit by itself.
 func (p *devProcess) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
+	if !p.Wait(timeout) {
 		t.Fatalf("causeway dev did not exit within %s", timeout)
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.ExitCode()
 }
 
 // requireFree asserts that nothing listens on a TCP address any more.

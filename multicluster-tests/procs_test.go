@@ -8,13 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/proctest"
 	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -37,11 +36,9 @@ import (
 
 // proc is one running causeway component process.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan struct{}
-	err    error // valid after exited is closed
+	*proctest.Process
+	name string
+	out  *syncBuffer
 }
 
 // startProcIn starts the causeway binary with args in network namespace
@@ -50,48 +47,18 @@ type proc struct {
 func startProcIn(t *testing.T, ns, name string, args ...string) *proc {
 	t.Helper()
 	cmd := netnsCommand(ns, causewayBinary(t), args...)
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	require.NoError(t, cmd.Start(), "start %s", name)
-	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	pp, err := proctest.Start(cmd)
+	require.NoError(t, err, "start %s", name)
+	p := &proc{Process: pp, name: name, out: out}
 	t.Cleanup(func() {
-		p.stop(10 * time.Second)
+		p.Stop(10 * time.Second)
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, p.out)
 		}
 	})
 	return p
-}
-
-// stop sends SIGTERM and waits up to grace, then kills.
-func (p *proc) stop(grace time.Duration) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// kill sends SIGKILL and waits for the exit.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
 }
 
 // pcluster is one cluster of a process-level clusterset.
@@ -463,8 +430,8 @@ func waitReady(t *testing.T, p *proc, url string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
-		if !p.running() {
-			t.Fatalf("%s exited before it was ready: %v\n%s", p.name, p.err, p.out)
+		if !p.Running() {
+			t.Fatalf("%s exited before it was ready: %v\n%s", p.name, p.Err(), p.out)
 		}
 		resp, err := client.Get(url)
 		if err == nil {

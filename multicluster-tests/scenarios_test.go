@@ -204,7 +204,7 @@ func TestScenarioFederatorLeaderKilled(t *testing.T) {
 		idx = 1
 	}
 	at := time.Now()
-	east.feds[idx].kill()
+	east.feds[idx].Kill()
 	var next string
 	require.Eventually(t, func() bool {
 		// Not require: this runs on another goroutine; an etcd error is retried.

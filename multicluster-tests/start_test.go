@@ -43,18 +43,16 @@ func TestComponentExitsZeroOnSIGINTWhileObtainingCertificate(t *testing.T) {
 				return strings.Contains(out, "level=ERROR") && strings.Contains(out, "tokenFile "+filepath.Join(dir, "none.token")+" cannot be read") &&
 					strings.Contains(out, "issued for component "+tc.component)
 			}, 20*time.Second, 50*time.Millisecond, "classified ERROR with the hint")
-			require.True(t, p.running(), "it keeps retrying")
-			require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
-			select {
-			case <-p.exited:
-			case <-time.After(10 * time.Second):
+			require.True(t, p.Running(), "it keeps retrying")
+			require.NoError(t, p.Signal(syscall.SIGINT))
+			if !p.Wait(10 * time.Second) {
 				t.Fatalf("%s did not stop on SIGINT", tc.component)
 			}
 			var ee *exec.ExitError
-			if p.err != nil {
-				require.ErrorAs(t, p.err, &ee)
+			if p.Err() != nil {
+				require.ErrorAs(t, p.Err(), &ee)
 			}
-			assert.NoError(t, p.err, "exit code 0 on SIGINT; output:\n%s", p.out.String())
+			assert.NoError(t, p.Err(), "exit code 0 on SIGINT; output:\n%s", p.out.String())
 			assert.NotContains(t, p.out.String(), "context canceled")
 		})
 	}

@@ -224,14 +224,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, t testing.TB, bin string, 
 	}
 }
 
-func isExited(p *process) bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
+func isExited(p *process) bool { return !p.Running() }
 
 // waitReady polls url/readyz until it answers 200, the process exits or
 // ctx is done. The certificate is not checked: it may not be written yet.

@@ -7,24 +7,19 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testenv/proctest"
 )
 
 // process is a running kube-apiserver whose output goes to a log file.
 type process struct {
-	cmd     *exec.Cmd
+	*proctest.Process
 	logPath string
-	exited  chan struct{} // closed once the process has been reaped
-	waitErr error         // the process's exit status; valid once exited is closed
-
-	stopOnce sync.Once
-	stopErr  error // set by stopOnce
 }
 
 // startProcess starts bin with args, appending its stdout and stderr to
-// logPath, and reaps it in a goroutine that ends when the process does.
+// logPath; it dies with the test process (proctest).
 func startProcess(bin string, args []string, logPath string) (*process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -33,52 +28,30 @@ func startProcess(bin string, args []string, logPath string) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	p, err := proctest.Start(cmd)
+	// The child holds its own descriptor of the log from here on.
+	logFile.Close()
+	if err != nil {
+		return nil, err
 	}
-	p := &process{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	return p, nil
+	return &process{Process: p, logPath: logPath}, nil
 }
 
 // stop sends SIGTERM, waits up to timeout for the process to exit, then
-// SIGKILLs it and waits for it. Safe to call more than once and after the
-// process has exited by itself. It returns an error only if the process had
-// to be killed.
+// SIGKILLs it. Safe to call more than once and after the process has
+// exited by itself. It returns an error only if the process had to be
+// killed.
 func (p *process) stop(timeout time.Duration) error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.exited:
-			return
-		default:
-		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.stopErr = fmt.Errorf("stop kube-apiserver: %w", err)
-		}
-		timer := time.NewTimer(timeout)
-		defer timer.Stop()
-		select {
-		case <-p.exited:
-			return
-		case <-timer.C:
-		}
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		p.stopErr = fmt.Errorf("stop kube-apiserver: still running %s after SIGTERM, killed", timeout)
-	})
-	return p.stopErr
+	if p.Stop(timeout) {
+		return fmt.Errorf("stop kube-apiserver: still running %s after SIGTERM, killed", timeout)
+	}
+	return nil
 }
 
-// exitedErr describes how the process ended; call it once exited is closed.
+// exitedErr describes how the process ended; call it once it exited.
 func (p *process) exitedErr() error {
-	if p.waitErr != nil {
-		return fmt.Errorf("kube-apiserver exited: %w", p.waitErr)
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("kube-apiserver exited: %w", err)
 	}
 	return errors.New("kube-apiserver exited with status 0")
 }
