@@ -3,16 +3,14 @@ package certs_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"math/big"
 	"net"
-	"net/url"
 	"testing"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
 
 	"github.com/stretchr/testify/require"
 
@@ -89,40 +87,14 @@ func (f *fixture) clientOpts() certs.TLSOptions {
 	}
 }
 
-// manualCert signs a certificate for a fresh P-256 key. tmpl gets a serial,
-// validity and SPIFFE URI if unset. parent/parentKey nil means self-signed.
+// manualCert signs a certificate for a fresh P-256 key (certtest.Manual).
 func manualCert(t *testing.T, tmpl *x509.Certificate, uri string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	if tmpl.SerialNumber == nil {
-		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	}
-	if tmpl.NotAfter.IsZero() {
-		tmpl.NotBefore = time.Now().Add(-time.Minute)
-		tmpl.NotAfter = time.Now().Add(time.Hour)
-	}
-	u, err := url.Parse(uri)
-	require.NoError(t, err)
-	tmpl.URIs = []*url.URL{u}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return certtest.Manual(t, tmpl, uri, parent, parentKey)
 }
 
 // leafTemplate is a leaf template like the ones CA.IssueLeaf produces.
-func leafTemplate() *x509.Certificate {
-	return &x509.Certificate{
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-	}
-}
+func leafTemplate() *x509.Certificate { return certtest.LeafTemplate() }
 
 type handshakeResult struct {
 	client, server       tls.ConnectionState

@@ -2,27 +2,25 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"maps"
-	"math/big"
 	"net"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
+
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
-	"github.com/quic-go/quic-go"
-	"github.com/stretchr/testify/require"
 )
 
 // Helpers of the certificate tests (certs_*_test.go), on top of the
@@ -162,20 +160,7 @@ func certsCryptoError(t *testing.T, err error, alert uint8) {
 // certsSelfSigned returns a self-signed leaf carrying uri.
 func certsSelfSigned(t *testing.T, uri string) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	u, err := url.Parse(uri)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(42), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true, URIs: []*url.URL{u},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return certtest.SelfSigned(t, uri)
 }
 
 // certsRogueServer serves QUIC on 127.0.0.1 with cfg, accepting and holding
