@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
-
-	"github.com/stretchr/testify/require"
-
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
+	"github.com/stretchr/testify/require"
 )
 
 const (

@@ -12,15 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
-
-	"github.com/quic-go/quic-go"
-	"github.com/stretchr/testify/require"
-
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
+	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
+	"github.com/quic-go/quic-go"
+	"github.com/stretchr/testify/require"
 )
 
 // Helpers of the certificate tests (certs_*_test.go), on top of the

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/testenv/certtest"
-
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 )
