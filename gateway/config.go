@@ -2,11 +2,11 @@ package gateway
 
 import (
 	"fmt"
-	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/causeway-mesh/causeway/internal/names"
 	"io"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/internal/names"
 	"google.golang.org/protobuf/proto"
 )
 
