@@ -90,6 +90,7 @@ func request(ctx context.Context, conn *quic.Conn, msg string) error {
 // TestRotationKeepsQUICConnections rotates both sides' leaves (4s
 // lifetime) under a continuous request loop over one QUIC connection, while
 // fresh connections handshake next to it.
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestRotationKeepsQUICConnections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several seconds")

@@ -53,6 +53,7 @@ func TestHandshakeSuccess(t *testing.T) {
 	}
 }
 
+// Over 80 lines: a table of cases, each a few lines.
 func TestHandshakeFailures(t *testing.T) {
 	f := newFixture(t)
 

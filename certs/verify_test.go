@@ -11,6 +11,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 )
 
+// Over 80 lines: a table of cases, each a few lines.
 func TestVerifyChain(t *testing.T) {
 	f := newFixture(t)
 

@@ -41,6 +41,7 @@ import (
 // export/import flow through it: ServiceExport in, export record in etcd,
 // conditions on the export, ServiceImport + derived Service + gateway
 // EndpointSlice out, and everything removed again on unexport.
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestChartRBACSufficesForFederator(t *testing.T) {
 	helmBin(t)
 	const ns = "causeway"

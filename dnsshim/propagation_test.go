@@ -27,6 +27,7 @@ import (
 // publishes exports from a static file into etcd, west's federator mirrors
 // them and serves Catalog.Watch, west's catalog client feeds west's shim.
 // Every change must show in DNS answers within the propagation time.
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestAnswersFollowTheFederation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and two federators")

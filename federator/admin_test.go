@@ -23,6 +23,7 @@ func requireCode(t *testing.T, want codes.Code, err error) {
 	require.Equal(t, want, status.Code(err), "error: %v", err)
 }
 
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestAdminListDrainUndrainRemove(t *testing.T) {
 	_, cli := etcdtest.Start(t)
 	east := startAdminCluster(t, cli, "east", 1, adminEchoClockExports)

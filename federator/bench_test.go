@@ -117,6 +117,7 @@ func BenchmarkFederationInitialSync10k(b *testing.B) {
 // it and measures the time until both imports are deleted. The static
 // source polls its file every 10ms, which is part of the figure. Target:
 // p99 ≤ 500 ms.
+// Over 80 lines: one measurement whose phases share the federation it starts.
 func BenchmarkFederationConvergence(b *testing.B) {
 	benchRequireLinux(b)
 	base := benchEnvInt(b, "CAUSEWAY_BENCH_CONV_SERVICES", 100)

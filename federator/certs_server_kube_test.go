@@ -21,6 +21,7 @@ import (
 // TestCertsSignWithServiceAccountTokens runs Certs.Sign with the
 // TokenReview authenticator against a real kube-apiserver: tokens come from
 // the TokenRequest API, exactly as a projected volume would hold them.
+// Over 80 lines: a table of cases, each a few lines.
 func TestCertsSignWithServiceAccountTokens(t *testing.T) {
 	kc := kubetest.Start(t, kubetest.Options{Name: "certs-east", SkipMCSCRDs: true})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

@@ -45,6 +45,8 @@ func signOnce(t *testing.T, cc grpc.ClientConnInterface, token, component string
 //     restarted federator does not give them back;
 //   - a renewal that proves the still-valid leaf uses nothing, and a proof
 //     of another identity's leaf does not count as a renewal.
+//
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestSecurityF9_SignRateLimitedAndTokensBounded(t *testing.T) {
 	t.Run("failures are rate-limited per source", func(t *testing.T) {
 		env := startCertsEnv(t, certsEnvOptions{limits: SignLimits{MaxSources: 64}}) // default burst 10, 1 per 6s

@@ -54,6 +54,7 @@ func rawCSR(t *testing.T, key crypto.Signer, uris []string, mod func(*x509.Certi
 	return der
 }
 
+// Over 80 lines: a table of cases, each a few lines.
 func TestCertsSign(t *testing.T) {
 	env := startCertsEnv(t, certsEnvOptions{})
 	rpc := causewayv1.NewCertsClient(env.conn(t, false))

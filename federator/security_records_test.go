@@ -68,6 +68,7 @@ func TestSecurityF8_UndecodableRecordKeepsLastGood(t *testing.T) {
 // version or changes what it says: the cluster record, the trust bundle,
 // an export (and a forged extra export is deleted), and the gateway
 // record (also when replaced by a lease-less one).
+// Over 80 lines: a table of cases, each a few lines.
 func TestSecurityF8_OwnRecordsHeal(t *testing.T) {
 	secure := secureetcd.Start(t)
 	cli := secure.Admin // the attacker: anyone who can write etcd

@@ -105,6 +105,7 @@ func readExports(t *testing.T, env []string, args ...string) exportsJSON {
 	return e
 }
 
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestAdminCLIAgainstDev(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs causeway dev")

@@ -66,6 +66,7 @@ func clusterByName(t *testing.T, st *devenv.State, name string) devenv.ClusterSt
 	return devenv.ClusterState{}
 }
 
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestDevClustersetEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs causeway dev")

@@ -17,6 +17,7 @@ import (
 // request fails; in (c) only requests in flight at the kill may
 // fail; in each, traffic is on north within 2 s, and back on east after.
 // Locality first: east and north each reach their own backend.
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestGatewayFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts nine causeway processes")

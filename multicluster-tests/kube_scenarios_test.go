@@ -43,6 +43,7 @@ func srvPorts(c *pcluster, name string) ([]uint16, int, error) {
 // SRV answer; a conflicting export in west (headless against east's
 // ClusterSetIP) gets Conflict=True while east's older export wins; when
 // both exports are deleted the name is NXDOMAIN again.
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestScenarioExportLifecycleKubernetes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two kube-apiservers and six causeway processes")

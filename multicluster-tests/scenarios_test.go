@@ -256,6 +256,7 @@ func metricValue(t *testing.T, url, series string) float64 {
 // is rotated with `causeway certs rotate-ca` (new CA published, switched
 // to, old CA dropped) while west calls east's echo continuously. No
 // request fails and every step is visible to the operator.
+// Over 80 lines: one scenario whose steps share the servers it starts.
 func TestScenarioRotationUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts six causeway processes")

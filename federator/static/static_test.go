@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// Over 80 lines: a table of cases, each a few lines.
 func TestParse(t *testing.T) {
 	good := `
 version: 1

@@ -19,6 +19,7 @@ import (
 // the stream: the client resumes it on a survivor from the next revision.
 // Writes after the stop succeed at once, and the watch delivers every one
 // of them exactly once, in revision order, without ending.
+// Over 80 lines: a table of cases, each a few lines.
 func TestStoreSurvivesMemberStop(t *testing.T) {
 	tests := []struct {
 		name   string
