@@ -38,23 +38,9 @@ func (f *Federator) lead(ctx context.Context) error {
 		}
 	}()
 
-	el := concurrency.NewElection(sess, store.ElectionPrefix(f.cfg.Cluster))
-	// Campaign runs on its own goroutine: when tctx ends it resigns with
-	// the etcd client's own context, which blocks while etcd is
-	// unreachable until the client is closed — and the client's owner
-	// closes it only after Run returned. Stopping must not wait for that.
-	campaign := make(chan error, 1)
-	go func() { campaign <- el.Campaign(tctx, f.cfg.instance()) }()
-	select {
-	case err = <-campaign:
-	case <-ctx.Done():
-		return errNotLeader
-	}
+	el, err := f.campaign(ctx, tctx, sess)
 	if err != nil {
-		if ctx.Err() == nil {
-			f.log.Warn("leader election: campaign ended", "err", err)
-		}
-		return errNotLeader
+		return err
 	}
 	f.setLeader(true)
 	f.log.Info("elected leader", "instance", f.cfg.instance())
@@ -65,6 +51,38 @@ func (f *Federator) lead(ctx context.Context) error {
 		rcancel()
 	}()
 
+	return f.runTerm(ctx, tctx, cancel)
+}
+
+// campaign waits until this replica is elected on sess, or returns
+// errNotLeader when the campaign fails or ctx ends.
+func (f *Federator) campaign(ctx, tctx context.Context, sess *concurrency.Session) (*concurrency.Election, error) {
+	el := concurrency.NewElection(sess, store.ElectionPrefix(f.cfg.Cluster))
+	// Campaign runs on its own goroutine: when tctx ends it resigns with
+	// the etcd client's own context, which blocks while etcd is
+	// unreachable until the client is closed — and the client's owner
+	// closes it only after Run returned. Stopping must not wait for that.
+	campaign := make(chan error, 1)
+	go func() { campaign <- el.Campaign(tctx, f.cfg.instance()) }()
+	var err error
+	select {
+	case err = <-campaign:
+	case <-ctx.Done():
+		return nil, errNotLeader
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			f.log.Warn("leader election: campaign ended", "err", err)
+		}
+		return nil, errNotLeader
+	}
+	return el, nil
+}
+
+// runTerm runs the leader's writers until the term (tctx) ends; a failing
+// sink ends it through cancel. It returns the sink's error, nil when ctx
+// ended, or errNotLeader when the lease was lost.
+func (f *Federator) runTerm(ctx, tctx context.Context, cancel context.CancelFunc) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex

@@ -171,6 +171,18 @@ func (s Service) record(cluster, defaultZone string) (*causewayv1.ExportRecord, 
 	if len(s.Ports) == 0 {
 		return nil, errors.New("ports: required, at least one")
 	}
+	portNames, err := s.addPorts(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.addEndpoints(rec, portNames, defaultZone); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// addPorts validates the service's ports into rec and returns their names.
+func (s Service) addPorts(rec *causewayv1.ExportRecord) (map[string]bool, error) {
 	portNames := map[string]bool{}
 	for j, p := range s.Ports {
 		sp, err := p.record()
@@ -187,24 +199,30 @@ func (s Service) record(cluster, defaultZone string) (*causewayv1.ExportRecord, 
 		}
 		rec.Ports = append(rec.Ports, sp)
 	}
+	return portNames, nil
+}
+
+// addEndpoints validates the service's endpoints into rec, counting the
+// ready ones per zone (defaultZone for those that name none).
+func (s Service) addEndpoints(rec *causewayv1.ExportRecord, portNames map[string]bool, defaultZone string) error {
 	for j, e := range s.Endpoints {
 		if e.Address == "" {
-			return nil, fmt.Errorf("endpoints[%d].address: required, the backend's IP address", j)
+			return fmt.Errorf("endpoints[%d].address: required, the backend's IP address", j)
 		}
 		addr, err := netip.ParseAddr(e.Address)
 		if err != nil {
-			return nil, fmt.Errorf("endpoints[%d].address: want an IP address like 10.0.3.17, got %q", j, e.Address)
+			return fmt.Errorf("endpoints[%d].address: want an IP address like 10.0.3.17, got %q", j, e.Address)
 		}
 		if e.Hostname != "" && !names.IsDNSLabel(e.Hostname) {
-			return nil, fmt.Errorf("endpoints[%d].hostname: %s", j, labelError(e.Hostname))
+			return fmt.Errorf("endpoints[%d].hostname: %s", j, labelError(e.Hostname))
 		}
 		for _, k := range sortedKeys(e.TargetPorts) {
 			v := e.TargetPorts[k]
 			if !portNames[k] && !hasPortNumber(s.Ports, k) {
-				return nil, fmt.Errorf("endpoints[%d].targetPorts[%s]: %q names no port of the service", j, k, k)
+				return fmt.Errorf("endpoints[%d].targetPorts[%s]: %q names no port of the service", j, k, k)
 			}
 			if v == 0 || v > 65535 {
-				return nil, fmt.Errorf("endpoints[%d].targetPorts[%s]: want a port number 1-65535, got %d", j, k, v)
+				return fmt.Errorf("endpoints[%d].targetPorts[%s]: want a port number 1-65535, got %d", j, k, v)
 			}
 		}
 		zone := e.Zone
@@ -219,7 +237,7 @@ func (s Service) record(cluster, defaultZone string) (*causewayv1.ExportRecord, 
 			rec.ReadyPerZone[zone]++
 		}
 	}
-	return rec, nil
+	return nil
 }
 
 func sortedKeys(m map[string]uint32) []string {

@@ -78,26 +78,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		EtcdSecret: filepath.Join(out, EtcdSecretFile), EtcdUser: store.ClusterUser(o.Cluster),
 		EtcdPasswordFile: filepath.Join(out, EtcdPasswordFile),
 	}
-	if _, err := etcdSecretManifest(o, ""); err != nil { // reads the CA file: fail before writing
-		return nil, err
-	}
-	if !o.Force {
-		if err := checkAbsent(r.ValuesFile, r.CASecret, r.EtcdSecret, r.EtcdPasswordFile); err != nil {
-			return nil, err
-		}
-	}
-	cli, err := dialEtcd(ctx, o.Etcd)
+	cli, err := preflight(ctx, o, r)
 	if err != nil {
 		return nil, err
 	}
 	defer cli.Close()
-	if o.Force {
-		if err := checkNotLive(ctx, cli, o.Cluster); err != nil {
-			return nil, err
-		}
-	} else if err := checkUnregistered(ctx, cli, o.Cluster); err != nil {
-		return nil, err
-	}
 
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", out, err)
@@ -145,18 +130,50 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
-	files := []outFile{
+	return r, writeOutputs(o, []outFile{
 		{r.CASecret, caSecret, 0o600},
 		{r.ValuesFile, valuesFile(o), 0o644},
 		{r.EtcdSecret, etcdSecret, 0o600},
 		{r.EtcdPasswordFile, []byte(password + "\n"), 0o600},
-	}
+	})
+}
+
+// writeOutputs writes Run's files once the cluster is registered.
+func writeOutputs(o Options, files []outFile) error {
 	for _, f := range files {
 		if err := certs.WriteFileExclusive(f.path, f.data, f.perm, o.Force); err != nil {
-			return nil, fmt.Errorf("join %s (registered; rerun with --force to rewrite the files): %w", o.Cluster, err)
+			return fmt.Errorf("join %s (registered; rerun with --force to rewrite the files): %w", o.Cluster, err)
 		}
 	}
-	return r, nil
+	return nil
+}
+
+// preflight checks what Run needs before it writes anything: the etcd CA
+// file reads, the output files are absent (unless Force), and etcd answers
+// and agrees (the cluster is new, or with Force not live). It returns the
+// etcd client.
+func preflight(ctx context.Context, o Options, r *Result) (*etcdConn, error) {
+	if _, err := etcdSecretManifest(o, ""); err != nil { // reads the CA file: fail before writing
+		return nil, err
+	}
+	if !o.Force {
+		if err := checkAbsent(r.ValuesFile, r.CASecret, r.EtcdSecret, r.EtcdPasswordFile); err != nil {
+			return nil, err
+		}
+	}
+	cli, err := dialEtcd(ctx, o.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*etcdConn, error) { _ = cli.Close(); return nil, err }
+	if o.Force {
+		if err := checkNotLive(ctx, cli, o.Cluster); err != nil {
+			return fail(err)
+		}
+	} else if err := checkUnregistered(ctx, cli, o.Cluster); err != nil {
+		return fail(err)
+	}
+	return cli, nil
 }
 
 // outFile is one file Run writes into Options.Out.

@@ -178,27 +178,15 @@ func checkBundle(path string, chain []*x509.Certificate, now time.Time) (BundleC
 	return check, nil
 }
 
-// fetchChain completes a handshake with addr and returns the peer's chain.
-// The peer is not trusted here: Inspect reports what verifies it.
-func fetchChain(ctx context.Context, addr string, o InspectOptions) ([]*x509.Certificate, string, error) {
-	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	protos := o.ALPN
-	if len(protos) == 0 {
-		protos = []string{"h2"}
-		if o.QUIC {
-			protos = []string{tunnel.ALPN}
-		}
-	}
+// inspectTLSConfig is the client configuration of an inspection: it
+// presents o's certificate if given, and captures the peer's chain (the
+// second result reads it) instead of judging it.
+func inspectTLSConfig(o InspectOptions, protos []string) (*tls.Config, func() [][]byte, error) {
 	var client *tls.Certificate
 	if o.Cert != "" && o.Key != "" {
 		pair, err := tls.LoadX509KeyPair(o.Cert, o.Key)
 		if err != nil {
-			return nil, "", fmt.Errorf("load client certificate: %w", err)
+			return nil, nil, fmt.Errorf("load client certificate: %w", err)
 		}
 		client = &pair
 	}
@@ -225,6 +213,34 @@ func fetchChain(ctx context.Context, addr string, o InspectOptions) ([]*x509.Cer
 			return client, nil
 		},
 	}
+	captured := func() [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return raw
+	}
+	return cfg, captured, nil
+}
+
+// fetchChain completes a handshake with addr and returns the peer's chain.
+// The peer is not trusted here: Inspect reports what verifies it.
+func fetchChain(ctx context.Context, addr string, o InspectOptions) ([]*x509.Certificate, string, error) {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	protos := o.ALPN
+	if len(protos) == 0 {
+		protos = []string{"h2"}
+		if o.QUIC {
+			protos = []string{tunnel.ALPN}
+		}
+	}
+	cfg, captured, err := inspectTLSConfig(o, protos)
+	if err != nil {
+		return nil, "", err
+	}
 	var alpn string
 	var herr error
 	if o.QUIC {
@@ -243,8 +259,7 @@ func fetchChain(ctx context.Context, addr string, o InspectOptions) ([]*x509.Cer
 		}
 		herr = err
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	raw := captured()
 	if len(raw) == 0 {
 		if herr == nil {
 			herr = errors.New("peer sent no certificate")
