@@ -22,8 +22,8 @@ type Config struct {
 	Cluster string
 	// Region and Zone locate the cluster for locality routing.
 	Region, Zone string
-	// VIPRanges are the CIDRs clusterset IPs are allocated from. Required
-	// unless Sink is set.
+	// VIPRanges are the CIDRs clusterset IPs are allocated from, in order:
+	// the next range once one is full. Required unless Sink is set.
 	VIPRanges []netip.Prefix
 	// TrustDomain is the cluster's SPIFFE trust domain. Required.
 	TrustDomain string

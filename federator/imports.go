@@ -129,7 +129,7 @@ func (f *Federator) reconcileImports(ctx context.Context, v *catalog.View, last 
 		changes = append(changes, change{k: k, want: want, have: have})
 	}
 	if len(needVIPs) > 0 {
-		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges[0], heldVIPs(mine))
+		vips, err := f.store.AllocateVIPs(ctx, own, needVIPs, f.cfg.VIPRanges, heldVIPs(mine))
 		if err != nil {
 			return nil, err
 		}

@@ -54,7 +54,7 @@ func TestAdminRemoveClusterDeletesOnlyThatCluster(t *testing.T) {
 		require.NoError(t, s.PutCluster(ctx, &causewayv1.ClusterRecord{Name: c}))
 		require.NoError(t, s.PutBundle(ctx, &causewayv1.TrustBundle{Cluster: c}))
 		require.NoError(t, s.PutImport(ctx, &causewayv1.ImportRecord{Cluster: c, Namespace: "demo", Name: "echo"}))
-		_, err := s.AllocateVIP(ctx, c, "demo", "echo", netip.MustParsePrefix("10.0.0.0/24"))
+		_, err := s.AllocateVIP(ctx, c, "demo", "echo", VIPRanges{netip.MustParsePrefix("10.0.0.0/24")})
 		require.NoError(t, err)
 		_, _, err = s.CreateDrain(ctx, &causewayv1.DrainRecord{Cluster: c})
 		require.NoError(t, err)

@@ -55,7 +55,7 @@ func TestStoreSurvivesMemberStop(t *testing.T) {
 			for i := range n {
 				svc := fmt.Sprintf("after-%d", i)
 				require.NoError(t, s.PutExport(ctx, testExport("east", svc, uint32(8000+i))), "put export %d after the stop", i)
-				a, err := s.AllocateVIP(ctx, "east", "demo", svc, prefix)
+				a, err := s.AllocateVIP(ctx, "east", "demo", svc, VIPRanges{prefix})
 				require.NoError(t, err, "allocate vip %d after the stop", i)
 				if prev, dup := owner[a]; dup {
 					t.Fatalf("vip %s given to %s and %s", a, prev, svc)
@@ -94,7 +94,7 @@ func TestStoreSurvivesMemberStop(t *testing.T) {
 				ch, _ := lastChange(changes, ExportKeyOf("east", "demo", svc))
 				require.Equal(t, uint32(8000+i), ch.Entry.GetExport().GetPorts()[0].GetPort())
 				// A repeated allocation returns the reservation.
-				a, err := s.AllocateVIP(ctx, "east", "demo", svc, prefix)
+				a, err := s.AllocateVIP(ctx, "east", "demo", svc, VIPRanges{prefix})
 				require.NoError(t, err)
 				require.Equal(t, vips[svc], a)
 			}

@@ -75,7 +75,7 @@ func TestPutReservedImports(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	prefix := netip.MustParsePrefix("10.9.0.0/24")
-	got, err := s.AllocateVIPs(ctx, "east", []string{"demo/a", "demo/b"}, prefix, nil)
+	got, err := s.AllocateVIPs(ctx, "east", []string{"demo/a", "demo/b"}, VIPRanges{prefix}, nil)
 	require.NoError(t, err)
 	imp := func(svc string, ip netip.Addr) *causewayv1.ImportRecord {
 		return &causewayv1.ImportRecord{Cluster: "east", Namespace: "demo", Name: svc, Ips: []string{ip.String()}}
@@ -94,7 +94,7 @@ func TestPutReservedImports(t *testing.T) {
 	require.ErrorIs(t, err, ErrVIPNotReserved)
 
 	// Re-allocating with the import's address held gives it back.
-	again, err := s.AllocateVIPs(ctx, "east", []string{"demo/a", "demo/new"}, prefix,
+	again, err := s.AllocateVIPs(ctx, "east", []string{"demo/a", "demo/new"}, VIPRanges{prefix},
 		map[string]netip.Addr{"demo/a": got["demo/a"], "demo/b": got["demo/b"]})
 	require.NoError(t, err)
 	require.Equal(t, got["demo/a"], again["demo/a"])

@@ -125,7 +125,7 @@ func TestAllocateVIPConcurrent(t *testing.T) {
 				defer wg.Done()
 				// A separate Store per caller, as separate federators would have.
 				other := New(cli, Options{})
-				a, err := other.AllocateVIP(ctx, "east", "demo", "svc"+string(rune('a'+i%26))+string(rune('a'+i/26)), prefix)
+				a, err := other.AllocateVIP(ctx, "east", "demo", "svc"+string(rune('a'+i%26))+string(rune('a'+i/26)), VIPRanges{prefix})
 				if err != nil {
 					errs <- err
 					return
@@ -152,12 +152,12 @@ func TestAllocateVIPConcurrent(t *testing.T) {
 		seen[addrs[0]] = i
 	}
 	// Stable across restarts: a new Store returns the same address.
-	again, err := New(cli, Options{}).AllocateVIP(ctx, "east", "demo", "svcaa", prefix)
+	again, err := New(cli, Options{}).AllocateVIP(ctx, "east", "demo", "svcaa", VIPRanges{prefix})
 	require.NoError(t, err)
 	require.Equal(t, got[0][0], again)
 	// Released addresses are reused.
 	require.NoError(t, s.ReleaseVIP(ctx, "east", "demo", "svcaa", again))
-	reused, err := s.AllocateVIP(ctx, "east", "demo", "newcomer", prefix)
+	reused, err := s.AllocateVIP(ctx, "east", "demo", "newcomer", VIPRanges{prefix})
 	require.NoError(t, err)
 	require.Equal(t, again, reused)
 }
@@ -166,12 +166,31 @@ func TestAllocateVIPExhausted(t *testing.T) {
 	s, _, _ := newStore(t)
 	ctx := context.Background()
 	prefix := netip.MustParsePrefix("10.9.0.0/30") // 2 usable
-	_, err := s.AllocateVIP(ctx, "east", "demo", "a", prefix)
+	_, err := s.AllocateVIP(ctx, "east", "demo", "a", VIPRanges{prefix})
 	require.NoError(t, err)
-	_, err = s.AllocateVIP(ctx, "east", "demo", "b", prefix)
+	_, err = s.AllocateVIP(ctx, "east", "demo", "b", VIPRanges{prefix})
 	require.NoError(t, err)
-	_, err = s.AllocateVIP(ctx, "east", "demo", "c", prefix)
+	_, err = s.AllocateVIP(ctx, "east", "demo", "c", VIPRanges{prefix})
 	require.ErrorIs(t, err, ErrRangeExhausted)
+}
+
+// Every range is used: the second once the first is full, and the set is
+// exhausted only when all are.
+func TestAllocateVIPFromEveryRange(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	ranges := VIPRanges{netip.MustParsePrefix("10.9.0.0/30"), netip.MustParsePrefix("10.9.1.0/30")} // 2 usable each
+	var got []netip.Addr
+	for _, svc := range []string{"a", "b", "c", "d"} {
+		a, err := s.AllocateVIP(ctx, "east", "demo", svc, ranges)
+		require.NoError(t, err)
+		got = append(got, a)
+	}
+	require.True(t, ranges[0].Contains(got[0]) && ranges[0].Contains(got[1]), "the first range first: %v", got)
+	require.True(t, ranges[1].Contains(got[2]) && ranges[1].Contains(got[3]), "then the second: %v", got)
+	_, err := s.AllocateVIP(ctx, "east", "demo", "e", ranges)
+	require.ErrorIs(t, err, ErrRangeExhausted)
+	require.ErrorContains(t, err, "10.9.0.0/30,10.9.1.0/30")
 }
 
 func TestWatchReportsCompaction(t *testing.T) {

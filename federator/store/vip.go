@@ -36,12 +36,12 @@ func (c *vipCache) reserve(addr netip.Addr, svc string, rev int64) {
 }
 
 // AllocateVIP returns the clusterset IP of ns/svc in cluster, reserving a
-// free address of prefix when it has none. Safe under concurrent callers
+// free address of the ranges when it has none. Safe under concurrent callers
 // (in one or many processes): the reservation is a create-only transaction.
-func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, prefix netip.Prefix) (netip.Addr, error) {
+func (s *Store) AllocateVIP(ctx context.Context, cluster, ns, svc string, ranges VIPRanges) (netip.Addr, error) {
 	s.vipMu.Lock()
 	defer s.vipMu.Unlock()
-	return s.allocateVIPLocked(ctx, cluster, ns+"/"+svc, netip.Addr{}, nil, prefix)
+	return s.allocateVIPLocked(ctx, cluster, ns+"/"+svc, netip.Addr{}, nil, ranges)
 }
 
 // maxTxnOps stays under etcd's default --max-txn-ops (128).
@@ -57,7 +57,7 @@ const maxTxnOps = 64
 // it, or a forced removal did): a service whose own reservation is gone
 // gets its held address back when it is still free, so its clients keep
 // their address.
-func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string, prefix netip.Prefix, held map[string]netip.Addr) (map[string]netip.Addr, error) {
+func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string, ranges VIPRanges, held map[string]netip.Addr) (map[string]netip.Addr, error) {
 	s.vipMu.Lock()
 	defer s.vipMu.Unlock()
 	out := make(map[string]netip.Addr, len(svcs))
@@ -76,14 +76,14 @@ func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string,
 		if err != nil {
 			return nil, fmt.Errorf("allocate vips in %s: %w", cluster, err)
 		}
-		if err := s.reserveBatchLocked(ctx, cluster, c, batch, prefix, held, out); err != nil {
+		if err := s.reserveBatchLocked(ctx, cluster, c, batch, ranges, held, out); err != nil {
 			return nil, err
 		}
 		for _, k := range batch { // lost races, held addresses, or the range looked full
 			if _, ok := out[k]; ok {
 				continue
 			}
-			addr, err := s.allocateVIPLocked(ctx, cluster, k, held[k], heldBy, prefix)
+			addr, err := s.allocateVIPLocked(ctx, cluster, k, held[k], heldBy, ranges)
 			if err != nil {
 				return out, err
 			}
@@ -97,7 +97,7 @@ func (s *Store) AllocateVIPs(ctx context.Context, cluster string, svcs []string,
 // reservation from c and reserves new addresses for the others that have
 // no held address, in one create-only transaction; it sets out for each
 // service it settled.
-func (s *Store) reserveBatchLocked(ctx context.Context, cluster string, c *vipCache, batch []string, prefix netip.Prefix, held map[string]netip.Addr, out map[string]netip.Addr) error {
+func (s *Store) reserveBatchLocked(ctx context.Context, cluster string, c *vipCache, batch []string, ranges VIPRanges, held map[string]netip.Addr, out map[string]netip.Addr) error {
 	var (
 		cmps []clientv3.Cmp
 		ops  []clientv3.Op
@@ -111,7 +111,7 @@ func (s *Store) reserveBatchLocked(ctx context.Context, cluster string, c *vipCa
 		if held[k].IsValid() {
 			continue // the one-by-one path tries to get it back first
 		}
-		addr, ok := c.nextFree(prefix)
+		addr, ok := c.nextFree(ranges)
 		if !ok {
 			break // the one-by-one path re-reads and reports exhaustion
 		}
@@ -151,10 +151,10 @@ func encodeAllocation(svc string) ([]byte, error) {
 }
 
 // allocateVIPLocked returns svc's reserved address, reserving prefer (when
-// valid, inside prefix, unreserved and held by no other service's import;
+// valid, inside the ranges, unreserved and held by no other service's import;
 // heldBy maps held addresses to their service) or else the next free
 // address.
-func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, prefer netip.Addr, heldBy map[netip.Addr]string, prefix netip.Prefix) (netip.Addr, error) {
+func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, prefer netip.Addr, heldBy map[netip.Addr]string, ranges VIPRanges) (netip.Addr, error) {
 	for attempt := 0; attempt < 64; attempt++ {
 		c, err := s.vipCacheOf(ctx, cluster, heldBy)
 		if err != nil {
@@ -164,9 +164,9 @@ func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, pref
 			return addr, nil
 		}
 		addr, ok := netip.Addr{}, false
-		if owner, held := heldBy[prefer]; prefer.IsValid() && prefix.Contains(prefer) && !c.reserved(prefer) && (!held || owner == svc) {
+		if owner, held := heldBy[prefer]; prefer.IsValid() && ranges.Contains(prefer) && !c.reserved(prefer) && (!held || owner == svc) {
 			addr, ok = prefer, true
-		} else if addr, ok = c.nextFree(prefix); !ok {
+		} else if addr, ok = c.nextFree(ranges); !ok {
 			delete(s.vips, cluster) // re-read before declaring the range full
 			if c, err = s.vipCacheOf(ctx, cluster, heldBy); err != nil {
 				return netip.Addr{}, fmt.Errorf("allocate vip for %s in %s: %w", svc, cluster, err)
@@ -174,8 +174,8 @@ func (s *Store) allocateVIPLocked(ctx context.Context, cluster, svc string, pref
 			if addr, ok = c.bySvc[svc]; ok {
 				return addr, nil
 			}
-			if addr, ok = c.nextFree(prefix); !ok {
-				return netip.Addr{}, fmt.Errorf("allocate vip for %s in %s from %s: %w", svc, cluster, prefix, ErrRangeExhausted)
+			if addr, ok = c.nextFree(ranges); !ok {
+				return netip.Addr{}, fmt.Errorf("allocate vip for %s in %s from %s: %w", svc, cluster, ranges, ErrRangeExhausted)
 			}
 		}
 		b, err := encodeAllocation(svc)
@@ -297,13 +297,44 @@ func (s *Store) noteVIPEvent(key string, ev *clientv3.Event) {
 
 // nextFree returns a free address of p, searching from the cursor and
 // wrapping around once.
-func (c *vipCache) nextFree(p netip.Prefix) (netip.Addr, bool) {
-	if c.next.IsValid() && p.Contains(c.next) {
-		if addr, ok := firstFreeFrom(p, c.next, c.used); ok {
+func (c *vipCache) nextFree(ranges VIPRanges) (netip.Addr, bool) {
+	for _, p := range ranges {
+		if c.next.IsValid() && p.Contains(c.next) {
+			if addr, ok := firstFreeFrom(p, c.next, c.used); ok {
+				return addr, true
+			}
+		}
+	}
+	for _, p := range ranges {
+		if addr, ok := firstFree(p, c.used); ok {
 			return addr, true
 		}
 	}
-	return firstFree(p, c.used)
+	return netip.Addr{}, false
+}
+
+// VIPRanges are the CIDRs a cluster's clusterset IPs come from, in the
+// order they are used: an address is taken from the first range with one
+// free.
+type VIPRanges []netip.Prefix
+
+// Contains reports whether addr is in one of the ranges.
+func (r VIPRanges) Contains(addr netip.Addr) bool {
+	for _, p := range r {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// String lists the ranges, comma-separated.
+func (r VIPRanges) String() string {
+	s := make([]string, len(r))
+	for i, p := range r {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // PutReservedImportsAt is PutImportsAt for imports whose addresses are

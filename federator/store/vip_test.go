@@ -48,7 +48,7 @@ func TestAllocateVIPAcrossFederators(t *testing.T) {
 		for f, s := range stores {
 			wg.Go(func() {
 				<-start
-				a, err := s.AllocateVIP(ctx, cluster, "demo", svcName(svc), prefix)
+				a, err := s.AllocateVIP(ctx, cluster, "demo", svcName(svc), VIPRanges{prefix})
 				got[svc][f] = result{a, err}
 			})
 		}
@@ -91,7 +91,7 @@ func TestAllocateVIPAcrossFederators(t *testing.T) {
 
 	// A repeated call, from another federator, is stable.
 	for svc, rs := range got {
-		a, err := stores[(svc+1)%federators].AllocateVIP(ctx, cluster, "demo", svcName(svc), prefix)
+		a, err := stores[(svc+1)%federators].AllocateVIP(ctx, cluster, "demo", svcName(svc), VIPRanges{prefix})
 		if rs[0].err != nil {
 			require.ErrorIs(t, err, ErrRangeExhausted, svcName(svc))
 			continue

@@ -88,7 +88,8 @@ type FederatorConfig struct {
 	// CAReloadInterval is how often CADir is re-read (default 10s).
 	CAReloadInterval metav1.Duration `json:"caReloadInterval,omitempty"`
 	// VIPRanges are the CIDRs clusterset IPs come from on hosts (static
-	// exports). Required without kubernetes.
+	// exports), in order: the next range once one is full. Required
+	// without kubernetes.
 	VIPRanges []string `json:"vipRanges,omitempty"`
 	// Exports says where this cluster's exports come from: exactly one of
 	// static or kubernetes.
