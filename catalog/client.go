@@ -34,9 +34,15 @@ type Client struct {
 	log  *slog.Logger
 	m    *clientMetrics
 
-	*Feed
+	feed  *Feed // only the client publishes to it
 	ready chan struct{}
 }
+
+// View returns the current view; nil until the first snapshot.
+func (c *Client) View() *View { return c.feed.View() }
+
+// Changed returns a channel closed at the next change of the view.
+func (c *Client) Changed() <-chan struct{} { return c.feed.Changed() }
 
 // NewClient returns a client over a federator connection the caller owns.
 func NewClient(rpc causewayv1.CatalogClient, o Options) *Client {
@@ -55,7 +61,7 @@ func NewClient(rpc causewayv1.CatalogClient, o Options) *Client {
 		opts:  o,
 		log:   log.With("component", "catalog"),
 		m:     newClientMetrics(o.Registerer, o.Component),
-		Feed:  NewFeed(),
+		feed:  NewFeed(),
 		ready: make(chan struct{}),
 	}
 	return c
@@ -75,7 +81,7 @@ func (c *Client) IsReady() bool {
 }
 
 func (c *Client) publish(v *View) {
-	c.Publish(v)
+	c.feed.Publish(v)
 	if v.StaleSince.IsZero() {
 		c.m.staleSince.Set(0)
 	} else {
