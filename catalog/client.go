@@ -8,6 +8,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/internal/retry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -92,7 +93,7 @@ func (c *Client) publish(v *View) {
 // Run watches until ctx ends, reconnecting with exponential back-off.
 // It returns nil when ctx is done.
 func (c *Client) Run(ctx context.Context) error {
-	backoff := c.opts.MinBackoff
+	backoff := retry.Backoff{Min: c.opts.MinBackoff, Max: c.opts.MaxBackoff}
 	for {
 		gotData, err := c.watchOnce(ctx)
 		if ctx.Err() != nil {
@@ -108,16 +109,11 @@ func (c *Client) Run(ctx context.Context) error {
 			c.log.Debug("catalog watch failed", "err", err)
 		}
 		if gotData {
-			backoff = c.opts.MinBackoff
+			backoff.Reset()
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx) {
 			return nil
-		case <-t.C:
 		}
-		backoff = min(2*backoff, c.opts.MaxBackoff)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/retry"
 )
 
 // publishBundle writes the cluster's trust bundle: with a CA set, signed
@@ -65,7 +66,8 @@ func (f *Federator) restoreTrust(ctx context.Context) {
 	if f.cfg.CAs != nil {
 		own = f.cfg.CAs.Authorities()
 	}
-	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 5*time.Second) {
+	var backoff retry.Backoff
+	for ctx.Err() == nil {
 		actx, cancel := context.WithTimeout(ctx, etcdAttemptTimeout)
 		states, err := f.store.ListTrust(actx, f.cfg.Cluster)
 		cancel()
@@ -74,10 +76,7 @@ func (f *Federator) restoreTrust(ctx context.Context) {
 			return
 		}
 		f.log.Warn("cannot read the stored trust in peers; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
+		backoff.Wait(ctx)
 	}
 }
 
@@ -92,7 +91,7 @@ func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
 		}
 		changed = f.cfg.CAs.Changed()
 		f.trust.markDirty(nil) // re-sign the trust states with the current CA
-		backoff := 100 * time.Millisecond
+		var backoff retry.Backoff
 		for {
 			err := f.publishBundle(ctx)
 			if err == nil {
@@ -102,13 +101,10 @@ func (f *Federator) runBundle(ctx context.Context, changed <-chan struct{}) {
 			if ctx.Err() != nil {
 				return
 			}
-			f.log.Warn("republish trust bundle failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
+			f.log.Warn("republish trust bundle failed; retrying", "err", err, "in", backoff.Peek())
+			if !backoff.Wait(ctx) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/internal/retry"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -68,7 +68,7 @@ func (f *Federator) runExports(ctx context.Context) {
 			return
 		case <-f.exportsChanged:
 		}
-		backoff := 100 * time.Millisecond
+		var backoff retry.Backoff
 		for {
 			select { // diff against a synced mirror only
 			case <-ctx.Done():
@@ -83,13 +83,10 @@ func (f *Federator) runExports(ctx context.Context) {
 				break
 			}
 			f.metrics.reconcileErrors.WithLabelValues("export").Inc()
-			f.log.Warn("publish exports failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
+			f.log.Warn("publish exports failed; retrying", "err", err, "in", backoff.Peek())
+			if !backoff.Wait(ctx) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/logbackoff"
+	"github.com/causeway-mesh/causeway/internal/retry"
 )
 
 // ErrNotSynced is returned by readiness checks before the first etcd list.
@@ -223,7 +224,7 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 			cancel()
 		}
 	})
-	backoff := 100 * time.Millisecond
+	var backoff retry.Backoff
 	for {
 		err := f.lead(ctx)
 		select {
@@ -237,12 +238,9 @@ func (f *Federator) Run(ctx context.Context, src ExportSource) error {
 		if err != nil && !errors.Is(err, errNotLeader) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -256,7 +254,7 @@ const etcdAttemptTimeout = 3 * time.Second
 // etcd endpoints at the first one and then with back-off (not at every
 // retry); the connection is logged at INFO.
 func (f *Federator) register(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	var backoff retry.Backoff
 	var lim logbackoff.Limiter
 	endpoints := f.store.Client().Endpoints()
 	for {
@@ -278,12 +276,9 @@ func (f *Federator) register(ctx context.Context) error {
 			f.log.Warn("cannot reach the federation etcd; retrying (the cluster is not registered yet)",
 				"endpoints", endpoints, "err", err, "failed_attempts", failures, "not_logged", suppressed)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
+	"github.com/causeway-mesh/causeway/internal/retry"
 )
 
 // runMirror keeps f.feed equal to the federation in etcd: list, then watch
@@ -17,7 +18,7 @@ import (
 // that does not decode never removes a key: the last good value stays,
 // across re-lists too. It returns when ctx ends.
 func (f *Federator) runMirror(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	var backoff retry.Backoff
 	var last map[string]*causewayv1.Entry
 	for ctx.Err() == nil {
 		var err error
@@ -28,18 +29,13 @@ func (f *Federator) runMirror(ctx context.Context) {
 		f.metrics.relists.Inc()
 		if errors.Is(err, store.ErrCompacted) {
 			f.log.Info("catalog watch compacted; re-listing", "err", err)
-			backoff = 100 * time.Millisecond
+			backoff.Reset()
 		} else {
 			f.log.Warn("catalog watch failed; re-listing", "err", err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx) {
 			return
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
