@@ -21,6 +21,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/admin"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -35,53 +36,130 @@ import (
 // certificate, issued from the cluster CA in process.
 const federatorCertLifetime = 24 * time.Hour
 
-// RunFederator runs a federator replica until ctx ends: the export source
-// and import sink of the configuration, leader election, the gRPC servers
-// (Catalog and Admin over mutual TLS; Certs.Sign on the bootstrap
-// listener) and the admin HTTP endpoints. Every listener is bound before
-// anything starts, so a port in use fails the start with its address.
+// FederatorListeners are the listeners a federator serves on; the caller
+// owns them until RunFederatorOn returns, which closes them.
+type FederatorListeners struct {
+	// GRPC serves Catalog and Admin (mutual TLS); Bootstrap serves
+	// Certs.Sign; HTTP serves metrics and health.
+	GRPC, Bootstrap, HTTP net.Listener
+}
+
+// Close closes every listener that is set.
+func (l FederatorListeners) Close() {
+	for _, ln := range []net.Listener{l.GRPC, l.Bootstrap, l.HTTP} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// ListenFederator binds the listeners of c, so that a port in use fails
+// the start with its address before anything starts.
+func ListenFederator(c *FederatorConfig) (FederatorListeners, error) {
+	var l FederatorListeners
+	var err error
+	if l.GRPC, err = listenTCP(c.Listen.GRPC, "federator gRPC"); err != nil {
+		return l, err
+	}
+	if l.Bootstrap, err = listenTCP(c.Listen.Bootstrap, "federator bootstrap (Certs.Sign)"); err != nil {
+		l.Close()
+		return l, err
+	}
+	if l.HTTP, err = listenTCP(c.Listen.HTTP, "federator HTTP (metrics, health)"); err != nil {
+		l.Close()
+		return l, err
+	}
+	return l, nil
+}
+
+// RunFederator runs a federator replica until ctx ends, on listeners bound
+// to c's addresses (ListenFederator) once its local files are checked.
 func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) error {
-	log = log.With("cluster", c.Cluster)
-	logDeprecations(log, c.Deprecations)
+	cas, err := c.loadLocal()
+	if err != nil {
+		return err
+	}
+	ls, err := ListenFederator(c)
+	if err != nil {
+		return err
+	}
+	return c.run(ctx, log, ls, cas)
+}
+
+// RunFederatorOn runs a federator replica on ls until ctx ends: the export
+// source and import sink of the configuration, leader election, the gRPC
+// servers (Catalog and Admin over mutual TLS; Certs.Sign on the bootstrap
+// listener) and the HTTP endpoints. It closes ls when it returns.
+func RunFederatorOn(ctx context.Context, c *FederatorConfig, log *slog.Logger, ls FederatorListeners) error {
+	cas, err := c.loadLocal()
+	if err != nil {
+		ls.Close()
+		return err
+	}
+	return c.run(ctx, log, ls, cas)
+}
+
+// loadLocal loads the CA directory and checks every local input, before
+// the first etcd write (register): a refused start leaves nothing of the
+// cluster in etcd.
+func (c *FederatorConfig) loadLocal() (*certs.CASet, error) {
 	cas, err := certs.LoadCASet(c.CADir)
 	if err != nil {
-		return caDirError(c, err)
+		return nil, caDirError(c, err)
 	}
 	if td := cas.TrustDomain(); td != c.TrustDomain() {
-		return fmt.Errorf("CA directory %s is of trust domain %s, not %s (cluster %s, domain %s)",
+		return nil, fmt.Errorf("CA directory %s is of trust domain %s, not %s (cluster %s, domain %s)",
 			c.CADir, td, c.TrustDomain(), c.Cluster, c.Domain)
 	}
-	// Every local input is checked before the first etcd write (register):
-	// a refused start leaves nothing of the cluster in etcd.
-	if err := c.validateLocalFiles(); err != nil {
-		return err
-	}
-	vips, _ := c.vipRanges() // validated
+	return cas, c.validateLocalFiles()
+}
+
+func (c *FederatorConfig) run(ctx context.Context, log *slog.Logger, ls FederatorListeners, cas *certs.CASet) error {
+	defer ls.Close()
+	log = log.With("cluster", c.Cluster)
+	logDeprecations(log, c.Deprecations)
 	reg := newRegistry()
-
-	grpcLn, err := listenTCP(c.Listen.GRPC, "federator gRPC")
-	if err != nil {
-		return err
-	}
-	defer grpcLn.Close()
-	bootLn, err := listenTCP(c.Listen.Bootstrap, "federator bootstrap (Certs.Sign)")
-	if err != nil {
-		return err
-	}
-	defer bootLn.Close()
-	adminLn, err := listenTCP(c.Listen.HTTP, "federator HTTP (metrics, health)")
-	if err != nil {
-		return err
-	}
-	defer adminLn.Close()
-
 	cli, err := NewEtcdClient(c.Etcd)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	st := store.New(cli, store.Options{Logger: log, Registerer: reg})
+	parts, err := c.federatorParts(cas, store.New(cli, store.Options{Logger: log, Registerer: reg}), log, reg)
+	if err != nil {
+		return err
+	}
 
+	g := rungroup.New(ctx)
+	g.Go("ca directory", (&certs.CADirWatcher{Dir: c.CADir, Set: cas, Interval: c.CAReloadInterval.Duration, Logger: log}).Run)
+	cert, err := federatorCertificate(ctx, g, c, cas, log, reg)
+	if err != nil {
+		_ = g.Stop()
+		return err
+	}
+	g.Go("federator", func(ctx context.Context) error { return parts.fed.Run(ctx, parts.src) })
+	if err := c.serveFederatorGRPC(g, ls, parts, cas, cert, reg); err != nil {
+		_ = g.Stop()
+		return err
+	}
+	serveAdmin(g, ls.HTTP, admin.New(reg, map[string]admin.Check{"federator": parts.fed.Ready}))
+	log.Info("federator started", "grpc", ls.GRPC.Addr().String(), "bootstrap", ls.Bootstrap.Addr().String(),
+		"http", ls.HTTP.Addr().String(), "trustDomain", c.TrustDomain())
+	return g.Wait()
+}
+
+// federatorParts are the pieces a federator process is made of, before
+// anything runs.
+type federatorParts struct {
+	fed      *federator.Federator
+	src      federator.ExportSource
+	certsSrv *federator.CertsServer
+}
+
+// federatorParts builds the federator over st with the configured export
+// source and import sink, and the signing server.
+func (c *FederatorConfig) federatorParts(cas *certs.CASet, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (federatorParts, error) {
+	var p federatorParts
+	vips, _ := c.vipRanges() // validated
 	fcfg := federator.Config{
 		Cluster: c.Cluster, Region: c.Region, Zone: c.Zone, VIPRanges: vips,
 		TrustDomain: c.TrustDomain(), CAs: cas, Instance: c.Instance, LeaderTTL: c.LeaderTTL.Duration,
@@ -90,87 +168,81 @@ func RunFederator(ctx context.Context, c *FederatorConfig, log *slog.Logger) err
 	var (
 		kubeCS kubernetes.Interface
 		mcs    mcsclient.Interface
+		err    error
 	)
-	if k := c.Exports.Kubernetes; k != nil {
+	k := c.Exports.Kubernetes
+	if k != nil {
 		if kubeCS, mcs, err = kubeClients(k.Kubeconfig); err != nil {
-			return err
+			return p, err
 		}
 		sink, err := kube.NewSink(kube.SinkConfig{Cluster: c.Cluster, Kube: kubeCS, MCS: mcs, GatewayService: k.GatewayService, Logger: log})
 		if err != nil {
-			return err
+			return p, err
 		}
 		fcfg.Sink = sink
 		fcfg.EgressPorts, _ = parsePortRange(k.EgressPorts) // validated
 	}
-	fed, err := federator.New(fcfg, st)
-	if err != nil {
-		return err
+	if p.fed, err = federator.New(fcfg, st); err != nil {
+		return p, err
 	}
-	var src federator.ExportSource
-	if k := c.Exports.Kubernetes; k != nil {
-		if src, err = kube.NewSource(kube.SourceConfig{Cluster: c.Cluster, DefaultZone: k.DefaultZone, Kube: kubeCS, MCS: mcs,
-			Feed: fed.Feed(), Logger: log}); err != nil {
-			return err
+	if k != nil {
+		if p.src, err = kube.NewSource(kube.SourceConfig{Cluster: c.Cluster, DefaultZone: k.DefaultZone, Kube: kubeCS, MCS: mcs,
+			Feed: p.fed.Feed(), Logger: log}); err != nil {
+			return p, err
 		}
 	} else {
-		src = &static.Source{Path: c.Exports.Static, Cluster: c.Cluster, DefaultZone: c.Zone, Logger: log}
+		p.src = &static.Source{Path: c.Exports.Static, Cluster: c.Cluster, DefaultZone: c.Zone, Logger: log}
 	}
 	auth, err := c.authenticator(kubeCS)
 	if err != nil {
-		return err
+		return p, err
 	}
-	certsSrv, err := federator.NewCertsServer(federator.CertsServerConfig{
+	p.certsSrv, err = federator.NewCertsServer(federator.CertsServerConfig{
 		Cluster: c.Cluster, TrustDomain: c.TrustDomain(), CA: cas, Components: c.Signing.Components,
 		Lifetime: c.Signing.Lifetime.Duration, Authenticator: auth, Logger: log, Registerer: reg,
 	})
-	if err != nil {
-		return err
-	}
+	return p, err
+}
 
-	g := rungroup.New(ctx)
-	g.Go("ca directory", (&certs.CADirWatcher{Dir: c.CADir, Set: cas, Interval: c.CAReloadInterval.Duration, Logger: log}).Run)
+// federatorCertificate issues the federator's own serving certificate from
+// the cluster CA in process and keeps it renewed in g.
+func federatorCertificate(ctx context.Context, g *rungroup.Group, c *FederatorConfig, cas *certs.CASet, log *slog.Logger, reg prometheus.Registerer) (*certs.Rotator, error) {
 	fedID, err := certs.NewID(c.TrustDomain(), "federator")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	cert, err := certs.NewRotator(ictx, certs.RotatorConfig{ID: fedID, Logger: log, Renew: cas.Changed,
 		Signer: &certs.LocalSigner{CA: cas, Lifetime: federatorCertLifetime}})
 	cancel()
 	if err != nil {
-		_ = g.Stop()
-		return fmt.Errorf("issue the federator's certificate: %w", err)
+		return nil, fmt.Errorf("issue the federator's certificate: %w", err)
 	}
 	g.Go("federator certificate", cert.Run)
-	if err := certs.RegisterExpiry(reg, "federator", cert); err != nil {
-		_ = g.Stop()
-		return err
-	}
-	g.Go("federator", func(ctx context.Context) error { return fed.Run(ctx, src) })
+	return cert, certs.RegisterExpiry(reg, "federator", cert)
+}
 
+// serveFederatorGRPC serves Catalog and Admin over mutual TLS on ls.GRPC
+// and Certs.Sign on ls.Bootstrap, in g.
+func (c *FederatorConfig) serveFederatorGRPC(g *rungroup.Group, ls FederatorListeners, p federatorParts, cas *certs.CASet, cert *certs.Rotator, reg prometheus.Registerer) error {
 	watchLimit, err := federator.NewWatchLimiter(federator.WatchLimitConfig{PerIdentity: c.Limits.WatchStreamsPerIdentity, Registerer: reg})
 	if err != nil {
-		_ = g.Stop()
 		return err
 	}
 	mtls := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.StreamInterceptor(watchLimit.StreamInterceptor()),
 		grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
 			Source: cert, Bundles: cas, Authorize: certs.AuthorizeTrustDomain(c.TrustDomain()), NextProtos: []string{"h2"},
 		}))))...)
-	causewayv1.RegisterCatalogServer(mtls, fed.CatalogServer())
-	causewayv1.RegisterAdminServer(mtls, fed.AdminServer(federator.AdminOptions{}))
-	g.Go("grpc", func(ctx context.Context) error { return ServeGRPC(ctx, mtls, grpcLn) })
+	causewayv1.RegisterCatalogServer(mtls, p.fed.CatalogServer())
+	causewayv1.RegisterAdminServer(mtls, p.fed.AdminServer(federator.AdminOptions{}))
+	g.Go("grpc", func(ctx context.Context) error { return ServeGRPC(ctx, mtls, ls.GRPC) })
 
 	boot := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
 		Source: cert, NextProtos: []string{"h2"},
 	}))))...)
-	causewayv1.RegisterCertsServer(boot, certsSrv)
-	g.Go("bootstrap grpc", func(ctx context.Context) error { return ServeGRPC(ctx, boot, bootLn) })
-
-	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"federator": fed.Ready}))
-	log.Info("federator started", "grpc", grpcLn.Addr().String(), "bootstrap", bootLn.Addr().String(),
-		"http", adminLn.Addr().String(), "trustDomain", c.TrustDomain())
-	return g.Wait()
+	causewayv1.RegisterCertsServer(boot, p.certsSrv)
+	g.Go("bootstrap grpc", func(ctx context.Context) error { return ServeGRPC(ctx, boot, ls.Bootstrap) })
+	return nil
 }
 
 // authenticator is Certs.Sign's: join tokens, TokenReview, or both.
