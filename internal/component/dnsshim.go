@@ -1,12 +1,11 @@
 package component
 
 import (
-	"time"
-
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/dnsshim"
@@ -14,27 +13,62 @@ import (
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 )
 
-// RunDNSShim runs a DNS shim until ctx ends: it obtains its certificate
-// from the federator, follows the catalog and answers the clusterset zone
-// over UDP and TCP for its cluster.
+// DNSShimListeners are the sockets a DNS shim serves on; RunDNSShimOn
+// closes them when it returns.
+type DNSShimListeners struct {
+	// UDP and TCP answer DNS; HTTP serves metrics and health.
+	UDP       net.PacketConn
+	TCP, HTTP net.Listener
+}
+
+// Close closes every socket that is set.
+func (l DNSShimListeners) Close() {
+	if l.UDP != nil {
+		_ = l.UDP.Close()
+	}
+	for _, ln := range []net.Listener{l.TCP, l.HTTP} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// ListenDNSShim binds the sockets of c.
+func ListenDNSShim(c *DNSShimConfig) (DNSShimListeners, error) {
+	var l DNSShimListeners
+	var err error
+	if l.UDP, err = net.ListenPacket("udp", c.Listen); err != nil {
+		return l, fmt.Errorf("listen on %s for DNS (udp): %w", c.Listen, err)
+	}
+	if l.TCP, err = listenTCP(c.Listen, "DNS (tcp)"); err != nil {
+		l.Close()
+		return l, err
+	}
+	if l.HTTP, err = listenTCP(c.HTTP, "dnsshim HTTP (metrics, health)"); err != nil {
+		l.Close()
+		return l, err
+	}
+	return l, nil
+}
+
+// RunDNSShim runs a DNS shim until ctx ends on sockets bound to c's
+// addresses (ListenDNSShim); see RunDNSShimOn.
 func RunDNSShim(ctx context.Context, c *DNSShimConfig, log *slog.Logger) error {
+	ls, err := ListenDNSShim(c)
+	if err != nil {
+		return err
+	}
+	return RunDNSShimOn(ctx, c, log, ls)
+}
+
+// RunDNSShimOn runs a DNS shim on ls until ctx ends: it obtains its
+// certificate from the federator, follows the catalog and answers the
+// clusterset zone over UDP and TCP for its cluster.
+func RunDNSShimOn(ctx context.Context, c *DNSShimConfig, log *slog.Logger, ls DNSShimListeners) error {
+	defer ls.Close()
 	log = log.With("cluster", c.Cluster)
 	logDeprecations(log, c.Deprecations)
-	udp, err := net.ListenPacket("udp", c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s for DNS (udp): %w", c.Listen, err)
-	}
-	defer udp.Close()
-	tcp, err := listenTCP(c.Listen, "DNS (tcp)")
-	if err != nil {
-		return err
-	}
-	defer tcp.Close()
-	adminLn, err := listenTCP(c.HTTP, "dnsshim HTTP (metrics, health)")
-	if err != nil {
-		return err
-	}
-	defer adminLn.Close()
+	udp, tcp, adminLn := ls.UDP, ls.TCP, ls.HTTP
 	reg := newRegistry()
 
 	ident, err := newClientIdentity(ctx, &c.ClientConfig, "dnsshim", log)

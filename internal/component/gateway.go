@@ -11,32 +11,67 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/internal/admin"
+	"github.com/causeway-mesh/causeway/internal/retry"
 	"github.com/causeway-mesh/causeway/internal/rungroup"
 	"google.golang.org/grpc"
 )
 
-// RunGateway runs a gateway instance until ctx ends: it obtains its
+// GatewayListeners are the sockets a gateway serves on; RunGatewayOn
+// closes them when it returns.
+type GatewayListeners struct {
+	// QUIC carries the tunnel from and to peer gateways; HTTP serves
+	// metrics, health and explain.
+	QUIC *net.UDPConn
+	HTTP net.Listener
+}
+
+// Close closes every socket that is set.
+func (l GatewayListeners) Close() {
+	if l.QUIC != nil {
+		_ = l.QUIC.Close()
+	}
+	if l.HTTP != nil {
+		_ = l.HTTP.Close()
+	}
+}
+
+// ListenGateway binds the sockets of c.
+func ListenGateway(c *GatewayConfig) (GatewayListeners, error) {
+	var l GatewayListeners
+	udpAddr, err := net.ResolveUDPAddr("udp", c.Listen)
+	if err != nil {
+		return l, fmt.Errorf("gateway listen address %s: %w", c.Listen, err)
+	}
+	if l.QUIC, err = net.ListenUDP("udp", udpAddr); err != nil {
+		return l, fmt.Errorf("listen on %s for gateway (udp): %w", c.Listen, err)
+	}
+	if l.HTTP, err = listenTCP(c.HTTP, "gateway HTTP (metrics, health, explain)"); err != nil {
+		l.Close()
+		return l, err
+	}
+	return l, nil
+}
+
+// RunGateway runs a gateway instance until ctx ends on sockets bound to
+// c's addresses (ListenGateway); see RunGatewayOn.
+func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
+	ls, err := ListenGateway(c)
+	if err != nil {
+		return err
+	}
+	return RunGatewayOn(ctx, c, log, ls)
+}
+
+// RunGatewayOn runs a gateway instance on ls until ctx ends: it obtains its
 // certificate from the federator, follows the catalog, serves QUIC ingress
 // and the egress listeners, and announces itself while it serves. On
 // shutdown it withdraws the announcement (peers stop choosing it at once)
 // and gives open flows the shutdown grace.
-func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
+func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls GatewayListeners) error {
+	defer ls.Close()
 	log = log.With("cluster", c.Cluster, "instance", c.Instance)
 	logDeprecations(log, c.Deprecations)
-	udpAddr, err := net.ResolveUDPAddr("udp", c.Listen)
-	if err != nil {
-		return fmt.Errorf("gateway listen address %s: %w", c.Listen, err)
-	}
-	udp, err := net.ListenUDP("udp", udpAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s for gateway (udp): %w", c.Listen, err)
-	}
-	defer udp.Close()
-	adminLn, err := listenTCP(c.HTTP, "gateway HTTP (metrics, health, explain)")
-	if err != nil {
-		return err
-	}
-	defer adminLn.Close()
+	udp, adminLn := ls.QUIC, ls.HTTP
 	reg := newRegistry()
 
 	ident, err := newClientIdentity(ctx, &c.ClientConfig, "gateway", log)
@@ -99,28 +134,23 @@ func RunGateway(ctx context.Context, c *GatewayConfig, log *slog.Logger) error {
 // ends, calling again with back-off when it breaks.
 func announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs []string, log *slog.Logger) {
 	rpc := causewayv1.NewCatalogClient(conn)
-	delay := 100 * time.Millisecond
+	var backoff retry.Backoff
 	for ctx.Err() == nil {
 		stream, err := rpc.AnnounceGateway(ctx, &causewayv1.AnnounceGatewayRequest{Instance: instance, Addresses: addrs})
 		for err == nil {
 			var resp *causewayv1.AnnounceGatewayResponse
 			if resp, err = stream.Recv(); err == nil {
 				log.Info("gateway announced", "lease", resp.GetLeaseId(), "addresses", addrs)
-				delay = 100 * time.Millisecond
+				backoff.Reset()
 			}
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("gateway announcement interrupted; retrying", "err", err, "in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		log.Warn("gateway announcement interrupted; retrying", "err", err, "in", backoff.Peek())
+		if !backoff.Wait(ctx) {
 			return
-		case <-t.C:
 		}
-		delay = min(2*delay, 5*time.Second)
 	}
 }
 
