@@ -235,7 +235,7 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	})
 
 	// Gateway: catalog from the federator, identity from the cluster CA.
-	gwCert, gwCatalog, err := c.component(g, "gateway", cfg, ownBundle, fedID, log, reg)
+	gwCert, gwCatalog, gwConn, err := c.component(g, "gateway", cfg, ownBundle, fedID, log, reg)
 	if err != nil {
 		return err
 	}
@@ -254,11 +254,19 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	})
 	gwAddr := c.gwUDP.LocalAddr().String()
 	g.Go(c.spec.Name+" gateway announcement", func(ctx context.Context) error {
-		return fed.AnnounceGateway(ctx, "gw-0", []string{gwAddr}, 5*time.Second)
+		select { // announce only once the gateway serves, as a deployed gateway does
+		case <-ctx.Done():
+			return nil
+		case <-c.gw.Ready():
+		}
+		// Over the gateway's own connection, with its identity: the record
+		// is bound to its key, as in a deployment.
+		component.Announce(ctx, gwConn, "gw-0", []string{gwAddr}, log)
+		return nil
 	})
 
 	// DNS shim.
-	_, dnsCatalog, err := c.component(g, "dnsshim", cfg, ownBundle, fedID, log, reg)
+	_, dnsCatalog, _, err := c.component(g, "dnsshim", cfg, ownBundle, fedID, log, reg)
 	if err != nil {
 		return err
 	}
@@ -293,16 +301,17 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 }
 
 // component issues a component's certificate and starts its catalog
-// client, connected to the cluster's federator with that identity.
+// client, connected to the cluster's federator with that identity; the
+// connection lasts as long as the client runs.
 func (c *cluster) component(g *rungroup.Group, name string, cfg Config, bundle certs.BundleSource, fedID certs.ID,
-	log *slog.Logger, reg prometheus.Registerer) (*certs.Rotator, *catalog.Client, error) {
+	log *slog.Logger, reg prometheus.Registerer) (*certs.Rotator, *catalog.Client, *grpc.ClientConn, error) {
 	cert, _, err := c.leaf(g, name, cfg.LeafLifetime, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	conn, err := component.DialFederator(c.fedLn.Addr().String(), cert, bundle, fedID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	client := catalog.NewClient(causewayv1.NewCatalogClient(conn), catalog.Options{
 		Cluster: c.spec.Name, Component: name, Logger: log, Registerer: reg})
@@ -310,5 +319,5 @@ func (c *cluster) component(g *rungroup.Group, name string, cfg Config, bundle c
 		defer conn.Close()
 		return client.Run(ctx)
 	})
-	return cert, client, nil
+	return cert, client, conn, nil
 }

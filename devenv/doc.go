@@ -5,9 +5,15 @@
 // where everything listens.
 //
 // Rules:
-//   - Every component is the real one, wired exactly as in a deployment:
-//     gateways and shims learn the federation only through Catalog.Watch,
-//     and peers trust each other only through bundles published in etcd.
+//   - Every component is the real one and talks to the others as in a
+//     deployment: each federator writes etcd as its own cluster's etcd user
+//     (TLS and auth on); gateways and shims learn the federation only
+//     through Catalog.Watch; a gateway's record is held by its own
+//     Catalog.AnnounceGateway call; peers trust each other only through
+//     signed bundles, pinned as an operator would.
+//   - Not yet as in a deployment: components get their leaves from the
+//     cluster CA in process, not through Certs.Sign, and there is no CA
+//     directory on disk for a watcher to follow.
 //   - The state file is written only once every cluster can serve every
 //     demo service; Run returns only after everything it started stopped.
 package devenv

@@ -2,6 +2,7 @@ package federator
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"io"
 	"net"
@@ -76,7 +77,11 @@ func (c *adminCluster) announceGateway(t *testing.T, addr string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = c.fed.AnnounceGateway(ctx, "gw-0", []string{addr}, 5*time.Second) }()
+	key := sha256.Sum256([]byte("test gateway of " + c.name))
+	go func() {
+		defer close(done)
+		_ = c.fed.announceGateway(ctx, "gw-0", []string{addr}, key[:], 5*time.Second, nil)
+	}()
 	prev := c.stop
 	c.stop = func() { cancel(); <-done; prev() }
 	t.Cleanup(func() { cancel(); <-done })

@@ -3,7 +3,6 @@ package federator
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -14,20 +13,12 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// AnnounceGateway keeps a gateway record of this cluster in etcd, attached
-// to a lease of ttl (default 5s when zero), until ctx ends; then it revokes
-// the lease so peers stop using the gateway at once. A lost lease (etcd
-// unreachable past the TTL) is re-created when etcd comes back. It is the
-// in-process form of Catalog.AnnounceGateway (causeway dev): the record's
-// announcer key is derived from this federator's instance name.
-func (f *Federator) AnnounceGateway(ctx context.Context, instance string, addrs []string, ttl time.Duration) error {
-	key := sha256.Sum256([]byte("in-process gateway of " + f.cfg.instance()))
-	return f.announceGateway(ctx, instance, addrs, key[:], ttl, nil)
-}
-
-// announceGateway is AnnounceGateway for the gateway whose leaf public key
-// hashes to announcer, calling announced with the lease each time the
-// record is written. It fails with store.ErrGatewayHeld when a live record
+// announceGateway keeps a gateway record of this cluster in etcd for the
+// gateway whose leaf public key hashes to announcer (Catalog.AnnounceGateway),
+// attached to a lease of ttl (default 5s when zero), until ctx ends; then
+// it revokes the lease so peers stop using the gateway at once. A lost
+// lease (etcd unreachable past the TTL) is re-created when etcd comes
+// back. It calls announced with the lease each time the record is written. It fails with store.ErrGatewayHeld when a live record
 // of the instance belongs to another key. While the announcement lasts,
 // the record is put back whenever its key is deleted or overwritten.
 func (f *Federator) announceGateway(ctx context.Context, instance string, addrs []string, announcer []byte, ttl time.Duration, announced func(clientv3.LeaseID) error) error {

@@ -95,6 +95,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	require.ElementsMatch(t, []string{"east", "west"}, services["echo"].ExportedBy)
 	require.Equal(t, []string{"north"}, services["clock"].ExportedBy)
 	require.Equal(t, 8080, services["echo"].Port)
+	requireAnnouncedByGateway(t, st)
 
 	// The printed guide's commands name the real addresses.
 	west := clusterByName(t, st, "west")

@@ -113,7 +113,7 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 			return nil
 		case <-gw.Ready():
 		}
-		announce(ctx, conn, c.Instance, c.Advertise, log)
+		Announce(ctx, conn, c.Instance, c.Advertise, log)
 		return nil
 	})
 	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat), "identity": IdentityReady(ident.cert, cat, time.Now), "egress": func() error {
@@ -130,9 +130,10 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 	return g.Wait()
 }
 
-// announce keeps the gateway's Catalog.AnnounceGateway call open until ctx
-// ends, calling again with back-off when it breaks.
-func announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs []string, log *slog.Logger) {
+// Announce keeps the gateway's Catalog.AnnounceGateway call open on conn
+// (a connection with the gateway's identity) until ctx ends, calling again
+// with back-off when it breaks.
+func Announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs []string, log *slog.Logger) {
 	rpc := causewayv1.NewCatalogClient(conn)
 	var backoff retry.Backoff
 	for ctx.Err() == nil {
