@@ -45,6 +45,7 @@ type cluster struct {
 	dnsTCP   net.Listener
 	gwUDP    *net.UDPConn
 	fedLn    net.Listener
+	bootLn   net.Listener // Certs.Sign, as a federator's bootstrap port
 	adminLn  net.Listener
 	backends map[string]net.Listener // by service name
 
@@ -72,6 +73,9 @@ func (c *cluster) listen(cfg Config, svcs []demoService) (err error) {
 	}
 	if c.fedLn, err = net.Listen("tcp", addr(cfg.FederatorPort)); err != nil {
 		return bindError(addr(cfg.FederatorPort), "federator", err)
+	}
+	if c.bootLn, err = net.Listen("tcp", addr(cfg.FederatorPort+1)); err != nil {
+		return bindError(addr(cfg.FederatorPort+1), "federator bootstrap (Certs.Sign)", err)
 	}
 	if c.adminLn, err = net.Listen("tcp", addr(cfg.AdminPort)); err != nil {
 		return bindError(addr(cfg.AdminPort), "admin", err)
@@ -106,6 +110,9 @@ func (c *cluster) closeListeners() {
 	}
 	if c.fedLn != nil {
 		_ = c.fedLn.Close()
+	}
+	if c.bootLn != nil {
+		_ = c.bootLn.Close()
 	}
 	if c.adminLn != nil {
 		_ = c.adminLn.Close()
@@ -218,7 +225,7 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 		return fed.Run(ctx, src)
 	})
 
-	fedCert, fedID, err := c.leaf(g, "federator", cfg.LeafLifetime, log)
+	fedCert, _, err := c.leaf(g, "federator", cfg.LeafLifetime, log)
 	if err != nil {
 		return err
 	}
@@ -233,9 +240,13 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	g.Go(c.spec.Name+" federator grpc", func(ctx context.Context) error {
 		return component.ServeGRPC(ctx, grpcSrv, c.fedLn)
 	})
+	tokens, err := c.serveSigning(g, dir, cfg, cas, fedCert, log, reg)
+	if err != nil {
+		return err
+	}
 
 	// Gateway: catalog from the federator, identity from the cluster CA.
-	gwCert, gwCatalog, gwConn, err := c.component(g, "gateway", cfg, ownBundle, fedID, log, reg)
+	gwCert, gwCatalog, gwConn, err := c.component(g, "gateway", cfg, tokens["gateway"], log, reg)
 	if err != nil {
 		return err
 	}
@@ -266,7 +277,7 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	})
 
 	// DNS shim.
-	_, dnsCatalog, _, err := c.component(g, "dnsshim", cfg, ownBundle, fedID, log, reg)
+	_, dnsCatalog, _, err := c.component(g, "dnsshim", cfg, tokens["dnsshim"], log, reg)
 	if err != nil {
 		return err
 	}
@@ -300,24 +311,65 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	return nil
 }
 
-// component issues a component's certificate and starts its catalog
-// client, connected to the cluster's federator with that identity; the
-// connection lasts as long as the client runs.
-func (c *cluster) component(g *rungroup.Group, name string, cfg Config, bundle certs.BundleSource, fedID certs.ID,
+// component obtains a component's certificate as a deployed gateway or
+// DNS shim does (Certs.Sign on the cluster's bootstrap listener, with a
+// join token; the federator verified against the cluster's CA file) and
+// starts its catalog client over a connection with that identity, which
+// also follows the cluster's own bundle; the connection lasts as long as
+// the client runs.
+func (c *cluster) component(g *rungroup.Group, name string, cfg Config, tokenFile string,
 	log *slog.Logger, reg prometheus.Registerer) (*certs.Rotator, *catalog.Client, *grpc.ClientConn, error) {
-	cert, _, err := c.leaf(g, name, cfg.LeafLifetime, log)
+	cc := &component.ClientConfig{Identity: component.Identity{Cluster: c.spec.Name, Domain: cfg.Domain},
+		Federator: c.fedLn.Addr().String(), Bootstrap: c.bootLn.Addr().String(), CAFile: c.admin.CA, TokenFile: tokenFile}
+	ctx, cancel := context.WithTimeout(g.Context(), 30*time.Second)
+	ident, err := component.NewClientIdentity(ctx, cc, name, log)
+	cancel()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s certificate of %s: %w", name, c.spec.Name, err)
+	}
+	g.Go(c.spec.Name+" "+name+" certificate", ident.Run)
+	if err := certs.RegisterExpiry(reg, name, ident.Cert()); err != nil {
+		return nil, nil, nil, err
+	}
+	client, conn, err := ident.Catalog(g, name, reg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	conn, err := component.DialFederator(c.fedLn.Addr().String(), cert, bundle, fedID)
-	if err != nil {
-		return nil, nil, nil, err
+	return ident.Cert(), client, conn, nil
+}
+
+// serveSigning serves Certs.Sign on the cluster's bootstrap listener, as a
+// federator does, with one join token per component written to a 0600
+// file of the data directory; it returns the token files by component.
+func (c *cluster) serveSigning(g *rungroup.Group, dir string, cfg Config, cas *certs.CASet, fedCert *certs.Rotator,
+	log *slog.Logger, reg prometheus.Registerer) (map[string]string, error) {
+	tokens, files := map[string]string{}, map[string]string{}
+	for _, name := range []string{"gateway", "dnsshim"} {
+		tok, err := federator.NewJoinToken()
+		if err != nil {
+			return nil, err
+		}
+		tokens[tok] = name
+		files[name] = filepath.Join(dir, "clusters", c.spec.Name, name+".token")
+		if err := os.WriteFile(files[name], []byte(tok+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s join token of %s: %w", name, c.spec.Name, err)
+		}
 	}
-	client := catalog.NewClient(causewayv1.NewCatalogClient(conn), catalog.Options{
-		Cluster: c.spec.Name, Component: name, Logger: log, Registerer: reg})
-	g.Go(c.spec.Name+" "+name+" catalog", func(ctx context.Context) error {
-		defer conn.Close()
-		return client.Run(ctx)
+	auth, err := federator.NewJoinTokenAuthenticator(tokens)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := federator.NewCertsServer(federator.CertsServerConfig{Cluster: c.spec.Name, TrustDomain: c.td, CA: cas,
+		Lifetime: cfg.LeafLifetime, Authenticator: auth, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	boot := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
+		Source: fedCert, NextProtos: []string{"h2"},
+	}))))
+	causewayv1.RegisterCertsServer(boot, srv)
+	g.Go(c.spec.Name+" federator bootstrap grpc", func(ctx context.Context) error {
+		return component.ServeGRPC(ctx, boot, c.bootLn)
 	})
-	return cert, client, conn, nil
+	return files, nil
 }

@@ -47,7 +47,7 @@ type Config struct {
 	// Ports; zero means the default shown.
 	DNSPort       int // 1053
 	GatewayPort   int // 4433 (UDP), as component.DefaultGatewayQUIC
-	FederatorPort int // 7443
+	FederatorPort int // 7443; its bootstrap (Certs.Sign) port is FederatorPort+1
 	AdminPort     int // 9090
 	EtcdPort      int // 2379 (peer port is EtcdPort+1)
 	// ReadyTimeout bounds start-up. If zero, 60s.
@@ -130,6 +130,10 @@ func (c Config) Validate() error {
 		if p.port < 1 || p.port > 65535 {
 			return fmt.Errorf("%w: %s: port %d out of range (1-65535)", ErrBadConfig, p.flag, p.port)
 		}
+	}
+	if c.FederatorPort == 65535 {
+		// The federator's bootstrap (Certs.Sign) port is its port + 1.
+		return fmt.Errorf("%w: --federator-port %d: at most 65534, the bootstrap port is --federator-port + 1", ErrBadConfig, c.FederatorPort)
 	}
 	if c.EtcdPort == 65535 {
 		// The embedded etcd's peer port is the client port + 1.

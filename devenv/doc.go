@@ -8,12 +8,15 @@
 //   - Every component is the real one and talks to the others as in a
 //     deployment: each federator writes etcd as its own cluster's etcd user
 //     (TLS and auth on); gateways and shims learn the federation only
-//     through Catalog.Watch; a gateway's record is held by its own
-//     Catalog.AnnounceGateway call; peers trust each other only through
-//     signed bundles, pinned as an operator would.
-//   - Not yet as in a deployment: components get their leaves from the
-//     cluster CA in process, not through Certs.Sign, and there is no CA
-//     directory on disk for a watcher to follow.
+//     through Catalog.Watch; gateways and shims get their certificates
+//     from Certs.Sign on the federator's bootstrap listener with a join
+//     token, and follow their cluster's bundle as the federator serves it;
+//     a gateway's record is held by its own Catalog.AnnounceGateway call;
+//     peers trust each other only through signed bundles, pinned as an
+//     operator would.
+//   - Not yet as in a deployment: the cluster CA lives in memory (no CA
+//     directory for a watcher to follow), and one HTTP endpoint per
+//     cluster serves every component's metrics and checks.
 //   - The state file is written only once every cluster can serve every
 //     demo service; Run returns only after everything it started stopped.
 package devenv

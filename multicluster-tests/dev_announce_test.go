@@ -24,7 +24,8 @@ import (
 // in etcd is held by the gateway's own Catalog.AnnounceGateway call: it
 // carries the SHA-256 of the key of the leaf the gateway serves QUIC with,
 // as a deployed gateway's record does (not a key the federator made up).
-func requireAnnouncedByGateway(t *testing.T, st *devenv.State) {
+// It returns the gateways' leaves by cluster.
+func requireAnnouncedByGateway(t *testing.T, st *devenv.State) map[string]*x509.Certificate {
 	t.Helper()
 	a := st.ClustersetAdmin
 	require.NotNil(t, a, "the state file names the clusterset admin")
@@ -37,8 +38,10 @@ func requireAnnouncedByGateway(t *testing.T, st *devenv.State) {
 		Password: strings.TrimSpace(string(pw)), DialTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	defer cli.Close()
+	leaves := map[string]*x509.Certificate{}
 	for _, c := range st.Clusters {
-		want := sha256.Sum256(gatewayLeaf(t, c.Gateway).RawSubjectPublicKeyInfo)
+		leaves[c.Name] = gatewayLeaf(t, c.Gateway)
+		want := sha256.Sum256(leaves[c.Name].RawSubjectPublicKeyInfo)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		resp, err := cli.Get(ctx, store.GatewayKey(c.Name, "gw-0"))
 		cancel()
@@ -50,6 +53,7 @@ func requireAnnouncedByGateway(t *testing.T, st *devenv.State) {
 			"%s's gateway record is bound to the key its gateway serves with", c.Name)
 		require.NotZero(t, resp.Kvs[0].Lease, "%s's gateway record lives on a lease", c.Name)
 	}
+	return leaves
 }
 
 // gatewayLeaf completes a QUIC handshake with a gateway far enough to see

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/devenv"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
@@ -95,7 +96,12 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	require.ElementsMatch(t, []string{"east", "west"}, services["echo"].ExportedBy)
 	require.Equal(t, []string{"north"}, services["clock"].ExportedBy)
 	require.Equal(t, 8080, services["echo"].Port)
-	requireAnnouncedByGateway(t, st)
+	// Each gateway's leaf came from its federator's Certs.Sign (a join
+	// token over the bootstrap listener), as in a deployment.
+	for cluster, leaf := range requireAnnouncedByGateway(t, st) {
+		require.Contains(t, p.stderr.String(), "id=spiffe://"+cluster+"."+st.Domain+"/gateway serial="+certs.SerialHex(leaf)+" kind=first",
+			"%s's gateway leaf was issued by Certs.Sign", cluster)
+	}
 
 	// The printed guide's commands name the real addresses.
 	west := clusterByName(t, st, "west")

@@ -71,7 +71,7 @@ func RunDNSShimOn(ctx context.Context, c *DNSShimConfig, log *slog.Logger, ls DN
 	udp, tcp, adminLn := ls.UDP, ls.TCP, ls.HTTP
 	reg := newRegistry()
 
-	ident, err := newClientIdentity(ctx, &c.ClientConfig, "dnsshim", log)
+	ident, err := NewClientIdentity(ctx, &c.ClientConfig, "dnsshim", log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // SIGINT/SIGTERM while waiting for the first certificate: a clean stop
@@ -79,12 +79,12 @@ func RunDNSShimOn(ctx context.Context, c *DNSShimConfig, log *slog.Logger, ls DN
 		return err
 	}
 	g := rungroup.New(ctx)
-	g.Go("dnsshim certificate", ident.run)
+	g.Go("dnsshim certificate", ident.Run)
 	if err := certs.RegisterExpiry(reg, "dnsshim", ident.cert); err != nil {
 		_ = g.Stop()
 		return err
 	}
-	cat, _, err := ident.catalog(g, "dnsshim", reg)
+	cat, _, err := ident.Catalog(g, "dnsshim", reg)
 	if err != nil {
 		_ = g.Stop()
 		return err

@@ -74,7 +74,7 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 	udp, adminLn := ls.QUIC, ls.HTTP
 	reg := newRegistry()
 
-	ident, err := newClientIdentity(ctx, &c.ClientConfig, "gateway", log)
+	ident, err := NewClientIdentity(ctx, &c.ClientConfig, "gateway", log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // SIGINT/SIGTERM while waiting for the first certificate: a clean stop
@@ -82,12 +82,12 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 		return err
 	}
 	g := rungroup.New(ctx)
-	g.Go("gateway certificate", ident.run)
+	g.Go("gateway certificate", ident.Run)
 	if err := certs.RegisterExpiry(reg, "gateway", ident.cert); err != nil {
 		_ = g.Stop()
 		return err
 	}
-	cat, conn, err := ident.catalog(g, "gateway", reg)
+	cat, conn, err := ident.Catalog(g, "gateway", reg)
 	if err != nil {
 		_ = g.Stop()
 		return err

@@ -161,10 +161,10 @@ func TestClientIdentityRenewalsUseNoTokenUses(t *testing.T) {
 	writeFile(t, tokenFile, gatewayToken)
 	c := &ClientConfig{Identity: Identity{Cluster: "south", Domain: DefaultDomain}, Bootstrap: addr, CAFile: filepath.Join(caDir, "bundle.crt"), TokenFile: tokenFile}
 	ctx, cancel := context.WithCancel(context.Background())
-	ci, err := newClientIdentity(ctx, c, "gateway", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ci, err := NewClientIdentity(ctx, c, "gateway", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	go func() { done <- ci.run(ctx) }()
+	go func() { done <- ci.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	issued := func(kind string) float64 {
 		mfs, err := reg.Gather()

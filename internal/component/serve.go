@@ -133,10 +133,10 @@ func CatalogReady(c *catalog.Client) admin.Check {
 	}
 }
 
-// clientIdentity is a gateway's or DNS shim's certificate, obtained from
+// ClientIdentity is a gateway's or DNS shim's certificate, obtained from
 // its federator's Certs.Sign and renewed at two thirds of its lifetime,
 // and the trust it places in its own cluster's CA.
-type clientIdentity struct {
+type ClientIdentity struct {
 	cfg   *ClientConfig
 	id    certs.ID
 	fedID certs.ID
@@ -148,9 +148,9 @@ type clientIdentity struct {
 	log    *slog.Logger
 }
 
-// newClientIdentity returns once the first certificate is issued (it
+// NewClientIdentity returns once the first certificate is issued (it
 // retries, with back-off, until ctx ends: the federator may start later).
-func newClientIdentity(ctx context.Context, c *ClientConfig, component string, log *slog.Logger) (*clientIdentity, error) {
+func NewClientIdentity(ctx context.Context, c *ClientConfig, component string, log *slog.Logger) (*ClientIdentity, error) {
 	td := c.TrustDomain()
 	id, err := certs.NewID(td, component)
 	if err != nil {
@@ -194,18 +194,21 @@ func newClientIdentity(ctx context.Context, c *ClientConfig, component string, l
 		return nil, err
 	}
 	current.Store(rot)
-	return &clientIdentity{cfg: c, id: id, fedID: fedID, own: own, pinned: cas, cert: rot, boot: boot, log: log}, nil
+	return &ClientIdentity{cfg: c, id: id, fedID: fedID, own: own, pinned: cas, cert: rot, boot: boot, log: log}, nil
 }
 
-// run renews the certificate until ctx ends.
-func (ci *clientIdentity) run(ctx context.Context) error {
+// Cert is the identity's certificate, renewed while Run runs.
+func (ci *ClientIdentity) Cert() *certs.Rotator { return ci.cert }
+
+// Run renews the certificate until ctx ends.
+func (ci *ClientIdentity) Run(ctx context.Context) error {
 	defer ci.boot.Close()
 	return ci.cert.Run(ctx)
 }
 
-// catalog connects to the federator with the identity and returns a
+// Catalog connects to the federator with the identity and returns a
 // catalog client; run it in g.
-func (ci *clientIdentity) catalog(g *rungroup.Group, component string, reg prometheus.Registerer) (*catalog.Client, *grpc.ClientConn, error) {
+func (ci *ClientIdentity) Catalog(g *rungroup.Group, component string, reg prometheus.Registerer) (*catalog.Client, *grpc.ClientConn, error) {
 	conn, err := DialFederator(ci.cfg.Federator, ci.cert, ci.own, ci.fedID)
 	if err != nil {
 		return nil, nil, err
