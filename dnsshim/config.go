@@ -2,10 +2,10 @@ package dnsshim
 
 import (
 	"fmt"
-	"github.com/causeway-mesh/causeway/internal/names"
 	"log/slog"
 	"time"
 
+	"github.com/causeway-mesh/causeway/internal/names"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
