@@ -189,93 +189,13 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.reg = reg
-
-	ownBundle := certs.NewBundleSet()
-	ownBundle.Set(c.td, []*x509.Certificate{c.ca.Cert})
-
-	// Federator, with its own etcd client and etcd user, as a separate
-	// process would have: it may write only this cluster's keys.
-	cli, err := etcd.clusterClient(c.spec.Name)
-	if err != nil {
-		return fmt.Errorf("connect %s federator to etcd: %w", c.spec.Name, err)
-	}
-	st := store.New(cli, store.Options{Logger: log, Registerer: reg})
-	cas, err := certs.NewCASet(c.ca, nil)
-	if err != nil {
-		cli.Close()
-		return fmt.Errorf("CA set of %s: %w", c.spec.Name, err)
-	}
-	fed, err := federator.New(federator.Config{
-		Cluster: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
-		VIPRanges: []netip.Prefix{cfg.vipRange(c.idx)}, TrustDomain: c.td,
-		CAs: cas, TrustPins: c.pins, Logger: log, Registerer: reg,
-	}, st)
-	if err != nil {
-		cli.Close()
-		return err
-	}
-	exportsPath, err := c.writeExports(dir, svcs)
-	if err != nil {
-		cli.Close()
-		return err
-	}
-	src := &static.Source{Path: exportsPath, Cluster: c.spec.Name, DefaultZone: c.spec.Zone, Logger: log}
-	g.Go(c.spec.Name+" federator", func(ctx context.Context) error {
-		defer cli.Close()
-		return fed.Run(ctx, src)
-	})
-
-	fedCert, _, err := c.leaf(g, "federator", cfg.LeafLifetime, log)
+	fed, tokens, err := c.startFederator(g, cfg, etcd, dir, svcs, log, reg)
 	if err != nil {
 		return err
 	}
-	grpcSrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
-		Source: fedCert, Bundles: ownBundle, Authorize: certs.AuthorizeTrustDomain(c.td), NextProtos: []string{"h2"},
-	}))))
-	causewayv1.RegisterCatalogServer(grpcSrv, fed.CatalogServer())
-	causewayv1.RegisterAdminServer(grpcSrv, fed.AdminServer(federator.AdminOptions{}))
-	if c.admin, err = c.writeAdminCreds(dir, cfg.LeafLifetime); err != nil {
+	if err := c.startGateway(g, cfg, tokens["gateway"], log, reg); err != nil {
 		return err
 	}
-	g.Go(c.spec.Name+" federator grpc", func(ctx context.Context) error {
-		return component.ServeGRPC(ctx, grpcSrv, c.fedLn)
-	})
-	tokens, err := c.serveSigning(g, dir, cfg, cas, fedCert, log, reg)
-	if err != nil {
-		return err
-	}
-
-	// Gateway: catalog from the federator, identity from the cluster CA.
-	gwCert, gwCatalog, gwConn, err := c.component(g, "gateway", cfg, tokens["gateway"], log, reg)
-	if err != nil {
-		return err
-	}
-	c.gwCatalog = gwCatalog
-	c.gw, err = gateway.New(gateway.Config{Cluster: c.spec.Name, Logger: log, Registerer: reg}, c.gwCatalog, gwCert)
-	if err != nil {
-		return err
-	}
-	g.Go(c.spec.Name+" gateway", func(ctx context.Context) error {
-		select { // serve egress only from a synced catalog
-		case <-ctx.Done():
-			return nil
-		case <-c.gwCatalog.Ready():
-		}
-		return c.gw.Run(ctx, c.gwUDP, gateway.DefaultListen)
-	})
-	gwAddr := c.gwUDP.LocalAddr().String()
-	g.Go(c.spec.Name+" gateway announcement", func(ctx context.Context) error {
-		select { // announce only once the gateway serves, as a deployed gateway does
-		case <-ctx.Done():
-			return nil
-		case <-c.gw.Ready():
-		}
-		// Over the gateway's own connection, with its identity: the record
-		// is bound to its key, as in a deployment.
-		component.Announce(ctx, gwConn, "gw-0", []string{gwAddr}, log)
-		return nil
-	})
-
 	// DNS shim.
 	_, dnsCatalog, _, err := c.component(g, "dnsshim", cfg, tokens["dnsshim"], log, reg)
 	if err != nil {
@@ -308,6 +228,99 @@ func (c *cluster) start(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string
 	})
 	adm.Handle("GET /explain", c.gw.ExplainHandler())
 	g.Go(c.spec.Name+" admin", func(ctx context.Context) error { return adm.Serve(ctx, c.adminLn) })
+	return nil
+}
+
+// startFederator runs the cluster's federator with its own etcd client and
+// etcd user, as a separate process would have (it may write only this
+// cluster's keys), its Catalog and Admin API and its Certs.Sign; it
+// returns the federator and the components' join token files.
+func (c *cluster) startFederator(g *rungroup.Group, cfg Config, etcd *devEtcd, dir string, svcs []demoService,
+	log *slog.Logger, reg prometheus.Registerer) (*federator.Federator, map[string]string, error) {
+	ownBundle := certs.NewBundleSet()
+	ownBundle.Set(c.td, []*x509.Certificate{c.ca.Cert})
+	cli, err := etcd.clusterClient(c.spec.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s federator to etcd: %w", c.spec.Name, err)
+	}
+	st := store.New(cli, store.Options{Logger: log, Registerer: reg})
+	cas, err := certs.NewCASet(c.ca, nil)
+	if err != nil {
+		cli.Close()
+		return nil, nil, fmt.Errorf("CA set of %s: %w", c.spec.Name, err)
+	}
+	fed, err := federator.New(federator.Config{
+		Cluster: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
+		VIPRanges: []netip.Prefix{cfg.vipRange(c.idx)}, TrustDomain: c.td,
+		CAs: cas, TrustPins: c.pins, Logger: log, Registerer: reg,
+	}, st)
+	if err != nil {
+		cli.Close()
+		return nil, nil, err
+	}
+	exportsPath, err := c.writeExports(dir, svcs)
+	if err != nil {
+		cli.Close()
+		return nil, nil, err
+	}
+	src := &static.Source{Path: exportsPath, Cluster: c.spec.Name, DefaultZone: c.spec.Zone, Logger: log}
+	g.Go(c.spec.Name+" federator", func(ctx context.Context) error {
+		defer cli.Close()
+		return fed.Run(ctx, src)
+	})
+
+	fedCert, _, err := c.leaf(g, "federator", cfg.LeafLifetime, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	grpcSrv := grpc.NewServer(grpc.Creds(credentials.NewTLS(certs.ServerConfig(certs.TLSOptions{
+		Source: fedCert, Bundles: ownBundle, Authorize: certs.AuthorizeTrustDomain(c.td), NextProtos: []string{"h2"},
+	}))))
+	causewayv1.RegisterCatalogServer(grpcSrv, fed.CatalogServer())
+	causewayv1.RegisterAdminServer(grpcSrv, fed.AdminServer(federator.AdminOptions{}))
+	if c.admin, err = c.writeAdminCreds(dir, cfg.LeafLifetime); err != nil {
+		return nil, nil, err
+	}
+	g.Go(c.spec.Name+" federator grpc", func(ctx context.Context) error {
+		return component.ServeGRPC(ctx, grpcSrv, c.fedLn)
+	})
+	tokens, err := c.serveSigning(g, dir, cfg, cas, fedCert, log, reg)
+	return fed, tokens, err
+}
+
+// startGateway runs the cluster's gateway: identity from Certs.Sign,
+// catalog from the federator, and its record held by its own
+// Catalog.AnnounceGateway call once it serves.
+func (c *cluster) startGateway(g *rungroup.Group, cfg Config, tokenFile string, log *slog.Logger, reg prometheus.Registerer) error {
+	gwCert, gwCatalog, gwConn, err := c.component(g, "gateway", cfg, tokenFile, log, reg)
+	if err != nil {
+		return err
+	}
+	c.gwCatalog = gwCatalog
+	c.gw, err = gateway.New(gateway.Config{Cluster: c.spec.Name, Logger: log, Registerer: reg}, c.gwCatalog, gwCert)
+	if err != nil {
+		return err
+	}
+	g.Go(c.spec.Name+" gateway", func(ctx context.Context) error {
+		select { // serve egress only from a synced catalog
+		case <-ctx.Done():
+			return nil
+		case <-c.gwCatalog.Ready():
+		}
+		return c.gw.Run(ctx, c.gwUDP, gateway.DefaultListen)
+	})
+	gwAddr := c.gwUDP.LocalAddr().String()
+	g.Go(c.spec.Name+" gateway announcement", func(ctx context.Context) error {
+		select { // announce only once the gateway serves, as a deployed gateway does
+		case <-ctx.Done():
+			return nil
+		case <-c.gw.Ready():
+		}
+		// Over the gateway's own connection, with its identity: the record
+		// is bound to its key, as in a deployment.
+		component.Announce(ctx, gwConn, "gw-0", []string{gwAddr}, log)
+		return nil
+	})
 	return nil
 }
 

@@ -35,31 +35,17 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	log := cfg.Logger
 	if cfg.StateFile != "" {
 		if err := checkWritable(cfg.StateFile); err != nil {
 			return err
 		}
 	}
 
-	dir := cfg.DataDir
-	if dir == "" {
-		for _, d := range removeStaleDataDirs(os.TempDir()) {
-			log.Info("removed the data directory of a causeway dev that is no longer running", "dir", d)
-		}
-		tmp, err := makeDataDir(os.TempDir())
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", dir, err)
+	dir, cleanup, err := dataDir(&cfg)
+	if err != nil {
+		return err
 	}
-	if cfg.StateFile == "" {
-		// Always a state file, so that the guide can offer one.
-		cfg.StateFile = filepath.Join(dir, "state.json")
-	}
+	defer cleanup()
 
 	svcs := demoServices(len(cfg.Clusters))
 	clusters := make([]*cluster, len(cfg.Clusters))
@@ -70,53 +56,15 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 			}
 		}
 	}()
-	for i, spec := range cfg.Clusters {
-		c := &cluster{spec: spec, idx: i, ip: cfg.clusterIP(i), td: certs.TrustDomainFor(spec.Name, cfg.Domain)}
-		clusters[i] = c
-		if err := c.listen(cfg, svcs); err != nil {
-			return err
-		}
-		ca, err := certs.NewCA(c.td, 24*time.Hour, time.Now())
-		if err != nil {
-			return fmt.Errorf("create CA of %s: %w", spec.Name, err)
-		}
-		c.ca = ca
-	}
-	for _, c := range clusters {
-		c.pins = map[string]string{}
-		for _, peer := range clusters {
-			if peer != c {
-				c.pins[peer.spec.Name] = certs.Fingerprint(peer.ca.Cert)
-			}
-		}
+	if err := newClusters(cfg, svcs, clusters); err != nil {
+		return err
 	}
 
-	etcdAddr := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort))
-	etcdPeer := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort+1))
-	for _, a := range []string{etcdAddr, etcdPeer} {
-		if err := probeFree(a); err != nil {
-			return bindError(a, "etcd", err)
-		}
-	}
-	etcdTLS, err := newEtcdTLS(dir, cfg.etcdIP().String())
+	etcd, closeEtcd, err := startEtcd(ctx, cfg, dir, clusters)
 	if err != nil {
 		return err
 	}
-	srv, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer, TLS: etcdTLS,
-		BcryptCost: devBcryptCost})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	etcd := &devEtcd{srv: srv, dir: filepath.Join(dir, etcdAuthDir)}
-	names := make([]string, len(clusters))
-	for i, c := range clusters {
-		names[i] = c.spec.Name
-	}
-	if err := etcd.setupAuth(ctx, names); err != nil {
-		return err
-	}
-	log.Info("etcd started (TLS, auth on)", "endpoint", srv.Endpoint(), "data", dir)
+	defer closeEtcd()
 
 	g := rungroup.New(ctx)
 	for _, c := range clusters {
@@ -156,6 +104,89 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 		_ = os.Remove(cfg.StateFile)
 	}
 	return err
+}
+
+// dataDir is the data directory of the run: cfg.DataDir, or a fresh
+// temporary one (removed by cleanup) after removing those of runs that are
+// no longer running. It also defaults cfg.StateFile into it.
+func dataDir(cfg *Config) (dir string, cleanup func(), err error) {
+	cleanup = func() {}
+	dir = cfg.DataDir
+	if dir == "" {
+		for _, d := range removeStaleDataDirs(os.TempDir()) {
+			cfg.Logger.Info("removed the data directory of a causeway dev that is no longer running", "dir", d)
+		}
+		tmp, err := makeDataDir(os.TempDir())
+		if err != nil {
+			return "", cleanup, err
+		}
+		dir, cleanup = tmp, func() { _ = os.RemoveAll(tmp) }
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", cleanup, fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	if cfg.StateFile == "" {
+		// Always a state file, so that the guide can offer one.
+		cfg.StateFile = filepath.Join(dir, "state.json")
+	}
+	return dir, cleanup, nil
+}
+
+// newClusters fills clusters: each binds its listeners and gets a CA, and
+// pins every other cluster's CA (what an operator does in a deployment).
+func newClusters(cfg Config, svcs []demoService, clusters []*cluster) error {
+	for i, spec := range cfg.Clusters {
+		c := &cluster{spec: spec, idx: i, ip: cfg.clusterIP(i), td: certs.TrustDomainFor(spec.Name, cfg.Domain)}
+		clusters[i] = c
+		if err := c.listen(cfg, svcs); err != nil {
+			return err
+		}
+		ca, err := certs.NewCA(c.td, 24*time.Hour, time.Now())
+		if err != nil {
+			return fmt.Errorf("create CA of %s: %w", spec.Name, err)
+		}
+		c.ca = ca
+	}
+	for _, c := range clusters {
+		c.pins = map[string]string{}
+		for _, peer := range clusters {
+			if peer != c {
+				c.pins[peer.spec.Name] = certs.Fingerprint(peer.ca.Cert)
+			}
+		}
+	}
+	return nil
+}
+
+// startEtcd starts the embedded etcd with TLS and auth on, with a user per
+// cluster; closeEtcd stops it.
+func startEtcd(ctx context.Context, cfg Config, dir string, clusters []*cluster) (etcd *devEtcd, closeEtcd func(), err error) {
+	etcdAddr := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort))
+	etcdPeer := net.JoinHostPort(cfg.etcdIP().String(), strconv.Itoa(cfg.EtcdPort+1))
+	for _, a := range []string{etcdAddr, etcdPeer} {
+		if err := probeFree(a); err != nil {
+			return nil, nil, bindError(a, "etcd", err)
+		}
+	}
+	etcdTLS, err := newEtcdTLS(dir, cfg.etcdIP().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir + "/etcd", ClientAddr: etcdAddr, PeerAddr: etcdPeer, TLS: etcdTLS,
+		BcryptCost: devBcryptCost})
+	if err != nil {
+		return nil, nil, err
+	}
+	etcd = &devEtcd{srv: srv, dir: filepath.Join(dir, etcdAuthDir)}
+	names := make([]string, len(clusters))
+	for i, c := range clusters {
+		names[i] = c.spec.Name
+	}
+	if err := etcd.setupAuth(ctx, names); err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	cfg.Logger.Info("etcd started (TLS, auth on)", "endpoint", srv.Endpoint(), "data", dir)
+	return etcd, srv.Close, nil
 }
 
 // probeFree fails when addr's TCP port is taken.
