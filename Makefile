@@ -48,7 +48,7 @@ test: kube-apiserver $(HELM)
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
-## kube-apiserver: build (once, cached) the real kube-apiserver internal/kubetest runs.
+## kube-apiserver: build (once, cached) the real kube-apiserver internal/testenv/kubetest runs.
 kube-apiserver:
 	hack/kube-apiserver.sh
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/causeway-mesh/causeway/internal/component"
 	"github.com/causeway-mesh/causeway/internal/join"
-	"github.com/causeway-mesh/causeway/internal/kubetest"
 	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
+	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kube-apiserver.sh builds a real kube-apiserver (k8s.io/kubernetes, from the
-# Go module proxy) for internal/kubetest and prints the binary's path.
+# Go module proxy) for internal/testenv/kubetest and prints the binary's path.
 #
 # The binary is cached per version under the user cache dir; a second run
 # only prints the path. Concurrent runs (parallel `go test` packages, make -j)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"

@@ -17,7 +17,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/static"
-	"github.com/causeway-mesh/causeway/internal/kubetest"
+	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 	"github.com/causeway-mesh/causeway/internal/testenv/proctest"
 	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/miekg/dns"

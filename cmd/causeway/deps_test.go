@@ -96,7 +96,7 @@ var layerRules = []layerRule{
 
 // testOnly are the packages of test harnesses: they may import testing,
 // and only tests may import them.
-var testOnly = []string{"internal/testenv", "internal/kubetest"}
+var testOnly = []string{"internal/testenv"}
 
 // TestDeps asserts the layering of the module's packages: which packages
 // may depend on which (like Tailscale's TestDeps).

@@ -1,5 +1,5 @@
 // Module kube-apiserver builds a real kube-apiserver for Causeway's tests
-// (internal/kubetest). It is a separate module so that the hundreds of
+// (internal/testenv/kubetest). It is a separate module so that the hundreds of
 // modules k8s.io/kubernetes pulls in stay out of the project's go.mod.
 // Build it with hack/kube-apiserver.sh, which adds the version ldflags.
 module github.com/causeway-mesh/causeway/multicluster-tests/kube-apiserver
