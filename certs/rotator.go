@@ -138,13 +138,15 @@ func NewRotator(ctx context.Context, cfg RotatorConfig) (*Rotator, error) {
 // Call it once.
 func (r *Rotator) Run(ctx context.Context) error {
 	failures := 0
+	var delay time.Duration // the last retry delay, before jitter; 0 after a success
 	for {
 		cur := r.current.Load()
 		var wait time.Duration
 		if failures == 0 {
 			wait = time.Until(cur.renewAt)
 		} else {
-			wait = r.retryDelay(failures, cur.cert.Leaf.NotAfter)
+			delay = r.nextRetryDelay(delay, cur.cert.Leaf.NotAfter)
+			wait = jitter(delay)
 		}
 		if !r.wait(ctx, wait) {
 			return nil
@@ -162,7 +164,7 @@ func (r *Rotator) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		failures = 0
+		failures, delay = 0, 0
 	}
 }
 
@@ -203,14 +205,17 @@ func (r *Rotator) wait(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
-// retryDelay is the jittered delay before retry number failures (>= 1),
-// capped at half the time left before notAfter (but not below 10ms).
-func (r *Rotator) retryDelay(failures int, notAfter time.Time) time.Duration {
+// nextRetryDelay is the delay (before jitter) of the retry after one of
+// prev (0: the first retry): RetryMin, then doubled up to RetryMax, but at
+// most half the time left before notAfter (not below 10ms). The doubling
+// goes on from the delay actually used, so the quick retries just before
+// an expiry do not turn into a RetryMax wait once the certificate has
+// expired.
+func (r *Rotator) nextRetryDelay(prev time.Duration, notAfter time.Time) time.Duration {
 	d := r.cfg.RetryMin
-	for i := 1; i < failures && d < r.cfg.RetryMax; i++ {
-		d *= 2
+	if prev > 0 {
+		d = min(2*prev, r.cfg.RetryMax)
 	}
-	d = jitter(min(d, r.cfg.RetryMax))
 	if half := time.Until(notAfter) / 2; half > 0 && d > half {
 		d = max(half, 10*time.Millisecond)
 	}
