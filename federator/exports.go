@@ -146,8 +146,21 @@ func (f *Federator) reconcileExports(ctx context.Context, desired []*causewayv1.
 	}); err != nil {
 		return err
 	}
+	// What the mirror shows of this cluster's exports, and what the last
+	// pass wrote: the mirror may not show that write yet (a service added
+	// and withdrawn at once), and waiting for it would leave the export
+	// in etcd until the next periodic pass.
+	gone := map[catalog.ServiceKey]bool{}
 	for k := range stored {
-		if want[k] != nil {
+		gone[k] = want[k] == nil
+	}
+	for k := range last {
+		if _, ok := stored[k]; !ok && want[k] == nil {
+			gone[k] = true
+		}
+	}
+	for k, del := range gone {
+		if !del {
 			continue
 		}
 		if err := f.store.DeleteExport(ctx, k.Namespace, k.Name, f.cfg.Cluster); err != nil {
