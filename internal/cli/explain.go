@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
@@ -118,8 +117,7 @@ func (e Explanation) WriteTable(w io.Writer) error {
 	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORDER\tCLUSTER\tTIER\tSTATUS\tOPEN\tGATEWAYS\tWHY")
+	t := NewTable(w, "ORDER", "CLUSTER", "TIER", "STATUS", "OPEN", "GATEWAYS", "WHY")
 	for _, c := range e.Clusters {
 		order := "-"
 		if c.Order > 0 {
@@ -132,9 +130,9 @@ func (e Explanation) WriteTable(w io.Writer) error {
 		if why == "" {
 			why = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", order, c.Cluster, c.Tier, c.Status, c.OpenStreams, gatewaysCell(c.Gateways), why)
+		t.Row(order, c.Cluster, c.Tier, c.Status, c.OpenStreams, gatewaysCell(c.Gateways), why)
 	}
-	return tw.Flush()
+	return t.Flush()
 }
 
 func gatewaysCell(gws []gateway.ExplainedGateway) string {

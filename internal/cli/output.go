@@ -76,18 +76,18 @@ func PrintListing(w, errW io.Writer, f Format, v Tabular) error {
 	return Print(w, f, v)
 }
 
-// table writes tab-separated rows aligned in columns.
-type table struct {
-	tw *tabwriter.Writer
-}
+// Table writes rows aligned in columns: the one table writer of the CLI.
+type Table struct{ tw *tabwriter.Writer }
 
-func newTable(w io.Writer, header ...any) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	t.row(header...)
+// NewTable starts a table on w with its header row.
+func NewTable(w io.Writer, header ...any) *Table {
+	t := &Table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.Row(header...)
 	return t
 }
 
-func (t *table) row(cells ...any) {
+// Row writes one row.
+func (t *Table) Row(cells ...any) {
 	for i, c := range cells {
 		if i > 0 {
 			fmt.Fprint(t.tw, "\t")
@@ -97,4 +97,5 @@ func (t *table) row(cells ...any) {
 	fmt.Fprint(t.tw, "\n")
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+// Flush writes the aligned rows out.
+func (t *Table) Flush() error { return t.tw.Flush() }

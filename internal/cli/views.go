@@ -95,7 +95,7 @@ var _ Listing = (*ImportList)(nil)
 
 // WriteTable renders one row per cluster.
 func (l *ClusterList) WriteTable(w io.Writer) error {
-	t := newTable(w, "NAME", "REGION", "ZONE", "TRUST DOMAIN", "GATEWAYS", "EXPORTS", "DRAINED", "TRUST")
+	t := NewTable(w, "NAME", "REGION", "ZONE", "TRUST DOMAIN", "GATEWAYS", "EXPORTS", "DRAINED", "TRUST")
 	for _, c := range l.Clusters {
 		var gws []string
 		for _, g := range c.Gateways {
@@ -109,10 +109,10 @@ func (l *ClusterList) WriteTable(w io.Writer) error {
 		if c.Local {
 			name += " *"
 		}
-		t.row(name, dash(c.Region), dash(c.Zone), dash(c.TrustDomain), dash(strings.Join(gws, " ")), c.Exports,
+		t.Row(name, dash(c.Region), dash(c.Zone), dash(c.TrustDomain), dash(strings.Join(gws, " ")), c.Exports,
 			drainedText(c.Drained, c.DrainedServices), dash(c.Trust))
 	}
-	if err := t.flush(); err != nil {
+	if err := t.Flush(); err != nil {
 		return err
 	}
 	for _, c := range l.Clusters {
@@ -182,18 +182,18 @@ func newExportList(r *causewayv1.ListExportsResponse) *ExportList {
 
 // WriteTable renders one row per exporting cluster of each service.
 func (l *ExportList) WriteTable(w io.Writer) error {
-	t := newTable(w, "SERVICE", "CLUSTER", "TYPE", "PORTS", "READY", "ROUTING", "CREATED", "DRAINED")
+	t := NewTable(w, "SERVICE", "CLUSTER", "TYPE", "PORTS", "READY", "ROUTING", "CREATED", "DRAINED")
 	for _, s := range l.Services {
 		for _, x := range s.Clusters {
 			created := "-"
 			if x.Created != nil {
 				created = x.Created.UTC().Format(time.RFC3339)
 			}
-			t.row(s.Namespace+"/"+s.Name, x.Cluster, x.Type, portsText(x.Ports), readyText(x.ReadyEndpoints, x.ReadyPerZone),
+			t.Row(s.Namespace+"/"+s.Name, x.Cluster, x.Type, portsText(x.Ports), readyText(x.ReadyEndpoints, x.ReadyPerZone),
 				x.Routing, created, yesNo(x.Drained))
 		}
 	}
-	return t.flush()
+	return t.Flush()
 }
 
 // ImportList is the answer of `causeway imports`.
@@ -226,11 +226,11 @@ func newImportList(r *causewayv1.ListImportsResponse) *ImportList {
 
 // WriteTable renders one row per import.
 func (l *ImportList) WriteTable(w io.Writer) error {
-	t := newTable(w, "SERVICE", "TYPE", "IPS", "PORTS", "CLUSTERS")
+	t := NewTable(w, "SERVICE", "TYPE", "IPS", "PORTS", "CLUSTERS")
 	for _, i := range l.Imports {
-		t.row(i.Namespace+"/"+i.Name, i.Type, dash(strings.Join(i.IPs, ",")), portsText(i.Ports), dash(strings.Join(i.Clusters, ",")))
+		t.Row(i.Namespace+"/"+i.Name, i.Type, dash(strings.Join(i.IPs, ",")), portsText(i.Ports), dash(strings.Join(i.Clusters, ",")))
 	}
-	return t.flush()
+	return t.Flush()
 }
 
 // Status is the answer of `causeway status`.
@@ -282,22 +282,22 @@ func newStatus(addr string, r *causewayv1.StatusResponse) *Status {
 
 // WriteTable renders one field per line.
 func (s *Status) WriteTable(w io.Writer) error {
-	t := newTable(w, "CLUSTER", s.Cluster)
-	t.row("FEDERATOR API", s.Federator)
-	t.row("REGION/ZONE", dash(s.Region)+"/"+dash(s.Zone))
-	t.row("TRUST DOMAIN", s.TrustDomain)
-	t.row("SYNCED", yesNo(s.Synced))
+	t := NewTable(w, "CLUSTER", s.Cluster)
+	t.Row("FEDERATOR API", s.Federator)
+	t.Row("REGION/ZONE", dash(s.Region)+"/"+dash(s.Zone))
+	t.Row("TRUST DOMAIN", s.TrustDomain)
+	t.Row("SYNCED", yesNo(s.Synced))
 	if s.Etcd.Reachable {
-		t.row("ETCD", "reachable, revision "+strconv.FormatInt(s.Etcd.Revision, 10))
+		t.Row("ETCD", "reachable, revision "+strconv.FormatInt(s.Etcd.Revision, 10))
 	} else {
-		t.row("ETCD", "UNREACHABLE: "+s.Etcd.Error)
+		t.Row("ETCD", "UNREACHABLE: "+s.Etcd.Error)
 	}
-	t.row("CATALOG REVISION", s.CatalogRevision)
+	t.Row("CATALOG REVISION", s.CatalogRevision)
 	stale := "no (live)"
 	if s.StaleSince != nil {
 		stale = "since " + s.StaleSince.UTC().Format(time.RFC3339)
 	}
-	t.row("STALE", stale)
+	t.Row("STALE", stale)
 	leader := dash(s.Leader)
 	if s.Leader == "" {
 		leader = "unknown"
@@ -305,11 +305,11 @@ func (s *Status) WriteTable(w io.Writer) error {
 	if s.IsLeader {
 		leader += " (this replica)"
 	}
-	t.row("LEADER", leader)
+	t.Row("LEADER", leader)
 	c := s.Counts
-	t.row("COUNTS", fmt.Sprintf("%d clusters, %d gateways, %d services (%d exports), %d imports, %d drains",
+	t.Row("COUNTS", fmt.Sprintf("%d clusters, %d gateways, %d services (%d exports), %d imports, %d drains",
 		c.Clusters, c.Gateways, c.Services, c.Exports, c.Imports, c.Drains))
-	return t.flush()
+	return t.Flush()
 }
 
 // DrainResult is the answer of `causeway drain` and `causeway undrain`.

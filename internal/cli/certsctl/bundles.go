@@ -180,7 +180,7 @@ func (l *BundleList) WriteTable(w io.Writer) error {
 		_, err := fmt.Fprintln(w, "none")
 		return err
 	}
-	tw := newTable(w, "CLUSTER", "TRUST DOMAIN", "TRUST", "SEQUENCE", "CA SERIAL", "NOT AFTER", "LEFT", "PROBLEMS")
+	tw := cli.NewTable(w, "CLUSTER", "TRUST DOMAIN", "TRUST", "SEQUENCE", "CA SERIAL", "NOT AFTER", "LEFT", "PROBLEMS")
 	for _, b := range l.Bundles {
 		problems := strings.Join(b.Problems, "; ")
 		if problems == "" {
@@ -188,15 +188,15 @@ func (l *BundleList) WriteTable(w io.Writer) error {
 		}
 		trust := orNone(b.Trust)
 		if len(b.Authorities) == 0 {
-			tw.row(b.Cluster, b.TrustDomain, trust, b.Sequence, "-", "-", "-", problems)
+			tw.Row(b.Cluster, b.TrustDomain, trust, b.Sequence, "-", "-", "-", problems)
 		}
 		for i, a := range b.Authorities {
 			if i > 0 {
-				tw.row("", "", "", "", a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, "")
+				tw.Row("", "", "", "", a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, "")
 				continue
 			}
-			tw.row(b.Cluster, b.TrustDomain, trust, b.Sequence, a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, problems)
+			tw.Row(b.Cluster, b.TrustDomain, trust, b.Sequence, a.Serial, a.NotAfter.Format(time.RFC3339), a.TimeLeft, problems)
 		}
 	}
-	return tw.flush()
+	return tw.Flush()
 }

@@ -91,24 +91,3 @@ func orNone(s string) string {
 	}
 	return s
 }
-
-// table writes tab-separated rows aligned in columns.
-type table struct{ tw *tabwriter.Writer }
-
-func newTable(w io.Writer, header ...any) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	t.row(header...)
-	return t
-}
-
-func (t *table) row(cells ...any) {
-	for i, c := range cells {
-		if i > 0 {
-			fmt.Fprint(t.tw, "\t")
-		}
-		fmt.Fprint(t.tw, c)
-	}
-	fmt.Fprint(t.tw, "\n")
-}
-
-func (t *table) flush() error { return t.tw.Flush() }
