@@ -13,6 +13,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator/static"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -45,33 +46,32 @@ func TestCatalogWatchResume(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	rpc := causewayv1.NewCatalogClient(conn)
 
-	first := func(since int64) *causewayv1.WatchResponse {
-		t.Helper()
+	first := func(since int64) (*causewayv1.WatchResponse, error) {
 		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer wcancel()
 		stream, err := rpc.Watch(wctx, &causewayv1.WatchRequest{Cluster: "west", SinceRevision: since})
-		require.NoError(t, err)
-		resp, err := stream.Recv()
-		require.NoError(t, err)
-		return resp
+		if err != nil {
+			return nil, err
+		}
+		return stream.Recv()
 	}
 	// While the federator starts it may rebuild the view of one revision
 	// (its source's exports, its own bundle arrive): a watcher of the
 	// older build then gets a snapshot. Once settled, resuming gets a delta.
 	var snap, resumed *causewayv1.WatchResponse
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		snap = first(0)
-		require.True(t, snap.GetReset_())
-		require.NotEmpty(t, snap.GetUpserts())
-		resumed = first(snap.GetRevision())
-		if !resumed.GetReset_() {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "a known revision resumes with a delta")
-		time.Sleep(50 * time.Millisecond) // the federator is still settling
-	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var err error
+		snap, err = first(0)
+		require.NoError(c, err)
+		require.True(c, snap.GetReset_())
+		require.NotEmpty(c, snap.GetUpserts())
+		resumed, err = first(snap.GetRevision())
+		require.NoError(c, err)
+		assert.False(c, resumed.GetReset_())
+	}, 10*time.Second, 50*time.Millisecond, "a known revision resumes with a delta")
 	require.GreaterOrEqual(t, resumed.GetRevision(), snap.GetRevision())
 
-	unknown := first(snap.GetRevision() + 1_000_000)
+	unknown, err := first(snap.GetRevision() + 1_000_000)
+	require.NoError(t, err)
 	require.True(t, unknown.GetReset_(), "an unknown revision gets a snapshot")
 }
