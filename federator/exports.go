@@ -23,10 +23,7 @@ func (f *Federator) setExports(_ context.Context, recs []*causewayv1.ExportRecor
 	f.desiredExports, f.desiredByKey = recs, byKey
 	f.exportsMu.Unlock()
 	f.knownOnce.Do(func() { close(f.exportsKnown) })
-	select {
-	case f.viewKicked <- struct{}{}:
-	default:
-	}
+	f.kickView()
 	f.kickExports()
 	return nil
 }

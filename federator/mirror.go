@@ -188,7 +188,10 @@ const historySize = 8
 // republishTrust rebuilds the served view after a trust change that no
 // etcd change brought (an operator's TrustCluster, a new own bundle): the
 // view is rebuilt from the raw entries with what this cluster trusts now.
-func (f *Federator) republishTrust() {
+func (f *Federator) republishTrust() { f.kickView() }
+
+// kickView schedules a rebuild of the served view from the mirror.
+func (f *Federator) kickView() {
 	select {
 	case f.viewKicked <- struct{}{}:
 	default:
