@@ -148,7 +148,7 @@ type rotationClock struct{ t time.Time }
 
 func (c *rotationClock) now() time.Time { return c.t }
 
-// Over 80 lines: one scenario whose steps share the servers it starts.
+// Over 80 lines: one three-step procedure whose steps share its CA directory.
 func TestRotateCAStepFullProcedure(t *testing.T) {
 	dir := t.TempDir()
 	clock := &rotationClock{t: time.Now()}
