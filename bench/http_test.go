@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/causeway-mesh/causeway/internal/app/devenv"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/retry"
+	"github.com/causeway-mesh/causeway/internal/lib/retry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

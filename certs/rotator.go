@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/logbackoff"
+	"github.com/causeway-mesh/causeway/internal/lib/logbackoff"
 )
 
 // Signer turns a certificate request into a certificate: the local CA in

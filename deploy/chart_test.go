@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/causeway-mesh/causeway/internal/component"
-	"github.com/causeway-mesh/causeway/internal/join"
+	"github.com/causeway-mesh/causeway/internal/app/component"
+	"github.com/causeway-mesh/causeway/internal/app/join"
 	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 	"github.com/stretchr/testify/require"

@@ -17,7 +17,7 @@ import (
 	"github.com/causeway-mesh/causeway/federator"
 	"github.com/causeway-mesh/causeway/federator/kube"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/component"
+	"github.com/causeway-mesh/causeway/internal/app/component"
 	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 	"github.com/stretchr/testify/require"

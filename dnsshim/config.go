@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )

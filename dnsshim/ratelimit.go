@@ -6,7 +6,7 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/causeway-mesh/causeway/internal/ratelimit"
+	"github.com/causeway-mesh/causeway/internal/lib/ratelimit"
 )
 
 // RateLimit limits UDP answers per source (response-rate limiting), so a

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

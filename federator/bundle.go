@@ -8,7 +8,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/retry"
+	"github.com/causeway-mesh/causeway/internal/lib/retry"
 )
 
 // publishBundle writes the cluster's trust bundle: with a CA set, signed

@@ -12,8 +12,8 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/names"
-	"github.com/causeway-mesh/causeway/internal/ratelimit"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
+	"github.com/causeway-mesh/causeway/internal/lib/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"

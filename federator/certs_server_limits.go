@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/ratelimit"
+	"github.com/causeway-mesh/causeway/internal/lib/ratelimit"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"

@@ -11,7 +11,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -7,7 +7,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/internal/retry"
+	"github.com/causeway-mesh/causeway/internal/lib/retry"
 	"google.golang.org/protobuf/proto"
 )
 

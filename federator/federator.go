@@ -14,8 +14,8 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/logbackoff"
-	"github.com/causeway-mesh/causeway/internal/retry"
+	"github.com/causeway-mesh/causeway/internal/lib/logbackoff"
+	"github.com/causeway-mesh/causeway/internal/lib/retry"
 )
 
 // ErrNotSynced is returned by readiness checks before the first etcd list.

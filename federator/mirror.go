@@ -10,7 +10,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/retry"
+	"github.com/causeway-mesh/causeway/internal/lib/retry"
 )
 
 // runMirror keeps f.feed equal to the federation in etcd: list, then watch

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

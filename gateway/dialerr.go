@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/internal/logbackoff"
+	"github.com/causeway-mesh/causeway/internal/lib/logbackoff"
 )
 
 // Reasons of causeway_gateway_backend_dial_errors_total.

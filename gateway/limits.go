@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/logbackoff"
+	"github.com/causeway-mesh/causeway/internal/lib/logbackoff"
 )
 
 // Defaults of the fairness limits (Config).

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/causeway-mesh/causeway/internal/app/devenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"

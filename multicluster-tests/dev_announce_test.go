@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/devenv"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/app/devenv"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"

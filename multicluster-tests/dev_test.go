@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/causeway-mesh/causeway/internal/app/devenv"
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 )

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/causeway-mesh/causeway/internal/app/devenv"
 )
 
 // runbookOrder is the order the test executes docs/runbooks in, all

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/causeway-mesh/causeway/internal/cli"
+	"github.com/causeway-mesh/causeway/internal/app/cli"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/grpclog"
 )

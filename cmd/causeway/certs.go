@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/cli"
-	"github.com/causeway-mesh/causeway/internal/cli/certsctl"
+	"github.com/causeway-mesh/causeway/internal/app/cli"
+	"github.com/causeway-mesh/causeway/internal/app/cli/certsctl"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/grpclog"
 )

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/causeway-mesh/causeway/internal/component"
+	"github.com/causeway-mesh/causeway/internal/app/component"
 	"github.com/spf13/cobra"
 )
 

@@ -90,7 +90,18 @@ var layerRules = []layerRule{
 	{
 		name:      "certs is a leaf library",
 		from:      []string{"certs"},
-		forbidden: []string{"gateway", "federator", "dnsshim", "catalog", "internal/cli", "cmd"},
+		forbidden: []string{"gateway", "federator", "dnsshim", "catalog", "internal/app", "cmd"},
+	},
+	{
+		name:      "components do not depend on the wiring or the operator verbs",
+		from:      []string{"api", "federator", "gateway", "dnsshim", "catalog", "certs"},
+		forbidden: []string{"internal/app"},
+	},
+	{
+		name: "leaf helpers depend on no other package of the module",
+		from: []string{"internal/lib"},
+		forbidden: []string{"api", "federator", "gateway", "dnsshim", "catalog", "certs", "internal/app",
+			"internal/testenv", "cmd", "bench", "multicluster-tests"},
 	},
 }
 

@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
-	"github.com/causeway-mesh/causeway/devenv"
+	"github.com/causeway-mesh/causeway/internal/app/devenv"
 	"github.com/spf13/cobra"
 )
 

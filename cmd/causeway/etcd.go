@@ -4,7 +4,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/causeway-mesh/causeway/internal/cli"
+	"github.com/causeway-mesh/causeway/internal/app/cli"
 	"github.com/spf13/cobra"
 )
 

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/internal/cli"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/app/cli"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"github.com/spf13/cobra"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/causeway-mesh/causeway/gateway"
-	"github.com/causeway-mesh/causeway/internal/cli"
+	"github.com/causeway-mesh/causeway/internal/app/cli"
 	"github.com/stretchr/testify/require"
 )
 

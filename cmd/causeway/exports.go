@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/causeway-mesh/causeway/internal/cli"
+	"github.com/causeway-mesh/causeway/internal/app/cli"
 	"github.com/spf13/cobra"
 )
 

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/causeway-mesh/causeway/internal/join"
+	"github.com/causeway-mesh/causeway/internal/app/join"
 	"github.com/spf13/cobra"
 )
 

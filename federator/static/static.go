@@ -15,8 +15,8 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/configfile"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/configfile"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"go.yaml.in/yaml/v3"
 )
 

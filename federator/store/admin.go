@@ -6,7 +6,7 @@ import (
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

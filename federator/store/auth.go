@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

@@ -7,7 +7,7 @@ import (
 	"io"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"google.golang.org/protobuf/proto"
 )
 

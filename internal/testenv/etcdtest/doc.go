@@ -1,7 +1,7 @@
 // Package etcdtest starts etcd for tests: a single embedded member (Start)
 // and n-member clusters whose members a test can stop and restart
 // (StartCluster). It is test-only code, kept apart so that no binary links
-// the testing package; members are built with internal/embedetcd.
+// the testing package; members are built with internal/lib/embedetcd.
 //
 // Rules:
 //   - Everything started here is stopped by t.Cleanup.

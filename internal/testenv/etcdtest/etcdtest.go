@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

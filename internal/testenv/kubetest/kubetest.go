@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	mcsclient "sigs.k8s.io/mcs-api/pkg/client/clientset/versioned"
 
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
 )
 
 // logTailLines is how much of an apiserver's log a failed test shows.

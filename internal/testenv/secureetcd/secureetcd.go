@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
 	"github.com/causeway-mesh/causeway/internal/testenv/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

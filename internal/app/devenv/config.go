@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"github.com/miekg/dns"
 )
 

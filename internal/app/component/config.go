@@ -12,8 +12,8 @@ import (
 
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator"
-	"github.com/causeway-mesh/causeway/internal/configfile"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/configfile"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/cli/certsctl"
+	"github.com/causeway-mesh/causeway/internal/app/cli/certsctl"
 )
 
 // minAdminLifetime is the least lifetime of the admin certificate, so an

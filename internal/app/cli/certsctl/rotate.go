@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 )
 
 // RotateOptions are the flags of `causeway certs rotate-ca`.

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 )
 
 // MigrateResult is what `causeway etcd migrate` did.

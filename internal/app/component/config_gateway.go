@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 

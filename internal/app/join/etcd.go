@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/component"
+	"github.com/causeway-mesh/causeway/internal/app/component"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )

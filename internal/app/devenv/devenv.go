@@ -14,8 +14,8 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
-	"github.com/causeway-mesh/causeway/internal/rungroup"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/lib/rungroup"
 )
 
 // Run starts the clusterset, calls onReady (if set) with its State once

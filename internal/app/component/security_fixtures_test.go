@@ -22,7 +22,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
-	"github.com/causeway-mesh/causeway/internal/component"
+	"github.com/causeway-mesh/causeway/internal/app/component"
 	"github.com/causeway-mesh/causeway/internal/testenv/secureetcd"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/causeway-mesh/causeway/internal/names"
+	"github.com/causeway-mesh/causeway/internal/lib/names"
 )
 
 // Defaults of Options.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
-	"github.com/causeway-mesh/causeway/internal/embedetcd"
+	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -9,8 +9,8 @@ import (
 
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/dnsshim"
-	"github.com/causeway-mesh/causeway/internal/admin"
-	"github.com/causeway-mesh/causeway/internal/rungroup"
+	"github.com/causeway-mesh/causeway/internal/lib/admin"
+	"github.com/causeway-mesh/causeway/internal/lib/rungroup"
 )
 
 // DNSShimListeners are the sockets a DNS shim serves on; RunDNSShimOn

@@ -14,7 +14,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
-	"github.com/causeway-mesh/causeway/internal/join"
+	"github.com/causeway-mesh/causeway/internal/app/join"
 	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"

@@ -10,9 +10,9 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway"
-	"github.com/causeway-mesh/causeway/internal/admin"
-	"github.com/causeway-mesh/causeway/internal/retry"
-	"github.com/causeway-mesh/causeway/internal/rungroup"
+	"github.com/causeway-mesh/causeway/internal/lib/admin"
+	"github.com/causeway-mesh/causeway/internal/lib/retry"
+	"github.com/causeway-mesh/causeway/internal/lib/rungroup"
 	"google.golang.org/grpc"
 )
 
