@@ -82,7 +82,7 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	require.Len(t, st.Clusters, 3)
 	require.NotEmpty(t, st.Etcd)
 	for _, c := range st.Clusters {
-		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.HTTP} {
+		for _, f := range []string{c.DNS, c.Gateway, c.Federator, c.HTTP, c.FederatorHTTP, c.DNSHTTP} {
 			_, _, err := net.SplitHostPort(f)
 			require.NoError(t, err, "cluster %s address %q", c.Name, f)
 		}
@@ -143,7 +143,11 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 	north := clusterByName(t, st, "north")
 	metrics := httpText(t, "http://"+north.HTTP+"/metrics")
 	require.Regexp(t, `causeway_gateway_streams_total\{direction="ingress",peer_cluster="[a-z]+",result="ok",service="demo/[a-z]+"\} [1-9]`, metrics)
-	require.Equal(t, "ok\n", httpText(t, "http://"+north.HTTP+"/readyz"))
+	// Each component has its own HTTP endpoint, as deployed.
+	for _, addr := range []string{north.FederatorHTTP, north.HTTP, north.DNSHTTP} {
+		require.Equal(t, "ok\n", httpText(t, "http://"+addr+"/readyz"), addr)
+	}
+	require.Regexp(t, `(?m)^causeway_federator_etcd_up 1$`, httpText(t, "http://"+north.FederatorHTTP+"/metrics"))
 
 	// SIGTERM: exit 0 within 5 s, nothing left listening.
 	code, took := p.stop(t, syscall.SIGTERM, 5*time.Second)
@@ -155,6 +159,8 @@ func TestDevClustersetEndToEnd(t *testing.T) {
 		requireFree(t, "udp", c.Gateway)
 		requireFree(t, "tcp", c.Federator)
 		requireFree(t, "tcp", c.HTTP)
+		requireFree(t, "tcp", c.FederatorHTTP)
+		requireFree(t, "tcp", c.DNSHTTP)
 		for _, vip := range c.VIPs {
 			requireFree(t, "tcp", vip+":8080")
 		}

@@ -75,7 +75,7 @@ Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 	f.IntVar(&cfg.DNSPort, "dns-port", 1053, "DNS shim port (UDP and TCP) on every cluster address")
 	f.IntVar(&cfg.GatewayPort, "gateway-port", 4433, "gateway QUIC port (UDP)")
 	f.IntVar(&cfg.FederatorPort, "federator-port", 7443, "federator gRPC port (its bootstrap, Certs.Sign, port is this + 1)")
-	f.IntVar(&cfg.AdminPort, "http-port", 9090, "HTTP endpoint port (/metrics, /healthz, /readyz, /explain)")
+	f.IntVar(&cfg.AdminPort, "http-port", 9090, "first HTTP port of each cluster (/metrics, /healthz, /readyz): the federator's; the gateway's (also /explain) is +1, the DNS shim's +2")
 	f.IntVar(&cfg.AdminPort, "admin-port", 9090, "deprecated: use --http-port")
 	_ = f.MarkDeprecated("admin-port", "use --http-port")
 	f.IntVar(&cfg.EtcdPort, "etcd-port", 2379, "embedded etcd client port (peer port is this + 1)")

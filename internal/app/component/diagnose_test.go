@@ -92,7 +92,7 @@ func TestClientIdentityClassifiesPermanentErrors(t *testing.T) {
 			var logs syncBuf
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 			defer cancel()
-			ci, err := NewClientIdentity(ctx, c, tc.component, slog.New(slog.NewTextHandler(&logs, nil)))
+			ci, err := newClientIdentity(ctx, c, tc.component, slog.New(slog.NewTextHandler(&logs, nil)))
 			if tc.hint == "" {
 				require.NoError(t, err, "log:\n%s", logs.String())
 				ci.boot.Close()

@@ -71,7 +71,7 @@ func RunDNSShimOn(ctx context.Context, c *DNSShimConfig, log *slog.Logger, ls DN
 	udp, tcp, adminLn := ls.UDP, ls.TCP, ls.HTTP
 	reg := newRegistry()
 
-	ident, err := NewClientIdentity(ctx, &c.ClientConfig, "dnsshim", log)
+	ident, err := newClientIdentity(ctx, &c.ClientConfig, "dnsshim", log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // SIGINT/SIGTERM while waiting for the first certificate: a clean stop
@@ -96,8 +96,8 @@ func RunDNSShimOn(ctx context.Context, c *DNSShimConfig, log *slog.Logger, ls DN
 		return err
 	}
 	g.Go("dnsshim", func(ctx context.Context) error { return shim.Serve(ctx, udp, tcp) })
-	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat),
-		"identity": IdentityReady(ident.cert, cat, time.Now)}))
+	serveAdmin(g, adminLn, admin.New(reg, map[string]admin.Check{"catalog": catalogReady(cat),
+		"identity": identityCheck(ident.cert, cat, time.Now)}))
 	log.Info("dnsshim started", "listen", c.Listen, "zone", c.Domain, "http", adminLn.Addr().String())
 	return g.Wait()
 }

@@ -235,13 +235,13 @@ func (c *FederatorConfig) serveFederatorGRPC(g *rungroup.Group, ls FederatorList
 		}))))...)
 	causewayv1.RegisterCatalogServer(mtls, p.fed.CatalogServer())
 	causewayv1.RegisterAdminServer(mtls, p.fed.AdminServer(federator.AdminOptions{}))
-	g.Go("grpc", func(ctx context.Context) error { return ServeGRPC(ctx, mtls, ls.GRPC) })
+	g.Go("grpc", func(ctx context.Context) error { return serveGRPC(ctx, mtls, ls.GRPC) })
 
 	boot := grpc.NewServer(append(c.Limits.grpcServerOptions(), grpc.Creds(credentials.NewTLS(certs.BootstrapServerConfig(certs.TLSOptions{
 		Source: cert, NextProtos: []string{"h2"},
 	}))))...)
 	causewayv1.RegisterCertsServer(boot, p.certsSrv)
-	g.Go("bootstrap grpc", func(ctx context.Context) error { return ServeGRPC(ctx, boot, ls.Bootstrap) })
+	g.Go("bootstrap grpc", func(ctx context.Context) error { return serveGRPC(ctx, boot, ls.Bootstrap) })
 	return nil
 }
 

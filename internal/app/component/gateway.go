@@ -74,7 +74,7 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 	udp, adminLn := ls.QUIC, ls.HTTP
 	reg := newRegistry()
 
-	ident, err := NewClientIdentity(ctx, &c.ClientConfig, "gateway", log)
+	ident, err := newClientIdentity(ctx, &c.ClientConfig, "gateway", log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // SIGINT/SIGTERM while waiting for the first certificate: a clean stop
@@ -113,10 +113,10 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 			return nil
 		case <-gw.Ready():
 		}
-		Announce(ctx, conn, c.Instance, c.Advertise, log)
+		announce(ctx, conn, c.Instance, c.Advertise, log)
 		return nil
 	})
-	adm := admin.New(reg, map[string]admin.Check{"catalog": CatalogReady(cat), "identity": IdentityReady(ident.cert, cat, time.Now), "egress": func() error {
+	adm := admin.New(reg, map[string]admin.Check{"catalog": catalogReady(cat), "identity": identityCheck(ident.cert, cat, time.Now), "egress": func() error {
 		select {
 		case <-gw.Ready():
 			return nil
@@ -130,10 +130,10 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 	return g.Wait()
 }
 
-// Announce keeps the gateway's Catalog.AnnounceGateway call open on conn
+// announce keeps the gateway's Catalog.AnnounceGateway call open on conn
 // (a connection with the gateway's identity) until ctx ends, calling again
 // with back-off when it breaks.
-func Announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs []string, log *slog.Logger) {
+func announce(ctx context.Context, conn *grpc.ClientConn, instance string, addrs []string, log *slog.Logger) {
 	rpc := causewayv1.NewCatalogClient(conn)
 	var backoff retry.Backoff
 	for ctx.Err() == nil {

@@ -100,7 +100,7 @@ func TestSecurityF11_SilentConnectionsDropped_WatchCap(t *testing.T) {
 		require.NoError(t, err)
 		b := certs.NewBundleSet()
 		b.Set(td, []*x509.Certificate{ca.Cert})
-		conn, err := DialFederator(grpcAddr, certs.NewStaticSource(leaf), b, certs.ID{TrustDomain: td, Path: "/federator"})
+		conn, err := dialFederator(grpcAddr, certs.NewStaticSource(leaf), b, certs.ID{TrustDomain: td, Path: "/federator"})
 		require.NoError(t, err)
 		t.Cleanup(func() { conn.Close() })
 		return conn
@@ -161,7 +161,7 @@ func TestClientIdentityRenewalsUseNoTokenUses(t *testing.T) {
 	writeFile(t, tokenFile, gatewayToken)
 	c := &ClientConfig{Identity: Identity{Cluster: "south", Domain: DefaultDomain}, Bootstrap: addr, CAFile: filepath.Join(caDir, "bundle.crt"), TokenFile: tokenFile}
 	ctx, cancel := context.WithCancel(context.Background())
-	ci, err := NewClientIdentity(ctx, c, "gateway", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ci, err := newClientIdentity(ctx, c, "gateway", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- ci.Run(ctx) }()

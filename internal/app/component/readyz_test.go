@@ -66,7 +66,7 @@ func TestIdentityReady(t *testing.T) {
 	require.Eventually(t, func() bool { return !client.View().StaleSince.IsZero() }, 10*time.Second, 10*time.Millisecond)
 	stale := client.View().StaleSince
 
-	at := func(now time.Time) error { return IdentityReady(rot, client, func() time.Time { return now })() }
+	at := func(now time.Time) error { return identityCheck(rot, client, func() time.Time { return now })() }
 	require.NoError(t, at(stale.Add(time.Minute)), "fresh leaf, federator lost for less than the bound")
 	require.ErrorContains(t, at(stale.Add(federatorLostBound+time.Second)), "lost the federator since")
 

@@ -33,9 +33,9 @@ import (
 // server closes them (long-lived watches never end on their own).
 const grpcStopGrace = time.Second
 
-// ServeGRPC serves srv on ln until ctx ends, then stops it gracefully
+// serveGRPC serves srv on ln until ctx ends, then stops it gracefully
 // within a second.
-func ServeGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
+func serveGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -57,12 +57,12 @@ func ServeGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
 	return nil
 }
 
-// DialFederator opens a gRPC connection to a federator with a component's
+// dialFederator opens a gRPC connection to a federator with a component's
 // certificate, accepting only the federator identity fedID verified
 // against bundles. addr may list several replicas separated by commas:
 // the connection uses the first that answers and moves to another when it
 // fails.
-func DialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
+func dialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
 	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
 		Source: cert, Bundles: bundles, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
 	}))
@@ -123,8 +123,8 @@ func serveAdmin(g *rungroup.Group, ln net.Listener, adm *admin.Server) {
 	g.Go("admin", func(ctx context.Context) error { return adm.Serve(ctx, ln) })
 }
 
-// CatalogReady is a readiness check: the catalog has its first snapshot.
-func CatalogReady(c *catalog.Client) admin.Check {
+// catalogReady is a readiness check: the catalog has its first snapshot.
+func catalogReady(c *catalog.Client) admin.Check {
 	return func() error {
 		if !c.IsReady() {
 			return fmt.Errorf("no catalog snapshot yet")
@@ -133,10 +133,10 @@ func CatalogReady(c *catalog.Client) admin.Check {
 	}
 }
 
-// ClientIdentity is a gateway's or DNS shim's certificate, obtained from
+// clientIdentity is a gateway's or DNS shim's certificate, obtained from
 // its federator's Certs.Sign and renewed at two thirds of its lifetime,
 // and the trust it places in its own cluster's CA.
-type ClientIdentity struct {
+type clientIdentity struct {
 	cfg   *ClientConfig
 	id    certs.ID
 	fedID certs.ID
@@ -148,9 +148,9 @@ type ClientIdentity struct {
 	log    *slog.Logger
 }
 
-// NewClientIdentity returns once the first certificate is issued (it
+// newClientIdentity returns once the first certificate is issued (it
 // retries, with back-off, until ctx ends: the federator may start later).
-func NewClientIdentity(ctx context.Context, c *ClientConfig, component string, log *slog.Logger) (*ClientIdentity, error) {
+func newClientIdentity(ctx context.Context, c *ClientConfig, component string, log *slog.Logger) (*clientIdentity, error) {
 	td := c.TrustDomain()
 	id, err := certs.NewID(td, component)
 	if err != nil {
@@ -194,22 +194,19 @@ func NewClientIdentity(ctx context.Context, c *ClientConfig, component string, l
 		return nil, err
 	}
 	current.Store(rot)
-	return &ClientIdentity{cfg: c, id: id, fedID: fedID, own: own, pinned: cas, cert: rot, boot: boot, log: log}, nil
+	return &clientIdentity{cfg: c, id: id, fedID: fedID, own: own, pinned: cas, cert: rot, boot: boot, log: log}, nil
 }
 
-// Cert is the identity's certificate, renewed while Run runs.
-func (ci *ClientIdentity) Cert() *certs.Rotator { return ci.cert }
-
 // Run renews the certificate until ctx ends.
-func (ci *ClientIdentity) Run(ctx context.Context) error {
+func (ci *clientIdentity) Run(ctx context.Context) error {
 	defer ci.boot.Close()
 	return ci.cert.Run(ctx)
 }
 
 // Catalog connects to the federator with the identity and returns a
 // catalog client; run it in g.
-func (ci *ClientIdentity) Catalog(g *rungroup.Group, component string, reg prometheus.Registerer) (*catalog.Client, *grpc.ClientConn, error) {
-	conn, err := DialFederator(ci.cfg.Federator, ci.cert, ci.own, ci.fedID)
+func (ci *clientIdentity) Catalog(g *rungroup.Group, component string, reg prometheus.Registerer) (*catalog.Client, *grpc.ClientConn, error) {
+	conn, err := dialFederator(ci.cfg.Federator, ci.cert, ci.own, ci.fedID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,12 +253,12 @@ func followOwnBundle(ctx context.Context, c *catalog.Client, cluster string, own
 // federator (serving its last catalog, fail static) before /readyz says so.
 const federatorLostBound = 2 * time.Minute
 
-// IdentityReady is a readiness check of a gateway or DNS shim: it fails,
+// identityCheck is a readiness check of a gateway or DNS shim: it fails,
 // with the reason, when its certificate is about to expire without having
 // been renewed (less than a sixth of its lifetime left, so renewal has been
 // failing since two thirds), or when its catalog has been cut off from the
 // federator for longer than federatorLostBound.
-func IdentityReady(cert *certs.Rotator, c *catalog.Client, now func() time.Time) admin.Check {
+func identityCheck(cert *certs.Rotator, c *catalog.Client, now func() time.Time) admin.Check {
 	return identityReady(cert, func() time.Time { return c.View().StaleSince }, now)
 }
 

@@ -3,7 +3,6 @@ package devenv
 import (
 	"crypto/x509"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/app/cli/certsctl"
@@ -22,9 +21,9 @@ type adminCreds struct {
 
 // writeAdminCreds issues the cluster's admin certificate
 // (spiffe://<trust domain>/admin) and writes admin.crt, admin.key (0600)
-// and ca.crt to dir/clusters/<name>/, returning their absolute paths.
-func (c *cluster) writeAdminCreds(dir string, lifetime time.Duration) (adminCreds, error) {
-	r, err := certsctl.WriteAdminCreds(c.ca, []*x509.Certificate{c.ca.Cert}, filepath.Join(dir, "clusters", c.spec.Name),
+// and ca.crt to the cluster's directory, returning their absolute paths.
+func (c *cluster) writeAdminCreds(lifetime time.Duration) (adminCreds, error) {
+	r, err := certsctl.WriteAdminCreds(c.ca, []*x509.Certificate{c.ca.Cert}, c.dir,
 		max(lifetime, minAdminLifetime), time.Now(), true)
 	if err != nil {
 		return adminCreds{}, fmt.Errorf("%s: %w", c.spec.Name, err)

@@ -16,9 +16,9 @@ import (
 func TestWriteAdminCreds(t *testing.T) {
 	ca, err := certs.NewCA("east.clusterset.local", 24*time.Hour, time.Now())
 	require.NoError(t, err)
-	c := &cluster{spec: ClusterSpec{Name: "east"}, td: ca.TrustDomain, ca: ca}
 	dir := t.TempDir()
-	creds, err := c.writeAdminCreds(dir, time.Hour)
+	c := &cluster{spec: ClusterSpec{Name: "east"}, td: ca.TrustDomain, ca: ca, dir: filepath.Join(dir, "clusters", "east")}
+	creds, err := c.writeAdminCreds(time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(dir, "clusters", "east", "admin.key"), creds.Key)
 
@@ -47,7 +47,7 @@ func TestWriteAdminCreds(t *testing.T) {
 	require.Equal(t, ca.Cert.Raw, blk.Bytes)
 
 	// Written again (a restart with the same --data-dir): replaced.
-	again, err := c.writeAdminCreds(dir, time.Hour)
+	again, err := c.writeAdminCreds(time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, creds, again)
 }

@@ -48,7 +48,7 @@ type Config struct {
 	DNSPort       int // 1053
 	GatewayPort   int // 4433 (UDP), as component.DefaultGatewayQUIC
 	FederatorPort int // 7443; its bootstrap (Certs.Sign) port is FederatorPort+1
-	AdminPort     int // 9090
+	AdminPort     int // 9090: the federator's HTTP port; the gateway's is +1, the DNS shim's +2
 	EtcdPort      int // 2379 (peer port is EtcdPort+1)
 	// ReadyTimeout bounds start-up. If zero, 60s.
 	ReadyTimeout time.Duration
@@ -134,6 +134,10 @@ func (c Config) Validate() error {
 	if c.FederatorPort == 65535 {
 		// The federator's bootstrap (Certs.Sign) port is its port + 1.
 		return fmt.Errorf("%w: --federator-port %d: at most 65534, the bootstrap port is --federator-port + 1", ErrBadConfig, c.FederatorPort)
+	}
+	if c.AdminPort > 65533 {
+		// The gateway's and DNS shim's HTTP ports follow the federator's.
+		return fmt.Errorf("%w: --http-port %d: at most 65533, the gateway's and DNS shim's HTTP ports are --http-port + 1 and + 2", ErrBadConfig, c.AdminPort)
 	}
 	if c.EtcdPort == 65535 {
 		// The embedded etcd's peer port is the client port + 1.

@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
-	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"github.com/causeway-mesh/causeway/internal/lib/embedetcd"
@@ -56,7 +54,7 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 			}
 		}
 	}()
-	if err := newClusters(cfg, svcs, clusters); err != nil {
+	if err := newClusters(cfg, dir, svcs, clusters); err != nil {
 		return err
 	}
 
@@ -68,7 +66,7 @@ func run(ctx context.Context, cfg Config, onReady func(*State)) error {
 
 	g := rungroup.New(ctx)
 	for _, c := range clusters {
-		if err := c.start(g, cfg, etcd, dir, svcs); err != nil {
+		if err := c.start(g, cfg, etcd, svcs); err != nil {
 			_ = g.Stop()
 			return err
 		}
@@ -131,20 +129,23 @@ func dataDir(cfg *Config) (dir string, cleanup func(), err error) {
 	return dir, cleanup, nil
 }
 
-// newClusters fills clusters: each binds its listeners and gets a CA, and
-// pins every other cluster's CA (what an operator does in a deployment).
-func newClusters(cfg Config, svcs []demoService, clusters []*cluster) error {
+// newClusters fills clusters: each binds its listeners and gets a CA
+// directory in its directory of dir, and pins every other cluster's CA
+// (what an operator does in a deployment).
+func newClusters(cfg Config, dir string, svcs []demoService, clusters []*cluster) error {
 	for i, spec := range cfg.Clusters {
-		c := &cluster{spec: spec, idx: i, ip: cfg.clusterIP(i), td: certs.TrustDomainFor(spec.Name, cfg.Domain)}
+		c := &cluster{spec: spec, idx: i, ip: cfg.clusterIP(i), td: certs.TrustDomainFor(spec.Name, cfg.Domain),
+			dir: filepath.Join(dir, "clusters", spec.Name)}
 		clusters[i] = c
 		if err := c.listen(cfg, svcs); err != nil {
 			return err
 		}
-		ca, err := certs.NewCA(c.td, 24*time.Hour, time.Now())
-		if err != nil {
-			return fmt.Errorf("create CA of %s: %w", spec.Name, err)
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			return fmt.Errorf("create directory of %s: %w", spec.Name, err)
 		}
-		c.ca = ca
+		if err := c.initCA(); err != nil {
+			return err
+		}
 	}
 	for _, c := range clusters {
 		c.pins = map[string]string{}
@@ -198,88 +199,27 @@ func probeFree(addr string) error {
 	return ln.Close()
 }
 
-// waitReady waits until every cluster's gateway and DNS shim can serve
-// every demo service, and returns the State.
-func waitReady(ctx context.Context, cfg Config, clusters []*cluster, svcs []demoService, etcd *devEtcd) (*State, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		why := notReady(cfg, clusters, svcs)
-		if why == "" {
-			return buildState(cfg, clusters, svcs, etcd), nil
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("clusterset not ready after %s: %s", cfg.ReadyTimeout, why)
-			}
-			return nil, ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-// notReady returns why the clusterset is not ready yet, or "".
-func notReady(cfg Config, clusters []*cluster, svcs []demoService) string {
-	for _, c := range clusters {
-		for _, cc := range []*catalog.Client{c.gwCatalog, c.dnsCatalog} {
-			if !cc.IsReady() {
-				return c.spec.Name + ": catalog not synced"
-			}
-		}
-		v := c.gwCatalog.View()
-		for _, peer := range clusters {
-			if len(v.Gateways(peer.spec.Name)) == 0 {
-				return c.spec.Name + ": no gateway of " + peer.spec.Name + " yet"
-			}
-			if _, ok := v.Bundles()[peer.spec.Name]; !ok {
-				return c.spec.Name + ": no trust bundle of " + peer.spec.Name + " yet"
-			}
-		}
-		for _, s := range svcs {
-			key := catalog.ServiceKey{Namespace: s.Namespace, Name: s.Name}
-			if len(v.Exports(key)) != len(s.ExportedBy) {
-				return c.spec.Name + ": exports of " + key.String() + " incomplete"
-			}
-			imp, ok := v.Import(c.spec.Name, key)
-			if !ok || len(imp.GetIps()) == 0 {
-				return c.spec.Name + ": no import of " + key.String() + " yet"
-			}
-			if !c.gw.Serving(net.JoinHostPort(imp.GetIps()[0], strconv.Itoa(s.Port))) {
-				return c.spec.Name + ": gateway not listening for " + key.String() + " yet"
-			}
-			if _, ok := c.dnsCatalog.View().Import(c.spec.Name, key); !ok {
-				return c.spec.Name + ": DNS shim has no import of " + key.String() + " yet"
-			}
-		}
-	}
-	return ""
-}
-
-func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcd *devEtcd) *State {
+// buildState is the State of the running clusterset; vips are the DNS
+// shims' answers by cluster.
+func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcd *devEtcd, vips map[string]map[string]string) *State {
 	st := &State{Etcd: etcd.srv.Endpoint(), Domain: cfg.Domain, ClustersetAdmin: etcd.adminCredentials()}
 	for _, c := range clusters {
 		cs := ClusterState{
 			Name: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
-			DNS:       c.dnsUDP.LocalAddr().String(),
-			Gateway:   c.gwUDP.LocalAddr().String(),
-			Federator: c.fedLn.Addr().String(),
-			HTTP:      c.adminLn.Addr().String(),
-			AdminCert: c.admin.Cert,
-			AdminKey:  c.admin.Key,
-			CAFile:    c.admin.CA,
-			EtcdUser:  store.ClusterUser(c.spec.Name),
-			VIPs:      map[string]string{},
+			DNS:           c.dns.UDP.LocalAddr().String(),
+			Gateway:       c.gw.QUIC.LocalAddr().String(),
+			Federator:     c.fed.GRPC.Addr().String(),
+			HTTP:          c.gw.HTTP.Addr().String(),
+			FederatorHTTP: c.fed.HTTP.Addr().String(),
+			DNSHTTP:       c.dns.HTTP.Addr().String(),
+			Dir:           c.dir,
+			AdminCert:     c.admin.Cert,
+			AdminKey:      c.admin.Key,
+			CAFile:        c.admin.CA,
+			EtcdUser:      store.ClusterUser(c.spec.Name),
+			VIPs:          vips[c.spec.Name],
 		}
 		cs.EtcdPasswordFile = etcd.passwordFile(cs.EtcdUser)
-		v := c.gwCatalog.View()
-		for key, imp := range v.Imports(c.spec.Name) {
-			if len(imp.GetIps()) > 0 {
-				cs.VIPs[key.String()] = imp.GetIps()[0]
-			}
-		}
 		st.Clusters = append(st.Clusters, cs)
 	}
 	for _, s := range svcs {
@@ -310,9 +250,9 @@ func PrintGuide(w io.Writer, st *State, bin string) {
 	row := func(cells ...string) {
 		fmt.Fprintf(w, "  %-*s  %-*s  %-20s  %-20s  %-20s  %s\n", nameW, cells[0], regionW, cells[1], cells[2], cells[3], cells[4], cells[5])
 	}
-	row("CLUSTER", "REGION", "DNS", "GATEWAY (udp)", "FEDERATOR API", "HTTP")
+	row("CLUSTER", "REGION", "DNS", "GATEWAY (udp)", "FEDERATOR API", "HTTP (federator, gateway, DNS shim)")
 	for _, c := range st.Clusters {
-		row(c.Name, c.Region, c.DNS, c.Gateway, c.Federator, c.HTTP)
+		row(c.Name, c.Region, c.DNS, c.Gateway, c.Federator, httpPorts(c))
 	}
 	fmt.Fprintln(w, "\nServices:")
 	for _, s := range st.Services {
@@ -340,7 +280,29 @@ func PrintGuide(w io.Writer, st *State, bin string) {
 	fmt.Fprintf(w, "\nOr, without the state file, through %s's federator:\n", c.Name)
 	fmt.Fprintf(w, "  export CAUSEWAY_FEDERATOR=%s CAUSEWAY_CERT=%s CAUSEWAY_KEY=%s CAUSEWAY_CA=%s\n",
 		c.Federator, c.AdminCert, c.AdminKey, c.CAFile)
+	if c.Dir != "" {
+		fmt.Fprintf(w, "\nEach component runs from the files a deployment uses, e.g. %s's: %s/{federator,gateway,dnsshim}.yaml\n", c.Name, c.Dir)
+	}
 	fmt.Fprintln(w, "\nCtrl-C stops everything.")
+}
+
+// httpPorts shows a cluster's three HTTP endpoints: the federator's
+// address, then the gateway's and DNS shim's ports when they share its
+// host.
+func httpPorts(c ClusterState) string {
+	host, _, err := net.SplitHostPort(c.FederatorHTTP)
+	if err != nil {
+		return c.HTTP
+	}
+	out := c.FederatorHTTP
+	for _, a := range []string{c.HTTP, c.DNSHTTP} {
+		if h, p, err := net.SplitHostPort(a); err == nil && h == host {
+			out += ", :" + p
+		} else {
+			out += ", " + a
+		}
+	}
+	return out
 }
 
 func plural(n int, one, many string) string {

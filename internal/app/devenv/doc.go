@@ -14,9 +14,13 @@
 //     a gateway's record is held by its own Catalog.AnnounceGateway call;
 //     peers trust each other only through signed bundles, pinned as an
 //     operator would.
-//   - Not yet as in a deployment: the cluster CA lives in memory (no CA
-//     directory for a watcher to follow), and one HTTP endpoint per
-//     cluster serves every component's metrics and checks.
-//   - The state file is written only once every cluster can serve every
-//     demo service; Run returns only after everything it started stopped.
+//   - Every component is built by internal/app/component from the
+//     configuration file dev writes for it (the cluster's directory of
+//     the data dir also holds its CA directory, exports and join tokens),
+//     on listeners dev binds first: the code a deployment runs, with its
+//     own HTTP endpoint (federator, gateway, DNS shim).
+//   - Readiness is seen from outside, as a user sees it: every /readyz,
+//     each DNS shim's answers, each gateway's explanation and a request
+//     through every VIP. The state file is written only then; Run returns
+//     only after everything it started stopped.
 package devenv

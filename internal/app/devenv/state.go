@@ -48,8 +48,15 @@ type ClusterState struct {
 	// causeway CLI's --federator).
 	Federator string `json:"federator"`
 	// HTTP is the gateway's HTTP endpoint: /metrics, /healthz, /readyz and
-	// /explain (explain's --gateway-http).
-	HTTP string `json:"http"`
+	// /explain (explain's --gateway-http). FederatorHTTP and DNSHTTP are
+	// the federator's and DNS shim's (/metrics, /healthz, /readyz).
+	HTTP          string `json:"http"`
+	FederatorHTTP string `json:"federatorHTTP"`
+	DNSHTTP       string `json:"dnsHTTP"`
+	// Dir holds the cluster's files: its CA directory (ca/), the
+	// components' configuration files (federator.yaml, gateway.yaml,
+	// dnsshim.yaml), static exports, join tokens and admin credentials.
+	Dir string `json:"dir"`
 	// AdminCert, AdminKey and CAFile are the PEM files of the cluster's
 	// admin identity and CA (--cert, --key, --ca).
 	AdminCert string `json:"adminCert"`
