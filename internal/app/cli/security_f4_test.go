@@ -74,6 +74,7 @@ func startF4Cluster(t *testing.T, s *secureetcd.Secure, name string, idx int) *f
 // could); east's etcd user cannot write west's drain or delete its records
 // either. The clusterset admin, directly in etcd, can: drain, undrain, and
 // remove west once it stopped (a live west is refused without --force).
+// Over 80 lines: one scenario whose steps share the federators and etcd it starts.
 func TestSecurityF4_AdminCannotTouchOtherCluster(t *testing.T) {
 	s := secureetcd.Start(t)
 	east := startF4Cluster(t, s, "east", 1)
