@@ -100,7 +100,7 @@ func TestSecurityF11_SilentConnectionsDropped_WatchCap(t *testing.T) {
 		require.NoError(t, err)
 		b := certs.NewBundleSet()
 		b.Set(td, []*x509.Certificate{ca.Cert})
-		conn, err := dialFederator(grpcAddr, certs.NewStaticSource(leaf), b, certs.ID{TrustDomain: td, Path: "/federator"})
+		conn, err := DialFederator(grpcAddr, certs.NewStaticSource(leaf), b, certs.ID{TrustDomain: td, Path: "/federator"})
 		require.NoError(t, err)
 		t.Cleanup(func() { conn.Close() })
 		return conn

@@ -57,12 +57,12 @@ func serveGRPC(ctx context.Context, srv *grpc.Server, ln net.Listener) error {
 	return nil
 }
 
-// dialFederator opens a gRPC connection to a federator with a component's
+// DialFederator opens a gRPC connection to a federator with a component's
 // certificate, accepting only the federator identity fedID verified
 // against bundles. addr may list several replicas separated by commas:
 // the connection uses the first that answers and moves to another when it
 // fails.
-func dialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
+func DialFederator(addr string, cert certs.Source, bundles certs.BundleSource, fedID certs.ID) (*grpc.ClientConn, error) {
 	creds := credentials.NewTLS(certs.ClientConfig(certs.TLSOptions{
 		Source: cert, Bundles: bundles, Authorize: certs.AuthorizeID(fedID), NextProtos: []string{"h2"},
 	}))
@@ -206,7 +206,7 @@ func (ci *clientIdentity) Run(ctx context.Context) error {
 // Catalog connects to the federator with the identity and returns a
 // catalog client; run it in g.
 func (ci *clientIdentity) Catalog(g *rungroup.Group, component string, reg prometheus.Registerer) (*catalog.Client, *grpc.ClientConn, error) {
-	conn, err := dialFederator(ci.cfg.Federator, ci.cert, ci.own, ci.fedID)
+	conn, err := DialFederator(ci.cfg.Federator, ci.cert, ci.own, ci.fedID)
 	if err != nil {
 		return nil, nil, err
 	}
