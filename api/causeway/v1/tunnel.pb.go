@@ -109,8 +109,16 @@ type StreamHeader struct {
 	Traceparent string `protobuf:"bytes,8,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	// deadline_unix_ms is when the egress side gives up dialing; 0 means none.
 	DeadlineUnixMs int64 `protobuf:"varint,9,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// app_protocol is set when the stream carries one HTTP request (an L7
+	// port) instead of a TCP flow: the port's appProtocol, "http",
+	// "kubernetes.io/h2c" or "grpc". After the OK response the egress side
+	// sends the request and the ingress side answers it, both in HTTP/1.1
+	// framing with a chunked body when its length is unknown (so trailers
+	// cross too); the ingress side speaks HTTP/1.1 or h2c to the backend as
+	// app_protocol says (docs/protocol.md).
+	AppProtocol   string `protobuf:"bytes,10,opt,name=app_protocol,json=appProtocol,proto3" json:"app_protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamHeader) Reset() {
@@ -206,6 +214,13 @@ func (x *StreamHeader) GetDeadlineUnixMs() int64 {
 	return 0
 }
 
+func (x *StreamHeader) GetAppProtocol() string {
+	if x != nil {
+		return x.AppProtocol
+	}
+	return ""
+}
+
 // StreamResponse is the ingress gateway's answer, written length-prefixed
 // before any payload byte.
 type StreamResponse struct {
@@ -264,7 +279,7 @@ var File_api_causeway_v1_tunnel_proto protoreflect.FileDescriptor
 
 const file_api_causeway_v1_tunnel_proto_rawDesc = "" +
 	"\n" +
-	"\x1capi/causeway/v1/tunnel.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"\xc1\x02\n" +
+	"\x1capi/causeway/v1/tunnel.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"\xe4\x02\n" +
 	"\fStreamHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
@@ -274,7 +289,9 @@ const file_api_causeway_v1_tunnel_proto_rawDesc = "" +
 	"\x0esource_cluster\x18\x06 \x01(\tR\rsourceCluster\x12%\n" +
 	"\x0esource_address\x18\a \x01(\tR\rsourceAddress\x12 \n" +
 	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12(\n" +
-	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMs\"W\n" +
+	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMs\x12!\n" +
+	"\fapp_protocol\x18\n" +
+	" \x01(\tR\vappProtocol\"W\n" +
 	"\x0eStreamResponse\x12+\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x17.causeway.v1.StreamCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage*\xa4\x02\n" +
