@@ -32,9 +32,16 @@ var gatewayDuration = regexp.MustCompile(`^([0-9]{1,5}(h|m|s|ms)){1,4}$`)
 // kinds Causeway serves: group "" kind Service, or group
 // multicluster.x-k8s.io kind ServiceImport. Routes may also name other
 // parents (Gateways); Causeway ignores those and writes no status for them.
+// A missing group with kind Service counts as group "": the API server
+// never leaves the group out (it defaults it to gateway.networking.k8s.io,
+// so write group: "" in Kubernetes), but the static format has no
+// defaulting and this spares its users the empty group.
 func IsMeshParent(ref gatewayv1.ParentReference) bool {
-	group := deref(ref.Group, gatewayv1.GroupName)
 	kind := deref(ref.Kind, "Gateway")
+	if ref.Group == nil {
+		return kind == "Service"
+	}
+	group := *ref.Group
 	return (group == "" && kind == "Service") || (group == MCSGroup && kind == "ServiceImport")
 }
 
