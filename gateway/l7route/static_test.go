@@ -57,7 +57,7 @@ func TestParseStatic(t *testing.T) {
 
 	echo := ServiceKey{Namespace: "demo", Name: "echo"}
 	lookup := lookupOf(map[ServiceKey]ServiceInfo{
-		echo:                            {Ports: []int32{8080, 8081, 9090}, Clusters: []string{"east", "west"}},
+		echo:                               {Ports: []int32{8080, 8081, 9090}, Clusters: []string{"east", "west"}},
 		{Namespace: "demo", Name: "clock"}: {Ports: []int32{8081}, Clusters: []string{"east"}},
 	})
 	tbl := NewTable(&seqRand{seq: []int64{96}})

@@ -44,7 +44,10 @@ func TestValidate(t *testing.T) {
 		{"negative weight", func(r *Route) { r.Rules[0].Backends[0].Weight = -1 }, "spec.rules[0].backendRefs[0].weight", ReasonUnsupportedValue},
 		{"no backends", func(r *Route) { r.Rules[1].Backends = nil }, "spec.rules[1].backendRefs", ReasonUnsupportedValue},
 		{"bad path regex", func(r *Route) { r.Rules[0].Matches[0].Path = PathMatch{Type: PathRegularExpression, Value: "/(a"} }, "spec.rules[0].matches[0].path.value", ReasonUnsupportedValue},
-		{"bad header regex", func(r *Route) { r.Rules[0].Matches[0].Headers[0].Type = ValueRegularExpression; r.Rules[0].Matches[0].Headers[0].Value = "[" }, "spec.rules[0].matches[0].headers[0].value", ReasonUnsupportedValue},
+		{"bad header regex", func(r *Route) {
+			r.Rules[0].Matches[0].Headers[0].Type = ValueRegularExpression
+			r.Rules[0].Matches[0].Headers[0].Value = "["
+		}, "spec.rules[0].matches[0].headers[0].value", ReasonUnsupportedValue},
 		{"unknown path type", func(r *Route) { r.Rules[0].Matches[0].Path.Type = "Glob" }, "spec.rules[0].matches[0].path.type", ReasonUnsupportedValue},
 		{"relative path", func(r *Route) { r.Rules[0].Matches[0].Path.Value = "api" }, "spec.rules[0].matches[0].path.value", ReasonUnsupportedValue},
 		{"double slash", func(r *Route) { r.Rules[0].Matches[0].Path.Value = "/a//b" }, "spec.rules[0].matches[0].path.value", ReasonUnsupportedValue},
