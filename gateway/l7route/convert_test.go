@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The Kubernetes example of docs/traffic.md.
+// An HTTPRoute with one of everything (docs/traffic.md has one like it).
 const cartHTTPRoute = `
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

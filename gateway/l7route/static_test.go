@@ -7,7 +7,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
-// The static example of docs/traffic.md.
+// A static file with one of everything (docs/traffic.md has one like it).
 const staticExample = `
 version: 1
 httpRoutes:
