@@ -14,6 +14,9 @@ import (
 type Config struct {
 	// Cluster is this gateway's cluster. Required.
 	Cluster string
+	// L7 are the limits of ports served at L7 (appProtocol http, h2c,
+	// grpc).
+	L7 L7Config
 	// Tunnel holds the QUIC settings.
 	Tunnel tunnel.Config
 	// EgressMode is where egress listens: EgressAddresses (default) or
@@ -94,7 +97,20 @@ type Config struct {
 	Clock Clock
 }
 
+// L7Config bounds the HTTP requests of L7 ports.
+type L7Config struct {
+	// MaxHeaderBytes caps a request's or response's header (default
+	// 64 KiB); a larger request header is answered 431.
+	MaxHeaderBytes int
+}
+
+// DefaultL7MaxHeaderBytes is L7Config.MaxHeaderBytes when unset.
+const DefaultL7MaxHeaderBytes = 64 << 10
+
 func (c Config) withDefaults() Config {
+	if c.L7.MaxHeaderBytes == 0 {
+		c.L7.MaxHeaderBytes = DefaultL7MaxHeaderBytes
+	}
 	if c.MaxHeaderSize == 0 {
 		c.MaxHeaderSize = tunnel.DefaultMaxHeaderSize
 	}

@@ -18,12 +18,16 @@ import (
 type egressTarget struct {
 	key  catalog.ServiceKey
 	port uint32
+	// appProtocol is set for a port served at L7 (IsL7): its requests are
+	// routed one by one.
+	appProtocol string
 }
 
 type egressListener struct {
 	target egressTarget
 	ln     net.Listener
 	done   chan struct{}
+	l7     *l7Server // for an L7 target: serves its connections
 }
 
 // failedListen is an egress address whose listener could not be opened.
@@ -115,6 +119,11 @@ func (ls *egressListeners) closeAll() {
 		_ = l.ln.Close()
 	}
 	ls.wg.Wait()
+	for _, l := range ls.open {
+		if l.l7 != nil {
+			l.l7.close()
+		}
+	}
 }
 
 // closeUnwanted closes the listeners and forgets the failures whose address
@@ -124,6 +133,9 @@ func (g *Gateway) closeUnwanted(ls *egressListeners, want map[string]egressTarge
 		if t, ok := want[addr]; !ok || t != l.target {
 			_ = l.ln.Close()
 			<-l.done
+			if l.l7 != nil {
+				l.l7.close()
+			}
 			delete(ls.open, addr)
 			g.log.Info("egress listener closed", "addr", addr, "service", l.target.key.String())
 		}
@@ -158,6 +170,9 @@ func (g *Gateway) openWanted(ctx context.Context, ls *egressListeners, want map[
 			delete(ls.failed, addr)
 		}
 		l := &egressListener{target: t, ln: ln, done: make(chan struct{})}
+		if t.appProtocol != "" {
+			l.l7 = g.newL7Server(ctx, t)
+		}
 		ls.open[addr] = l
 		ls.wg.Go(func() {
 			defer close(l.done)
@@ -237,10 +252,16 @@ func desiredEgress(v *catalog.View, cluster, mode, bind string) map[string]egres
 		if imp.GetType() != causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP {
 			continue
 		}
+		l7 := map[uint32]string{}
+		for _, p := range imp.GetPorts() {
+			if p.GetProtocol() == causewayv1.Protocol_PROTOCOL_TCP && IsL7(p.GetAppProtocol()) {
+				l7[p.GetPort()] = p.GetAppProtocol()
+			}
+		}
 		if mode == EgressPorts {
 			for _, e := range imp.GetEgressPorts() {
 				if e.GetProtocol() == causewayv1.Protocol_PROTOCOL_TCP && e.GetEgressPort() != 0 {
-					want[net.JoinHostPort(bind, strconv.Itoa(int(e.GetEgressPort())))] = egressTarget{key: key, port: e.GetPort()}
+					want[net.JoinHostPort(bind, strconv.Itoa(int(e.GetEgressPort())))] = egressTarget{key: key, port: e.GetPort(), appProtocol: l7[e.GetPort()]}
 				}
 			}
 			continue
@@ -250,7 +271,7 @@ func desiredEgress(v *catalog.View, cluster, mode, bind string) map[string]egres
 				if p.GetProtocol() != causewayv1.Protocol_PROTOCOL_TCP {
 					continue
 				}
-				want[net.JoinHostPort(ip, strconv.Itoa(int(p.GetPort())))] = egressTarget{key: key, port: p.GetPort()}
+				want[net.JoinHostPort(ip, strconv.Itoa(int(p.GetPort())))] = egressTarget{key: key, port: p.GetPort(), appProtocol: l7[p.GetPort()]}
 			}
 		}
 	}
@@ -278,6 +299,13 @@ func (g *Gateway) acceptEgress(ctx context.Context, l *egressListener) {
 		if !ok {
 			g.sources.release(src)
 			_ = c.Close()
+			continue
+		}
+		if l.l7 != nil {
+			l.l7.offer(c, func() {
+				g.flows.done(fid)
+				g.sources.release(src)
+			})
 			continue
 		}
 		go func() {

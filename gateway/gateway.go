@@ -41,10 +41,11 @@ type Gateway struct {
 	outliers  *outlierDetector // ejects failing peer clusters (outlier.go)
 	localOpen atomic.Int64     // egress flows open to this cluster's own backends
 
-	flows     flowTracker    // every flow, egress and ingress
-	conns     connSet        // live peer connections, accepted and dialed
-	endpoints endpointPicker // ingress balancing over local endpoints
-	dialLogs  dialLogs       // rate limits logs of failed backend dials (dialerr.go)
+	flows     flowTracker       // every flow, egress and ingress
+	conns     connSet           // live peer connections, accepted and dialed
+	endpoints endpointPicker    // ingress balancing over local endpoints
+	backends  backendTransports // L7 requests to local backends (l7_backend.go)
+	dialLogs  dialLogs          // rate limits logs of failed backend dials (dialerr.go)
 
 	sources   sourceLimiter // egress flows per client address (limits.go)
 	peerCaps  *peerCaps     // ingress connections, streams and header memory per peer cluster
@@ -78,6 +79,7 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 		limitLogs: newLimitLogs(),
 	}
 	g.outliers = g.newOutliers()
+	g.backends = g.newBackendTransports()
 	g.peers = newPeerSet(cfg.Cluster, g.log, src.View)
 	g.peers.timing = peerTiming{keepAlive: cfg.Tunnel.KeepAlivePeriod, backoff: cfg.ReconnectBackoff,
 		backoffMax: cfg.ReconnectBackoffMax, replaceGrace: cfg.ReplaceGrace}

@@ -60,6 +60,11 @@ func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer s
 
 	v := g.src.View()
 	service = serviceLabel(v, catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()})
+	if h.GetAppProtocol() != "" {
+		result = g.handleIngressRequest(ctx, stream, h, peerID)
+		fm.duration.Observe(time.Since(start).Seconds())
+		return
+	}
 	backend, ref := g.admitIngress(ctx, v, h, peerID)
 	if ref != nil {
 		result = resultRefused
@@ -109,9 +114,28 @@ func (g *Gateway) refuse(stream *quic.Stream, r *refusal, code quic.StreamErrorC
 	stream.CancelRead(code)
 }
 
-// admitIngress checks a stream header against the peer identity, the
-// gateway's state and the catalog v, and dials a ready local endpoint.
+// admitIngress checks a stream header (checkIngress) and dials a ready
+// local endpoint.
 func (g *Gateway) admitIngress(ctx context.Context, v *catalog.View, h *causewayv1.StreamHeader, peerID certs.ID) (*net.TCPConn, *refusal) {
+	x, ref := g.checkIngress(v, h, peerID)
+	if ref != nil {
+		return nil, ref
+	}
+	conn, err := g.dialLocal(ctx, x, h.GetPort())
+	if err != nil {
+		var r *refusal
+		if errors.As(err, &r) {
+			return nil, r
+		}
+		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, err.Error()}
+	}
+	return conn, nil
+}
+
+// checkIngress checks a stream header against the peer identity, the
+// gateway's state and the catalog v, and returns this cluster's export of
+// the service.
+func (g *Gateway) checkIngress(v *catalog.View, h *causewayv1.StreamHeader, peerID certs.ID) (*causewayv1.ExportRecord, *refusal) {
 	src, ok := v.Cluster(h.GetSourceCluster())
 	if !ok || src.GetTrustDomain() != peerID.TrustDomain {
 		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_FORBIDDEN,
@@ -128,13 +152,5 @@ func (g *Gateway) admitIngress(ctx context.Context, v *catalog.View, h *causeway
 		}
 		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_NOT_EXPORTED, key.String() + " is not exported by " + g.cfg.Cluster}
 	}
-	conn, err := g.dialLocal(ctx, x, h.GetPort())
-	if err != nil {
-		var r *refusal
-		if errors.As(err, &r) {
-			return nil, r
-		}
-		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, err.Error()}
-	}
-	return conn, nil
+	return x, nil
 }

@@ -37,6 +37,8 @@ type metrics struct {
 	dialErrors *prometheus.CounterVec
 
 	egress, ingress flowMetrics // the direction series, looked up once
+
+	l7 l7Metrics // requests of L7 ports
 }
 
 // flowMetrics are the series of one direction that every flow touches,
@@ -104,6 +106,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		[]string{"reason"})
 	m.handshakes.WithLabelValues("server", "rejected")
 	m.egress, m.ingress = m.flowMetrics("egress"), m.flowMetrics("ingress")
+	m.l7 = newL7Metrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.ejections, m.ejected, m.replaced, m.listeners, m.listenErrors, m.limitRefusals, m.dialErrors)
 		reg.MustRegister(m.streams.vec, m.active, m.bytes, m.handshakes, m.retries, m.duration)

@@ -53,6 +53,7 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 		SourceCluster:  g.cfg.Cluster,
 		SourceAddress:  source,
 		DeadlineUnixMs: deadline.UnixMilli(),
+		AppProtocol:    t.appProtocol,
 	}
 	if err := tunnel.WriteFrame(stream, h); err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
