@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,10 @@ type Config struct {
 	// L7 are the limits of ports served at L7 (appProtocol http, h2c,
 	// grpc).
 	L7 L7Config
+	// Routes supplies the L7 routes (HTTPRoute and GRPCRoute semantics,
+	// gateway/l7route); nil serves every L7 port without routes (each
+	// request to the addressed service, in locality order).
+	Routes RouteSource
 	// Tunnel holds the QUIC settings.
 	Tunnel tunnel.Config
 	// EgressMode is where egress listens: EgressAddresses (default) or
@@ -95,6 +100,17 @@ type Config struct {
 	ReplaceGrace time.Duration
 	// Clock is outlier detection's time source. If nil, the system clock.
 	Clock Clock
+}
+
+// RouteSource supplies the routes a gateway serves: a static file, or the
+// routes a federator reads from Kubernetes. The gateway validates them
+// against its catalog (l7route.Table: an invalid version never replaces
+// the last good one) whenever either changes.
+type RouteSource interface {
+	// Routes returns the current routes; the gateway does not modify them.
+	Routes() []*l7route.Route
+	// Changed returns a channel closed at the next change of Routes.
+	Changed() <-chan struct{}
 }
 
 // L7Config bounds the HTTP requests of L7 ports.
