@@ -15,6 +15,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
 )
@@ -45,6 +46,8 @@ type Gateway struct {
 	conns     connSet           // live peer connections, accepted and dialed
 	endpoints endpointPicker    // ingress balancing over local endpoints
 	backends  backendTransports // L7 requests to local backends (l7_backend.go)
+	routes    *l7route.Table    // L7 routes, when Config.Routes is set (l7_routes.go)
+	budgets   sync.Map          // catalog.ServiceKey → *l7route.Budget: retry budgets
 	dialLogs  dialLogs          // rate limits logs of failed backend dials (dialerr.go)
 
 	sources   sourceLimiter // egress flows per client address (limits.go)
@@ -80,6 +83,9 @@ func New(cfg Config, src ViewSource, cert certs.Source) (*Gateway, error) {
 	}
 	g.outliers = g.newOutliers()
 	g.backends = g.newBackendTransports()
+	if cfg.Routes != nil {
+		g.routes = l7route.NewTable(globalRand{})
+	}
 	g.peers = newPeerSet(cfg.Cluster, g.log, src.View)
 	g.peers.timing = peerTiming{keepAlive: cfg.Tunnel.KeepAlivePeriod, backoff: cfg.ReconnectBackoff,
 		backoffMax: cfg.ReconnectBackoffMax, replaceGrace: cfg.ReplaceGrace}
@@ -127,6 +133,7 @@ func (g *Gateway) Run(ctx context.Context, udp *net.UDPConn, listen ListenFunc) 
 	wg.Go(func() { g.acceptConns(connCtx, ln) })
 	wg.Go(func() { g.forgetStale(egressCtx) })
 	wg.Go(func() { g.reverifyEvery(egressCtx) })
+	wg.Go(func() { g.runRoutes(egressCtx) })
 	egressErr := make(chan error, 1)
 	wg.Go(func() { egressErr <- g.runEgress(egressCtx, listen) })
 

@@ -11,7 +11,8 @@ import (
 	"sync"
 	"time"
 
-	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
+	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/gateway/l7route"
 )
 
 // AppProtocols served at L7: a port whose appProtocol is one of these is
@@ -132,56 +133,43 @@ func (q *connQueue) Close() error {
 
 func (q *connQueue) Addr() net.Addr { return &net.TCPAddr{} }
 
-// serveRequest routes one request: the candidate clusters are ordered
-// for this request (locality tiers, then power of two choices), and the
-// request goes to the first that takes it. A cluster that fails before
-// the request reached a backend (no connection, a refused stream, a
-// failed backend dial) moves the request to the next candidate, as an L4
-// flow moves, when its body can be sent again (none, or a known length up
-// to maxReplayBody); otherwise such a failure is answered 502.
+// serveRequest serves one request of an L7 port: the route attached to
+// the addressed service (if any) picks the target service, port and
+// optionally cluster; the candidate clusters are ordered for this request
+// (locality tiers, then power of two choices) and tried as the route's
+// retry policy allows (tryCandidates).
 func (g *Gateway) serveRequest(w http.ResponseWriter, r *http.Request, t egressTarget) {
 	start := time.Now()
 	v := g.src.View()
 	service := serviceLabel(v, t.key)
+	sel, err := g.selectRoute(t, r)
+	route := routeLabel(sel)
+	switch {
+	case errors.Is(err, l7route.ErrNoRoute):
+		g.l7Error(w, r, service, route, labelOther, start, http.StatusNotFound, "no route of "+t.key.String()+" matches the request")
+		return
+	case err != nil:
+		g.l7Error(w, r, service, route, labelOther, start, http.StatusInternalServerError, err.Error())
+		return
+	}
 	q, err := newL7Request(r)
 	if err != nil {
-		g.l7Error(w, r, service, labelOther, start, http.StatusBadRequest, "read request body: "+err.Error())
+		g.l7Error(w, r, service, route, labelOther, start, http.StatusBadRequest, "read request body: "+err.Error())
 		return
 	}
-	attempts := 0
-	for _, cand := range g.selector().Candidates(v, g.cfg.Cluster, t.key, t.port) {
-		if attempts == g.cfg.MaxAttempts {
-			break
-		}
-		if cand.Skip != "" && !cand.LastResort() {
-			continue
-		}
-		if attempts > 0 {
-			g.metrics.l7.retries.WithLabelValues(service).Inc()
-		}
-		attempts++
-		resp, err := g.roundTrip(r.Context(), t, cand.Cluster, q.attempt())
-		if err == nil && resp.Header.Get(unsentHeader) != "" {
-			resp.Header.Del(unsentHeader)
-			if q.replayable {
-				resp.Body.Close()
-				err = notSent(&refusal{causewayv1.StreamCode_STREAM_CODE_DIAL_FAILED, "no backend of " + cand.Cluster + " answered"})
-			}
-		}
-		if err != nil {
-			g.attemptFailed(cand.Cluster, t, err)
-			if errors.Is(err, errNotSent) && q.replayable && r.Context().Err() == nil {
-				continue
-			}
-			g.l7Error(w, r, service, peerLabel(v, cand.Cluster), start, http.StatusBadGateway, "upstream failed")
-			return
-		}
-		g.outliers.success(cand.Cluster)
-		g.metrics.l7.observe(service, "-", peerLabel(v, cand.Cluster), resp.StatusCode, time.Since(start))
-		g.copyResponse(w, resp)
+	sel.EditRequest(q.out.Header)
+	ctx, cancel := withTimeout(r.Context(), sel.Timeouts().Request)
+	defer cancel()
+	dest := egressTarget{key: catalog.ServiceKey{Namespace: sel.Target.Service.Namespace, Name: sel.Target.Service.Name},
+		port: uint32(sel.Target.Port), appProtocol: t.appProtocol}
+	resp, cluster, code := g.tryCandidates(ctx, v, dest, &sel, q, service)
+	if resp == nil {
+		g.l7Error(w, r, service, route, peerLabel(v, cluster), start, code, http.StatusText(code))
 		return
 	}
-	g.l7Error(w, r, service, labelOther, start, http.StatusServiceUnavailable, "no cluster can serve "+t.key.String())
+	sel.EditResponse(resp.Header)
+	g.metrics.l7.observe(service, route, peerLabel(v, cluster), resp.StatusCode, time.Since(start))
+	g.copyResponse(w, resp)
 }
 
 // unsentHeader marks a response of the ingress side that says the request
@@ -217,21 +205,20 @@ func newL7Request(r *http.Request) (*l7Request, error) {
 	return q, nil
 }
 
-// attempt is the request to send on one attempt.
-func (q *l7Request) attempt() *http.Request {
-	if q.body == nil {
-		return q.out
+// attempt is the request to send on one attempt, under ctx.
+func (q *l7Request) attempt(ctx context.Context) *http.Request {
+	out := q.out.WithContext(ctx)
+	if q.body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(q.body))
 	}
-	out := *q.out
-	out.Body = io.NopCloser(bytes.NewReader(q.body))
-	return &out
+	return out
 }
 
 // l7Error answers a request the gateway could not carry.
-func (g *Gateway) l7Error(w http.ResponseWriter, r *http.Request, service, cluster string, start time.Time, code int, msg string) {
-	g.log.Debug("request failed", "service", service, "peer", cluster, "code", code, "err", msg, "path", r.URL.Path)
+func (g *Gateway) l7Error(w http.ResponseWriter, r *http.Request, service, route, cluster string, start time.Time, code int, msg string) {
+	g.log.Debug("request failed", "service", service, "route", route, "peer", cluster, "code", code, "err", msg, "path", r.URL.Path)
 	http.Error(w, msg, code)
-	g.metrics.l7.observe(service, "-", cluster, code, time.Since(start))
+	g.metrics.l7.observe(service, route, cluster, code, time.Since(start))
 }
 
 // roundTrip sends req to cluster: its own backends directly, a peer

@@ -15,6 +15,7 @@ type l7Metrics struct {
 	duration *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	budget   *prometheus.CounterVec
+	routes   *prometheus.GaugeVec
 }
 
 func newL7Metrics(reg prometheus.Registerer) l7Metrics {
@@ -32,9 +33,12 @@ func newL7Metrics(reg prometheus.Registerer) l7Metrics {
 		budget: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "retry_budget_exhausted_total", Help: "Retries of L7 requests not made because the retry budget was used up, by service."},
 			[]string{"service"}),
+		routes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "routes", Help: "Configured L7 routes by state: valid (serving) or invalid (refused; a last good version keeps serving)."},
+			[]string{"state"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.retries, m.budget)
+		reg.MustRegister(m.requests, m.duration, m.retries, m.budget, m.routes)
 	}
 	return m
 }
