@@ -13,6 +13,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/causeway-mesh/causeway/internal/lib/names"
 )
 
@@ -44,6 +45,11 @@ type Explanation struct {
 	// locality tier the order is drawn per flow by power of two choices),
 	// then last resorts, then skipped ones.
 	Clusters []ExplainedCluster `json:"clusters"`
+	// AppProtocol is set for a port served at L7 (each request routed on
+	// its own); Routes are then the route matches attached to it in the
+	// order they are tried (none: every request to the service itself).
+	AppProtocol string             `json:"appProtocol,omitempty"`
+	Routes      []l7route.RuleView `json:"routes,omitempty"`
 }
 
 // ExplainedCluster is one exporting cluster of an Explanation.
@@ -111,6 +117,16 @@ func (g *Gateway) Explain(key catalog.ServiceKey, port uint32) (Explanation, err
 	if !v.StaleSince.IsZero() {
 		t := v.StaleSince.UTC()
 		e.CatalogStaleSince = &t
+	}
+	if imp, ok := v.Import(g.cfg.Cluster, key); ok {
+		for _, p := range imp.GetPorts() {
+			if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
+				e.AppProtocol = p.GetAppProtocol()
+			}
+		}
+	}
+	if e.AppProtocol != "" && g.routes != nil {
+		e.Routes = g.routes.Snapshot().Explain(l7route.ServiceKey{Namespace: key.Namespace, Name: key.Name}, int32(port))
 	}
 	order := 0
 	for _, c := range g.selector().Candidates(v, g.cfg.Cluster, key, port) {

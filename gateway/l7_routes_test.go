@@ -136,7 +136,7 @@ func get(t *testing.T, c *http.Client, method, url string, header http.Header) (
 // canary service; a new weight takes effect at once.
 func TestL7RouteWeightsAndHeaderMatch(t *testing.T) {
 	routes := newTestRoutes(t, weightedRoutes)
-	_, addr := routeFixture(t, routes, clusterTag("east"), clusterTag("west"))
+	f, addr := routeFixture(t, routes, clusterTag("east"), clusterTag("west"))
 	c := &http.Client{Timeout: 10 * time.Second}
 	counts := map[string]int{}
 	const n = 2000
@@ -147,6 +147,14 @@ func TestL7RouteWeightsAndHeaderMatch(t *testing.T) {
 		counts[cluster]++
 	}
 	require.InDelta(t, 0.9, float64(counts["east"])/n, 0.03, "counts %v", counts)
+	e, err := f.gw("north/gw-0").Explain(egressKey, egressPort)
+	require.NoError(t, err)
+	require.Equal(t, AppProtocolHTTP, e.AppProtocol)
+	require.Len(t, e.Routes, 2)
+	require.Equal(t, "path prefix /, header x-canary=1", e.Routes[0].Match)
+	require.Equal(t, []l7route.BackendView{{Target: "demo/echo-canary:8080", Weight: 1}}, e.Routes[0].Backends)
+	require.Equal(t, []l7route.BackendView{{Target: "demo/echo:8080 in east", Weight: 90}, {Target: "demo/echo:8080 in west", Weight: 10}},
+		e.Routes[1].Backends)
 	require.Equal(t, n, counts["east"]+counts["west"], "counts %v", counts)
 	for range 50 {
 		code, body := get(t, c, http.MethodGet, "http://"+addr+"/", http.Header{"X-Canary": {"1"}})

@@ -132,6 +132,33 @@ func (e Explanation) WriteTable(w io.Writer) error {
 		}
 		t.Row(order, c.Cluster, c.Tier, c.Status, c.OpenStreams, gatewaysCell(c.Gateways), why)
 	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return e.writeRoutes(w)
+}
+
+// writeRoutes renders the L7 part of e: each request is routed on its
+// own, by the routes' matches in the order they are tried.
+func (e Explanation) writeRoutes(w io.Writer) error {
+	if e.AppProtocol == "" {
+		return nil
+	}
+	if len(e.Routes) == 0 {
+		_, err := fmt.Fprintf(w, "\nL7 port (appProtocol %s): each request is balanced on its own over the clusters above; no route attached\n", e.AppProtocol)
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "\nL7 port (appProtocol %s): each request takes the first route match it satisfies\n", e.AppProtocol); err != nil {
+		return err
+	}
+	t := NewTable(w, "#", "ROUTE", "RULE", "MATCH", "BACKENDS (WEIGHT)", "TIMEOUTS", "RETRY")
+	for i, r := range e.Routes {
+		var backends []string
+		for _, b := range r.Backends {
+			backends = append(backends, fmt.Sprintf("%s (%d)", b.Target, b.Weight))
+		}
+		t.Row(i+1, r.Route, r.Rule, r.Match, strings.Join(backends, ", "), r.Timeouts, r.Retry)
+	}
 	return t.Flush()
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway"
+	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,4 +67,29 @@ func TestExplanationTable(t *testing.T) {
 	} {
 		require.Contains(t, out, want)
 	}
+}
+
+// TestExplanationTableRoutes: an L7 port lists its route matches in the
+// order they are tried, with weighted backends; without routes it says
+// each request is balanced on its own.
+func TestExplanationTableRoutes(t *testing.T) {
+	e := Explanation{gateway.Explanation{Service: "demo/echo", Port: 8081, From: "north", AppProtocol: "http",
+		Routes: []l7route.RuleView{
+			{Route: "HTTPRoute demo/echo", Rule: "canary", Match: "header x-canary=1",
+				Backends: []l7route.BackendView{{Target: "demo/echo:8081 in west", Weight: 1}}, Timeouts: "-", Retry: "-"},
+			{Route: "HTTPRoute demo/echo", Rule: "#1", Match: "any request", Timeouts: "request 500ms",
+				Backends: []l7route.BackendView{{Target: "demo/echo:8081 in east", Weight: 90}, {Target: "demo/echo:8081 in west", Weight: 10}},
+				Retry:    "2 attempts on [503], backoff 25ms"},
+		}}}
+	var b bytes.Buffer
+	require.NoError(t, e.WriteTable(&b))
+	out := b.String()
+	require.Contains(t, out, "L7 port (appProtocol http): each request takes the first route match it satisfies")
+	require.Contains(t, out, "1  HTTPRoute demo/echo  canary  header x-canary=1  demo/echo:8081 in west (1)")
+	require.Contains(t, out, "demo/echo:8081 in east (90), demo/echo:8081 in west (10)  request 500ms  2 attempts on [503], backoff 25ms")
+
+	e.Routes = nil
+	b.Reset()
+	require.NoError(t, e.WriteTable(&b))
+	require.Contains(t, b.String(), "each request is balanced on its own over the clusters above; no route attached")
 }
