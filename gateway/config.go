@@ -118,6 +118,9 @@ type L7Config struct {
 	// MaxHeaderBytes caps a request's or response's header (default
 	// 64 KiB); a larger request header is answered 431.
 	MaxHeaderBytes int
+	// MaxBodyBytes caps a request body (default 0: no limit); a larger one
+	// is answered 413 (at once when its Content-Length says so).
+	MaxBodyBytes int64
 }
 
 // DefaultL7MaxHeaderBytes is L7Config.MaxHeaderBytes when unset.

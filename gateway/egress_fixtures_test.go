@@ -119,8 +119,10 @@ type egressFixture struct {
 	rev       int64
 	instances map[string]*egressInstance // by cluster/instance
 	listeners map[string]net.Listener    // by requested address, per gateway
-	// routes, if set before start, are every gateway's L7 routes.
+	// routes and l7, if set before start, are every gateway's L7 routes
+	// and limits.
 	routes RouteSource
+	l7     L7Config
 }
 
 // newEgressFixture creates the clusters' CAs and catalog records; start
@@ -203,7 +205,7 @@ func (f *egressFixture) start() {
 	for _, in := range f.instances {
 		cert, err := f.cas[in.cluster].NewLeafKeyPair("gateway", time.Hour, time.Now())
 		require.NoError(f.t, err)
-		gw, err := New(Config{Cluster: in.cluster, ShutdownGrace: 100 * time.Millisecond, Logger: log, Clock: f.clock, Routes: f.routes},
+		gw, err := New(Config{Cluster: in.cluster, ShutdownGrace: 100 * time.Millisecond, Logger: log, Clock: f.clock, Routes: f.routes, L7: f.l7},
 			f.feed, certs.NewStaticSource(cert))
 		require.NoError(f.t, err)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -142,6 +142,15 @@ func (g *Gateway) serveRequest(w http.ResponseWriter, r *http.Request, t egressT
 	start := time.Now()
 	v := g.src.View()
 	service := serviceLabel(v, t.key)
+	if max := g.cfg.L7.MaxBodyBytes; max > 0 {
+		if r.ContentLength > max {
+			g.l7Error(w, r, service, "-", labelOther, start, http.StatusRequestEntityTooLarge, "request body over the gateway's limit")
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+	}
 	sel, err := g.selectRoute(t, r)
 	route := routeLabel(sel)
 	switch {
@@ -208,7 +217,10 @@ func newL7Request(r *http.Request) (*l7Request, error) {
 // attempt is the request to send on one attempt, under ctx.
 func (q *l7Request) attempt(ctx context.Context) *http.Request {
 	out := q.out.WithContext(ctx)
-	if q.body != nil {
+	switch {
+	case q.replayable && len(q.body) == 0:
+		out.Body = http.NoBody
+	case q.body != nil:
 		out.Body = io.NopCloser(bytes.NewReader(q.body))
 	}
 	return out

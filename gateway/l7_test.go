@@ -180,7 +180,7 @@ func TestL7MovesUnsentRequestToNextCluster(t *testing.T) {
 }
 
 // TestL7BadInput: a malformed request gets 400 and hurts no other request;
-// a backend that answers garbage gets 502.
+// a backend that answers garbage gets 502; a body over the limit 413.
 func TestL7BadInput(t *testing.T) {
 	garbage, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -200,6 +200,7 @@ func TestL7BadInput(t *testing.T) {
 		egressClusterSpec{name: "north", region: "r3", zone: "z3", instances: 1})
 	f.exportApp("west", garbage.Addr().String(), AppProtocolHTTP)
 	f.importApp("north", AppProtocolHTTP)
+	f.l7.MaxBodyBytes = 1000
 	f.start()
 	addr := f.vip("north/gw-0", egressVIP)
 
@@ -217,4 +218,10 @@ func TestL7BadInput(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusBadGateway, resp.StatusCode)
+
+	// A body over the limit: 413 before anything is sent.
+	resp, err = (&http.Client{Timeout: 10 * time.Second}).Post("http://"+addr+"/", "text/plain", strings.NewReader(strings.Repeat("x", 1001)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 }
