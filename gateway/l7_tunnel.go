@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"sync"
 	"time"
 
@@ -149,8 +150,9 @@ func writeStatus(stream *quic.Stream, code int, msg string, unsent bool) {
 }
 
 // writeResponse writes resp on w in HTTP/1.1 framing and closes its body:
-// the body chunked and flushed as it arrives, then the trailers (gRPC's
-// status travels there).
+// a body of known length from an HTTP/1.1 backend keeps its
+// Content-Length; any other is chunked and flushed as it arrives, then
+// followed by the trailers (gRPC's status travels there).
 func writeResponse(w io.WriteCloser, resp *http.Response) error {
 	defer resp.Body.Close()
 	bw := bufio.NewWriterSize(w, 4<<10)
@@ -162,7 +164,11 @@ func writeResponse(w io.WriteCloser, resp *http.Response) error {
 	h.Del(unsentHeader) // only this gateway says so, never a backend
 	bodyless := resp.Request != nil && resp.Request.Method == http.MethodHead ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200
-	if !bodyless {
+	sized := !bodyless && resp.ContentLength >= 0 && resp.ProtoMajor == 1
+	switch {
+	case sized:
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	case !bodyless:
 		h.Del("Content-Length")
 		h.Set("Transfer-Encoding", "chunked")
 	}
@@ -172,10 +178,15 @@ func writeResponse(w io.WriteCloser, resp *http.Response) error {
 	if _, err := bw.WriteString("\r\n"); err != nil {
 		return err
 	}
-	if !bodyless {
-		if err := writeChunked(bw, resp); err != nil {
-			return err
-		}
+	var err error
+	switch {
+	case sized:
+		err = copyFlushing(bw, bw, resp.Body)
+	case !bodyless:
+		err = writeChunked(bw, resp)
+	}
+	if err != nil {
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return err
@@ -187,23 +198,8 @@ func writeResponse(w io.WriteCloser, resp *http.Response) error {
 // chunk and the trailers.
 func writeChunked(bw *bufio.Writer, resp *http.Response) error {
 	cw := httputil.NewChunkedWriter(bw)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := cw.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			if werr := bw.Flush(); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read backend response: %w", err)
-		}
+	if err := copyFlushing(cw, bw, resp.Body); err != nil {
+		return err
 	}
 	if err := cw.Close(); err != nil {
 		return err
@@ -213,4 +209,32 @@ func writeChunked(bw *bufio.Writer, resp *http.Response) error {
 	}
 	_, err := bw.WriteString("\r\n")
 	return err
+}
+
+// copyBufs are the buffers of body copies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyFlushing copies src to dst, flushing bw after each read so that
+// streamed bodies are not held back.
+func copyFlushing(dst io.Writer, bw *bufio.Writer, src io.Reader) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if werr := bw.Flush(); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read backend response: %w", err)
+		}
+	}
 }
