@@ -237,11 +237,11 @@ func (g *Gateway) l7Error(w http.ResponseWriter, r *http.Request, service, route
 // roundTrip sends req to cluster: its own backends directly, a peer
 // cluster's through its gateway. errNotSent wraps the errors after which
 // no byte of the request left.
-func (g *Gateway) roundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request) (*http.Response, error) {
+func (g *Gateway) roundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request, replayable bool) (*http.Response, error) {
 	if cluster == g.cfg.Cluster {
 		return g.localRoundTrip(ctx, t, req)
 	}
-	return g.tunnelRoundTrip(ctx, t, cluster, req)
+	return g.tunnelRoundTrip(ctx, t, cluster, req, replayable)
 }
 
 // hopByHop are the headers of one connection (RFC 9110 §7.6.1), never

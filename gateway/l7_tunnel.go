@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,13 +27,23 @@ var errNotSent = errors.New("request not sent")
 func notSent(err error) error { return fmt.Errorf("%w: %w", errNotSent, err) }
 
 // tunnelRoundTrip sends req to cluster's gateway on a stream of its own
-// and returns the response; the stream ends with the response's body.
-func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request) (*http.Response, error) {
+// and returns the response; the stream ends with the response's body. A
+// replayable request travels right behind the stream header (a refusal
+// loses nothing: it is sent again elsewhere); any other waits for the OK.
+func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request, replayable bool) (*http.Response, error) {
+	var early []byte
+	if replayable {
+		var b bytes.Buffer
+		if err := req.Write(&b); err != nil {
+			return nil, notSent(fmt.Errorf("encode request: %w", err))
+		}
+		early = b.Bytes()
+	}
 	in, conn, err := g.peers.pick(ctx, cluster, false)
 	if err != nil {
 		return nil, notSent(err)
 	}
-	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, req.RemoteAddr)
+	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, req.RemoteAddr, early)
 	if err != nil {
 		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {
 			in.markDraining(conn)
@@ -40,26 +51,31 @@ func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster s
 		in.release(conn)
 		return nil, notSent(err)
 	}
-	return exchange(ctx, stream, req, func() { in.release(conn) })
+	return exchange(ctx, stream, req, early != nil, func() { in.release(conn) })
 }
 
 // exchange writes req on stream (HTTP/1.1 framing; the body streams on
 // while the response is read, as gRPC streams need) and reads the
-// response. done runs once the response body is closed or the exchange
-// failed; ctx ending resets the stream.
-func exchange(ctx context.Context, stream *quic.Stream, req *http.Request, done func()) (*http.Response, error) {
+// response; sent means it went out already (only the FIN is left). done
+// runs once the response body is closed or the exchange failed; ctx
+// ending resets the stream.
+func exchange(ctx context.Context, stream *quic.Stream, req *http.Request, sent bool, done func()) (*http.Response, error) {
 	reset := func() {
 		stream.CancelRead(tunnel.CodeFlowReset)
 		stream.CancelWrite(tunnel.CodeFlowReset)
 	}
 	stop := context.AfterFunc(ctx, reset)
-	go func() {
-		if err := req.Write(stream); err != nil {
-			stream.CancelWrite(tunnel.CodeFlowReset)
-			return
-		}
+	if sent {
 		_ = stream.Close()
-	}()
+	} else {
+		go func() {
+			if err := req.Write(stream); err != nil {
+				stream.CancelWrite(tunnel.CodeFlowReset)
+				return
+			}
+			_ = stream.Close()
+		}()
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(stream), req)
 	if err != nil {
 		stop()
