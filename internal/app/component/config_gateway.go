@@ -90,6 +90,12 @@ type GatewayLimits struct {
 	// streams whose header is still being read, bytes (16777216; each is
 	// charged maxHeaderSize + 8 KiB).
 	MaxHeaderBytesPerPeerCluster int64 `json:"maxHeaderBytesPerPeerCluster,omitempty"`
+	// L7MaxHeaderBytes caps the header of a request or response on an L7
+	// port (65536); a larger request header is answered 431.
+	L7MaxHeaderBytes int `json:"l7MaxHeaderBytes,omitempty"`
+	// L7MaxBodyBytes caps a request body on an L7 port (0: no limit); a
+	// larger one is answered 413.
+	L7MaxBodyBytes int64 `json:"l7MaxBodyBytes,omitempty"`
 }
 
 // LoadGatewayConfig reads, defaults and validates a gateway file.
@@ -196,6 +202,8 @@ func (l *GatewayLimits) validate() error {
 		v, limit int64
 	}{
 		{"maxHeaderSize", int64(l.MaxHeaderSize), tunnel.MaxFrameSize},
+		{"l7MaxHeaderBytes", int64(l.L7MaxHeaderBytes), 1 << 24},
+		{"l7MaxBodyBytes", l.L7MaxBodyBytes, 1 << 50},
 		{"maxStreamsPerPeer", l.MaxStreamsPerPeer, 1 << 60},
 		{"maxAttempts", int64(l.MaxAttempts), 1 << 20},
 		{"maxFlowsPerSource", int64(l.MaxFlowsPerSource), 1 << 30},

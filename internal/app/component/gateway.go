@@ -167,6 +167,7 @@ func (c *GatewayConfig) gatewayConfig() gateway.Config {
 		HalfClosedTimeout: l.HalfClosedTimeout.Duration, MaxFlowsPerSource: l.MaxFlowsPerSource,
 		MaxPeerConns: l.MaxConnectionsPerPeerCluster, MaxPeerStreams: l.MaxStreamsPerPeerCluster,
 		MaxPeerHeaderBytes: l.MaxHeaderBytesPerPeerCluster}
+	gcfg.L7 = gateway.L7Config{MaxHeaderBytes: l.L7MaxHeaderBytes, MaxBodyBytes: l.L7MaxBodyBytes}
 	gcfg.Tunnel.MaxIncomingStreams = l.MaxStreamsPerPeer
 	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
 	gcfg.Tunnel.IdleTimeout = l.IdleTimeout.Duration
