@@ -6,12 +6,17 @@
 #   direct   client → backend (Go HTTP on .0.10:8000, iperf3 -s on .0.10:5201)
 #   haproxy  client → HAProxy egress (.3.1) → TLS 1.3, client certs → HAProxy
 #            ingress (.4.1) → backend; two haproxy processes, `mode tcp`
+#            (the l7 test: the same processes' `mode http` frontends on :8081)
 #   tunnel   client → causeway gateway a (VIP .1.128) → QUIC, mTLS → causeway
-#            gateway b → backend; two gwbench gateway processes
+#            gateway b → backend; two gwbench gateway processes (the l7 test:
+#            VIP port 8081, whose appProtocol is http: gateway a terminates
+#            HTTP/1.1 and sends each request on a QUIC stream of its own)
 # Tests, each path in turn, DNS_BENCH-style rounds (GW_BENCH_ROUNDS):
 #   keepalive  wrk -t1 -c16, keep-alive connections: req/s and p99
 #   newconn    wrk -t1 -c16 -H 'Connection: close': a TCP connection per request
 #   bulk       iperf3 -P1, one stream, client → server
+#   l7         wrk -t1 -c16 keep-alive through the L7 paths (HAProxy `mode http`,
+#              causeway L7 port; direct as the reference): req/s, p50, p99
 # then: GW_BENCH_IDLE (10000) idle tunneled connections held open, and the
 # gateways' RSS. Appends a dated section to bench/RESULTS.md.
 #
@@ -21,7 +26,7 @@
 #   CPU profiles of both gateways during round 1's tunnel runs and a heap profile
 #   during the idle test (and the runtime's MemStats) are written there (read
 #   with `go tool pprof`);
-#   GW_BENCH_TESTS ("keepalive newconn bulk idle"): the tests to run;
+#   GW_BENCH_TESTS ("keepalive newconn bulk l7 idle"): the tests to run;
 #   GW_BENCH_RESULTS (bench/RESULTS.md): where the section is appended;
 #   GW_BENCH_SINGLE_THREAD=1: every proxy process on one thread (gateways with
 #   GOMAXPROCS=1, HAProxy with nbthread 1) instead of each using both cores;
@@ -36,7 +41,7 @@ ROUNDS=${GW_BENCH_ROUNDS:-2}
 CONNS=${GW_BENCH_CONNS:-16}
 IDLE=${GW_BENCH_IDLE:-10000}
 PROFILE_DIR=${GW_BENCH_PROFILE_DIR:-}
-TESTS=${GW_BENCH_TESTS:-keepalive newconn bulk idle}
+TESTS=${GW_BENCH_TESTS:-keepalive newconn bulk l7 idle}
 RESULTS=${GW_BENCH_RESULTS:-bench/RESULTS.md}
 SINGLE=${GW_BENCH_SINGLE_THREAD:-0}
 GATEWAY_ENV=${GW_BENCH_GATEWAY_ENV:-}
@@ -46,6 +51,7 @@ GW_A=$NET.1.1:4443 GW_B=$NET.2.1:4443 VIP=$NET.1.128
 PPROF_A=$NET.1.1:6060 PPROF_B=$NET.2.1:6060
 HAP_EGRESS=$NET.3.1 HAP_INGRESS=$NET.4.1
 HTTP_PORT=8080 IPERF_PORT=5201 BACKEND_HTTP_PORT=8000
+L7_PORT=8081 # the l7 test's port: appProtocol http at the VIP, `mode http` at HAProxy
 
 log() { echo "gateway.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -90,7 +96,8 @@ start() { # start NAME CMD...: runs CMD in the background, output in $tmp/NAME.l
 start backend "$gwbench" backend -http "$BACKEND:$BACKEND_HTTP_PORT"
 start iperf3 iperf3 -s -B "$BACKEND" -p "$IPERF_PORT"
 topo=(-dir "$tmp/certs" -gw-a "$GW_A" -gw-b "$GW_B" -vip "$VIP"
-  -service "http=$HTTP_PORT:$BACKEND:$BACKEND_HTTP_PORT" -service "iperf=$IPERF_PORT:$BACKEND:$IPERF_PORT")
+  -service "http=$HTTP_PORT:$BACKEND:$BACKEND_HTTP_PORT" -service "iperf=$IPERF_PORT:$BACKEND:$IPERF_PORT"
+  -service "web=$L7_PORT:$BACKEND:$BACKEND_HTTP_PORT" -app-protocol web=http)
 gwenv=(env)
 if [ "$SINGLE" = 1 ]; then gwenv+=(GOMAXPROCS=1); fi
 read -ra extra_env <<<"$GATEWAY_ENV"
@@ -124,6 +131,13 @@ backend ingress_http
   server ingress $HAP_INGRESS:8443 ssl crt $c/client.pem ca-file $c/ca.pem verify required
 backend ingress_iperf
   server ingress $HAP_INGRESS:8444 ssl crt $c/client.pem ca-file $c/ca.pem verify required
+frontend egress_l7
+  mode http
+  bind $HAP_EGRESS:$L7_PORT
+  default_backend ingress_l7
+backend ingress_l7
+  mode http
+  server ingress $HAP_INGRESS:8445 ssl crt $c/client.pem ca-file $c/ca.pem verify required ssl-min-ver TLSv1.3
 EOF
 cat >"$tmp/haproxy-ingress.cfg" <<EOF
 $haproxy_common
@@ -137,6 +151,13 @@ backend app_http
   server app $BACKEND:$BACKEND_HTTP_PORT
 backend app_iperf
   server app $BACKEND:$IPERF_PORT
+frontend ingress_l7
+  mode http
+  bind $HAP_INGRESS:8445 ssl crt $c/server.pem ca-file $c/ca.pem verify required ssl-min-ver TLSv1.3
+  default_backend app_l7
+backend app_l7
+  mode http
+  server app $BACKEND:$BACKEND_HTTP_PORT
 EOF
 start hap_ingress haproxy -db -f "$tmp/haproxy-ingress.cfg"
 start hap_egress haproxy -db -f "$tmp/haproxy-egress.cfg"
@@ -146,15 +167,21 @@ declare -A url=(
   [haproxy]="http://$HAP_EGRESS:$HTTP_PORT/"
   [tunnel]="http://$VIP:$HTTP_PORT/"
 )
+# The l7 test's URLs: an HTTP-aware hop on each proxied path.
+declare -A url_l7=(
+  [direct]="http://$BACKEND:$BACKEND_HTTP_PORT/"
+  [haproxy]="http://$HAP_EGRESS:$L7_PORT/"
+  [tunnel]="http://$VIP:$L7_PORT/"
+)
 declare -A iperf_host=([direct]=$BACKEND [haproxy]=$HAP_EGRESS [tunnel]=$VIP)
 paths=(direct haproxy tunnel)
 
-# Ready when one request through each path succeeds.
-for p in "${paths[@]}"; do
-  hostport=${url[$p]#http://}; hostport=${hostport%/}
+# Ready when one request through each path (L4 and L7 ports) succeeds.
+for u in "${url[@]}" "${url_l7[@]}"; do
+  hostport=${u#http://}; hostport=${hostport%/}
   for ((i = 0; ; i++)); do
     "$gwbench" idle -addr "$hostport" -n 1 -hold 0s </dev/null 2>/dev/null | grep -q '^ready 1 ' && break
-    ((i < 100)) || { tail -n 20 "$tmp"/*.log >&2; die "$p path not answering after 10 s"; }
+    ((i < 100)) || { tail -n 20 "$tmp"/*.log >&2; die "$u not answering after 10 s"; }
     sleep 0.1
   done
 done
@@ -193,21 +220,24 @@ ctx_switches() { # ctx_switches PATH: context switches (voluntary + involuntary)
   done
   echo "$t"
 }
-wrk_run() { # wrk_run TEST PATH [wrk flags]: appends "TEST PATH req/s p99_ms errors proxy_cpu_us_per_request proxy_ctx_switches_per_request".
-  local test=$1 p=$2 out=$tmp/wrk.out t0 cs0; shift 2
+wrk_run() { # wrk_run TEST PATH [wrk flags]: appends "TEST PATH req/s p99_ms errors proxy_cpu_us_per_request proxy_ctx_switches_per_request p50_ms".
+  local test=$1 p=$2 out=$tmp/wrk.out t0 cs0 u; shift 2
+  u=${url[$p]}
+  if [ "$test" = l7 ]; then u=${url_l7[$p]}; fi
   if [ "$p" = tunnel ]; then profile "$test"; fi
   t0=$(cpu_ticks "$p") cs0=$(ctx_switches "$p")
-  wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency "$@" "${url[$p]}" >"$out" 2>&1 || { cat "$out" >&2; die "wrk $test $p failed"; }
+  wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency "$@" "$u" >"$out" 2>&1 || { cat "$out" >&2; die "wrk $test $p failed"; }
   local ticks=$(($(cpu_ticks "$p") - t0)) cs=$(($(ctx_switches "$p") - cs0))
   profile_wait
   awk -v test="$test" -v p="$p" -v ticks="$ticks" -v cs="$cs" -v hz="$HZ" '
     function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     $2 == "requests" && $3 == "in" { reqs = $1 }
     /^Requests\/sec:/ { rps = $2 }
     /Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
     /Non-2xx/ { errs += $NF }
-    END { printf "%s %s %.0f %.3f %d %.1f %.2f\n", test, p, rps, p99, errs, (reqs > 0 ? ticks / hz * 1e6 / reqs : 0), (reqs > 0 ? cs / reqs : 0) }' "$out" | tee -a "$tmp/runs" >&2
+    END { printf "%s %s %.0f %.3f %d %.1f %.2f %.3f\n", test, p, rps, p99, errs, (reqs > 0 ? ticks / hz * 1e6 / reqs : 0), (reqs > 0 ? cs / reqs : 0), p50 }' "$out" | tee -a "$tmp/runs" >&2
 }
 iperf_run() { # iperf_run PATH: appends "bulk PATH Gbit/s retransmits proxy_cpu_seconds_per_GB".
   local p=$1 out=$tmp/iperf.json t0
@@ -225,6 +255,7 @@ touch "$tmp/runs"
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r of $ROUNDS: ${SECONDS_PER_RUN}s per run"
   if want keepalive; then for p in "${paths[@]}"; do wrk_run keepalive "$p"; done; fi
+  if want l7; then for p in "${paths[@]}"; do wrk_run l7 "$p"; done; fi
   if want newconn; then for p in "${paths[@]}"; do wrk_run newconn "$p" -H 'Connection: close'; done; fi
   if want bulk; then for p in "${paths[@]}"; do iperf_run "$p"; done; fi
 done
@@ -267,9 +298,10 @@ if want idle; then idle_test; fi
 table=$(awk '
   $1 == "idle" { n["idle"] = 1; ra = $3; rb = $4; ha = $5; hb = $6; ga = $7; gb = $8; ok = $10; bad = $12; next }
   { k = $1 " " $2; n[k]++; v[k] += $3; turns[k] = turns[k] (turns[k] == "" ? "" : ", ") $3
-    if ($1 == "bulk") { rt[k] += $4; cpu[k] += $5 } else { p99[k] += $4; errs[k] += $5; cpu[k] += $6; cs[k] += $7 } }
+    if ($1 == "bulk") { rt[k] += $4; cpu[k] += $5 } else { p99[k] += $4; errs[k] += $5; cpu[k] += $6; cs[k] += $7; p50[k] += $8 } }
   function m(k) { return n[k] ? v[k] / n[k] : 0 }
   function q(k) { return n[k] ? p99[k] / n[k] : 0 }
+  function h(k) { return n[k] ? p50[k] / n[k] : 0 }
   function c(k) { return n[k] ? cpu[k] / n[k] : 0 }
   function x(k) { return n[k] ? cs[k] / n[k] : 0 }
   function ratio(a, b) { return b > 0 ? a / b : 0 }
@@ -284,6 +316,21 @@ table=$(awk '
   }
   function csrow(label, t) {
     printf "| %s | %.2f | %.2f | %.2f |\n", label, x(t " haproxy"), x(t " tunnel"), ratio(x(t " tunnel"), x(t " haproxy"))
+  }
+  function l7row(label, fmt, d, hp, tu, target, ok) {
+    printf "| %s | %s | " fmt " | " fmt " | %.2f | %s | %s |\n", label, d, hp, tu, ratio(tu, hp), target, target == "" ? "" : verdict(ok, "l7 tunnel")
+  }
+  function l7table() {
+    print "L7 (the `l7` test): keep-alive HTTP through an HTTP-aware hop on each path, HAProxy pair in `mode http` and the causeway L7 port (appProtocol `http`):"
+    print ""
+    print "| L7 keep-alive HTTP | direct | HAProxy pair, `mode http` | causeway L7 port | causeway / HAProxy | target | |"
+    print "|---|---|---|---|---|---|---|"
+    l7row("req/s", "%.0f", sprintf("%.0f", m("l7 direct")), m("l7 haproxy"), m("l7 tunnel"), "≥ 1.0", m("l7 tunnel") >= m("l7 haproxy"))
+    l7row("p50 ms", "%.2f", sprintf("%.2f", h("l7 direct")), h("l7 haproxy"), h("l7 tunnel"), "", 1)
+    l7row("p99 ms", "%.2f", sprintf("%.2f", q("l7 direct")), q("l7 haproxy"), q("l7 tunnel"), "≤ 1.0", q("l7 tunnel") <= q("l7 haproxy"))
+    l7row("proxy CPU µs per request", "%.2f", "–", c("l7 haproxy"), c("l7 tunnel"), "", 1)
+    l7row("proxy context switches per request", "%.2f", "–", x("l7 haproxy"), x("l7 tunnel"), "", 1)
+    print ""
   }
   END {
     print "| test | direct | HAProxy pair | causeway tunnel | tunnel / HAProxy | target | |"
@@ -306,15 +353,16 @@ table=$(awk '
     csrow("keep-alive, context switches per request", "keepalive")
     csrow("new connection, context switches per request", "newconn")
     print ""
+    if (n["l7 tunnel"]) l7table()
     print "Per turn (req/s or Gbit/s):"
     print ""
-    split("keepalive newconn bulk", tests, " "); split("direct haproxy tunnel", ps, " ")
-    for (i = 1; i <= 3; i++) for (j = 1; j <= 3; j++) { k = tests[i] " " ps[j]
+    split("keepalive newconn bulk l7", tests, " "); split("direct haproxy tunnel", ps, " ")
+    for (i = 1; i <= 4; i++) for (j = 1; j <= 3; j++) { k = tests[i] " " ps[j]
       if (n[k]) printf "- %s %s: %s%s%s\n", tests[i], ps[j], turns[k], (errs[k] ? "; socket errors " errs[k] : ""), (rt[k] ? "; TCP retransmits " rt[k] : "") }
     if (n["idle"]) printf "\nIdle test: %d connections open (%d failed); gateway peak RSS a %s MB / b %s MB; goroutines a %s / b %s.\n", ok, bad, ha, hb, ga, gb
   }' "$tmp/runs")
 section=$(
-  echo "## $(date -u +%Y-%m-%d) — gateway: causeway tunnel vs HAProxy mTLS pair vs direct ($(nproc) cores, $(go env GOOS)/$(go env GOARCH))"
+  echo "## $(date -u +%Y-%m-%d) — gateway: causeway tunnel vs HAProxy mTLS pair vs direct$(want l7 && echo ", L4 and L7") ($(nproc) cores, $(go env GOOS)/$(go env GOARCH))"
   echo
   knobs=$(env | grep -E '^GW_BENCH_(SECONDS|ROUNDS|CONNS|IDLE|TESTS|SINGLE_THREAD|GATEWAY_ENV|PROFILE_DIR)=' | sort | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ' || true)
   echo "Command: \`${knobs}bench/gateway.sh\` (\`make bench\` runs it with the defaults): $ROUNDS rounds, each path in turn, ${SECONDS_PER_RUN} s per run; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
@@ -322,6 +370,11 @@ section=$(
   echo "bulk: \`iperf3 -c HOST -t $SECONDS_PER_RUN -O 1 -P 1\`; idle: \`gwbench idle -n $IDLE\` (one GET per connection, then held), RSS from /proc after 3 s."
   echo "One backend for all paths (a Go HTTP server answering 30 bytes of JSON; \`iperf3 -s\`). HAProxy $(haproxy -v | head -1 | cut -d' ' -f3): two processes, \`mode tcp\`,"
   echo "TLS with client certificates (ECDSA P-256) between them. Causeway: two \`gwbench gateway\` processes (clusters a and b, QUIC mTLS, static catalog). Means over rounds."
+  if want l7; then
+    echo "L7: \`wrk -t1 -c$CONNS -d${SECONDS_PER_RUN}s --latency URL\` against port $L7_PORT of the causeway VIP (the import's port has appProtocol \`http\`: gateway a terminates HTTP/1.1"
+    echo "and sends each request on a QUIC stream of its own to gateway b, which keeps pooled HTTP/1.1 connections to the backend) and of the same two HAProxy processes' \`mode http\`"
+    echo "frontends (TLS 1.3 with client certificates between them, HAProxy's default keep-alive and \`http-reuse safe\`), and direct to the backend; no routes configured."
+  fi
   if [ "$SINGLE" = 1 ]; then echo "**Single-threaded proxies** (\`GW_BENCH_SINGLE_THREAD=1\`): gateways with GOMAXPROCS=1, HAProxy with \`nbthread 1\`."; else echo "Every proxy process may use both cores (Go's default GOMAXPROCS, HAProxy's default nbthread)."; fi
   if [ -n "$GATEWAY_ENV" ]; then echo "**Gateway environment** (\`GW_BENCH_GATEWAY_ENV\`, a diagnostic, not the default): \`$GATEWAY_ENV\`."; fi
   echo

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	_ "net/http/pprof" // profiles on -pprof
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,10 +23,14 @@ import (
 
 // topology is the fixed catalog both gateway processes share: cluster a
 // imports every service on vip; cluster b exports it with one endpoint.
+// A service named by -app-protocol has that appProtocol on its port (an
+// L7 port: the egress gateway routes each request on its own); the others
+// are L4.
 type topology struct {
 	gw       map[string]string // cluster -> gateway UDP address
 	vip      string
 	services []service
+	appProto map[string]string // service name -> its port's appProtocol ("" is L4)
 }
 
 // service is "name=port:host:targetport".
@@ -56,6 +61,21 @@ func (s *serviceFlags) Set(v string) error {
 	return nil
 }
 
+// appProtoFlags is "name=appProtocol" per service, e.g. web=http: that
+// service's port is served at L7 (gateway.IsL7).
+type appProtoFlags map[string]string
+
+func (a appProtoFlags) String() string { return fmt.Sprint(map[string]string(a)) }
+
+func (a appProtoFlags) Set(v string) error {
+	name, proto, ok := strings.Cut(v, "=")
+	if !ok || name == "" || !gateway.IsL7(proto) {
+		return fmt.Errorf("app-protocol %q: want name=http|kubernetes.io/h2c|grpc", v)
+	}
+	a[name] = proto
+	return nil
+}
+
 func runGateway(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
 	dir := fs.String("dir", "", "directory written by gwbench certs (required)")
@@ -66,8 +86,15 @@ func runGateway(ctx context.Context, args []string) error {
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address")
 	var svcs serviceFlags
 	fs.Var(&svcs, "service", "name=port:host:targetport exported by b (repeatable)")
+	appProto := appProtoFlags{}
+	fs.Var(appProto, "app-protocol", "name=appProtocol: serve that -service's port at L7, e.g. web=http (repeatable)")
 	_ = fs.Parse(args)
-	topo := topology{gw: map[string]string{"a": *gwA, "b": *gwB}, vip: *vip, services: svcs}
+	topo := topology{gw: map[string]string{"a": *gwA, "b": *gwB}, vip: *vip, services: svcs, appProto: appProto}
+	for name := range appProto {
+		if !slices.ContainsFunc(svcs, func(s service) bool { return s.name == name }) {
+			return fmt.Errorf("-app-protocol names %q, which no -service defines", name)
+		}
+	}
 	if *dir == "" || topo.gw[*cluster] == "" || *gwA == "" || *gwB == "" || *vip == "" || len(svcs) == 0 {
 		return fmt.Errorf("need -dir, -cluster a|b, -gw-a, -gw-b, -vip and -service")
 	}
@@ -136,7 +163,8 @@ func put(e map[string]*causewayv1.Entry, en *causewayv1.Entry) { e[en.Key] = en 
 // addServices makes b export and a import every service.
 func (t topology) addServices(e map[string]*causewayv1.Entry) {
 	for _, s := range t.services {
-		ports := []*causewayv1.ServicePort{{Name: s.name, Port: s.port, Protocol: causewayv1.Protocol_PROTOCOL_TCP}}
+		ports := []*causewayv1.ServicePort{{Name: s.name, Port: s.port, Protocol: causewayv1.Protocol_PROTOCOL_TCP,
+			AppProtocol: t.appProto[s.name]}}
 		put(e, &causewayv1.Entry{Key: "exports/bench/" + s.name + "/b", Record: &causewayv1.Entry_Export{Export: &causewayv1.ExportRecord{
 			Namespace: "bench", Name: s.name, Cluster: "b",
 			Type:  causewayv1.ServiceType_SERVICE_TYPE_CLUSTER_SET_IP,

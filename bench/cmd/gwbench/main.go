@@ -5,7 +5,7 @@
 //
 //	gwbench certs -dir DIR
 //	gwbench backend -http ADDR
-//	gwbench gateway -dir DIR -cluster a|b [topology flags] [-pprof ADDR]
+//	gwbench gateway -dir DIR -cluster a|b [topology flags] [-app-protocol NAME=http] [-pprof ADDR]
 //	gwbench idle -addr ADDR -n N [-hold D]
 //
 // Everything listens on loopback addresses given by the caller.
