@@ -296,6 +296,7 @@ func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
+	flush := resp.ContentLength < 0 // a streamed body: pass each piece on at once
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -305,7 +306,9 @@ func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
-			_ = rc.Flush()
+			if flush {
+				_ = rc.Flush()
+			}
 		}
 		if err == io.EOF {
 			break

@@ -197,7 +197,7 @@ func writeResponse(w io.WriteCloser, resp *http.Response) error {
 	var err error
 	switch {
 	case sized:
-		err = copyFlushing(bw, bw, resp.Body)
+		err = copyFlushing(bw, nil, resp.Body)
 	case !bodyless:
 		err = writeChunked(bw, resp)
 	}
@@ -230,8 +230,9 @@ func writeChunked(bw *bufio.Writer, resp *http.Response) error {
 // copyBufs are the buffers of body copies.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyFlushing copies src to dst, flushing bw after each read so that
-// streamed bodies are not held back.
+// copyFlushing copies src to dst, flushing bw (if set) after each read so
+// that streamed bodies are not held back; a body of known length needs
+// no flush before its end.
 func copyFlushing(dst io.Writer, bw *bufio.Writer, src io.Reader) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -242,8 +243,10 @@ func copyFlushing(dst io.Writer, bw *bufio.Writer, src io.Reader) error {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if werr := bw.Flush(); werr != nil {
-				return werr
+			if bw != nil {
+				if werr := bw.Flush(); werr != nil {
+					return werr
+				}
 			}
 		}
 		if err == io.EOF {
