@@ -123,6 +123,8 @@ type egressFixture struct {
 	// and limits.
 	routes RouteSource
 	l7     L7Config
+	// maxStreams, if set, caps the concurrent streams a peer may open.
+	maxStreams int64
 }
 
 // newEgressFixture creates the clusters' CAs and catalog records; start
@@ -205,8 +207,9 @@ func (f *egressFixture) start() {
 	for _, in := range f.instances {
 		cert, err := f.cas[in.cluster].NewLeafKeyPair("gateway", time.Hour, time.Now())
 		require.NoError(f.t, err)
-		gw, err := New(Config{Cluster: in.cluster, ShutdownGrace: 100 * time.Millisecond, Logger: log, Clock: f.clock, Routes: f.routes, L7: f.l7},
-			f.feed, certs.NewStaticSource(cert))
+		cfg := Config{Cluster: in.cluster, ShutdownGrace: 100 * time.Millisecond, Logger: log, Clock: f.clock, Routes: f.routes, L7: f.l7}
+		cfg.Tunnel.MaxIncomingStreams = f.maxStreams
+		gw, err := New(cfg, f.feed, certs.NewStaticSource(cert))
 		require.NoError(f.t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		in.gw, in.cancel, in.done = gw, cancel, make(chan struct{})

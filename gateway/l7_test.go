@@ -115,6 +115,29 @@ func TestL7BalancesEachRequest(t *testing.T) {
 	require.GreaterOrEqual(t, counts["west"], n*3/10, "counts %v", counts)
 }
 
+// TestL7StreamsEndAfterEachRequest: each request's stream completes in
+// both directions, so a peer's stream limit bounds concurrent requests,
+// not requests over a connection's life (it once leaked: every request
+// past the limit got 503).
+func TestL7StreamsEndAfterEachRequest(t *testing.T) {
+	f := newEgressFixture(t,
+		egressClusterSpec{name: "west", region: "r2", zone: "z2", instances: 1},
+		egressClusterSpec{name: "north", region: "r3", zone: "z3", instances: 1})
+	f.exportApp("west", l7Backend(t, clusterTag("west")), AppProtocolHTTP)
+	f.importApp("north", AppProtocolHTTP)
+	f.maxStreams = 20
+	f.start()
+	addr := f.vip("north/gw-0", egressVIP)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := range 200 {
+		resp, err := client.Get("http://" + addr + "/")
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d", i)
+	}
+}
+
 // TestL7H2CStreamsAndTrailers: an h2c client (as gRPC is) gets the
 // backend's streamed body and its trailers through both gateways, and the
 // backend is spoken to in h2c.

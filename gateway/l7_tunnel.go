@@ -148,6 +148,10 @@ func (g *Gateway) handleIngressRequest(ctx context.Context, stream *quic.Stream,
 		stream.CancelRead(tunnel.CodeFlowReset)
 		return resultError
 	}
+	// The request's FIN may still be unread (nothing after the request
+	// matters): stop reading, so that the stream completes. Until both of
+	// its directions end, a stream counts against the peer's stream limit.
+	stream.CancelRead(tunnel.CodeFlowReset)
 	return resultOK
 }
 
