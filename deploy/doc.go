@@ -8,7 +8,7 @@
 //     they drift.
 //   - Every object the chart renders is accepted by a real kube-apiserver
 //     (server-side apply, dry-run), with default and customised values.
-//   - The federator's ClusterRole is exactly what it needs: the RBAC test runs
-//     it as the chart's ServiceAccount.
+//   - The federator's and the gateway's ClusterRoles are exactly what they
+//     need: the RBAC tests run each as the chart's ServiceAccount.
 //   - The dashboard names only metrics the components register.
 package deploy
