@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,6 +23,9 @@ type Config struct {
 	// gateway/l7route); nil serves every L7 port without routes (each
 	// request to the addressed service, in locality order).
 	Routes RouteSource
+	// RouteStatus, if set, receives the outcome of every validation of
+	// Routes (Kubernetes: the routes' status conditions).
+	RouteStatus RouteStatusSink
 	// Tunnel holds the QUIC settings.
 	Tunnel tunnel.Config
 	// EgressMode is where egress listens: EgressAddresses (default) or
@@ -111,6 +115,13 @@ type RouteSource interface {
 	Routes() []*l7route.Route
 	// Changed returns a channel closed at the next change of Routes.
 	Changed() <-chan struct{}
+}
+
+// RouteStatusSink receives the per-route outcome of each validation
+// (l7route.Table.Update), in the order of the routes given. It must not
+// block.
+type RouteStatusSink interface {
+	ReportStatus(ctx context.Context, statuses []l7route.RouteStatus)
 }
 
 // L7Config bounds the HTTP requests of L7 ports.

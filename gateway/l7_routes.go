@@ -22,6 +22,9 @@ func (g *Gateway) runRoutes(ctx context.Context) {
 		routesChanged, viewChanged := g.cfg.Routes.Changed(), g.src.Changed()
 		v := g.src.View()
 		statuses := g.routes.Update(g.cfg.Routes.Routes(), routeLookup(v, g.cfg.Cluster))
+		if g.cfg.RouteStatus != nil {
+			g.cfg.RouteStatus.ReportStatus(ctx, statuses)
+		}
 		valid, invalid := 0, 0
 		var msgs []string
 		for _, s := range statuses {
