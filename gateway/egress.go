@@ -407,7 +407,7 @@ func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.
 	// A stream still waiting for its response gives up when the instance
 	// goes silent or leaves the catalog: nothing reached a backend yet, so
 	// the flow moves on at once instead of waiting for the idle timeout.
-	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, client.RemoteAddr().String(), nil)
+	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, client.RemoteAddr().String())
 	if err != nil {
 		res = attemptNextCluster
 		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type Gateway struct {
 	backends  backendTransports // L7 requests to local backends (l7_backend.go)
 	routes    *l7route.Table    // L7 routes, when Config.Routes is set (l7_routes.go)
 	budgets   sync.Map          // catalog.ServiceKey → *l7route.Budget: retry budgets
+	l7Peers   sync.Map          // peer cluster → *http.Transport: pooled L7 streams (l7_tunnel.go)
+	l7In      *l7Server         // serves the L7 streams peers open
 	dialLogs  dialLogs          // rate limits logs of failed backend dials (dialerr.go)
 
 	sources   sourceLimiter // egress flows per client address (limits.go)
@@ -130,6 +133,8 @@ func (g *Gateway) Run(ctx context.Context, udp *net.UDPConn, listen ListenFunc) 
 	egressCtx, stopEgress := context.WithCancel(ctx)
 	defer stopEgress()
 	var wg sync.WaitGroup
+	g.l7In = g.newL7Ingress(connCtx)
+	defer g.l7In.close()
 	wg.Go(func() { g.acceptConns(connCtx, ln) })
 	wg.Go(func() { g.forgetStale(egressCtx) })
 	wg.Go(func() { g.reverifyEvery(egressCtx) })
@@ -155,6 +160,12 @@ func (g *Gateway) shutdown(stopConns context.CancelFunc) {
 	g.drainingMu.Lock()
 	g.draining = true
 	g.drainingMu.Unlock()
+	// Idle L7 streams both ways end now; busy ones after their request.
+	g.l7In.srv.SetKeepAlivesEnabled(false)
+	g.l7Peers.Range(func(_, t any) bool {
+		t.(*http.Transport).CloseIdleConnections()
+		return true
+	})
 	g.log.Info("draining", "grace", g.cfg.ShutdownGrace)
 	t := time.NewTimer(g.cfg.ShutdownGrace)
 	defer t.Stop()

@@ -61,7 +61,14 @@ func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer s
 	v := g.src.View()
 	service = serviceLabel(v, catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()})
 	if h.GetAppProtocol() != "" {
-		result = g.handleIngressRequest(ctx, stream, h, peerID)
+		x, ref := g.checkIngress(v, h, peerID)
+		if ref != nil {
+			result = resultRefused
+			g.log.Debug("L7 stream refused", "peer", peerID.String(), "service", service, "code", ref.code.String(), "err", ref.msg)
+			g.refuse(stream, ref, tunnel.CodeFlowReset)
+			return
+		}
+		result = g.handleIngressStream(stream, h, x)
 		fm.duration.Observe(time.Since(start).Seconds())
 		return
 	}

@@ -237,11 +237,11 @@ func (g *Gateway) l7Error(w http.ResponseWriter, r *http.Request, service, route
 // roundTrip sends req to cluster: its own backends directly, a peer
 // cluster's through its gateway. errNotSent wraps the errors after which
 // no byte of the request left.
-func (g *Gateway) roundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request, replayable bool) (*http.Response, error) {
+func (g *Gateway) roundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request) (*http.Response, error) {
 	if cluster == g.cfg.Cluster {
 		return g.localRoundTrip(ctx, t, req)
 	}
-	return g.tunnelRoundTrip(ctx, t, cluster, req, replayable)
+	return g.tunnelRoundTrip(ctx, t, cluster, req)
 }
 
 // hopByHop are the headers of one connection (RFC 9110 §7.6.1), never
@@ -288,15 +288,26 @@ func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
+	declared := make(map[string]bool, len(resp.Trailer))
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
+		declared[k] = true
 	}
-	if resp.ContentLength >= 0 && resp.Header.Get("Content-Length") == "" {
+	// Trailers (declared, or possible on HTTP/2, as gRPC sends them
+	// undeclared) need a body of open length: chunked on HTTP/1.1.
+	mayTrail := len(resp.Trailer) > 0 || resp.ProtoMajor >= 2
+	switch {
+	case mayTrail:
+		h.Del("Content-Length")
+	case resp.ContentLength >= 0 && resp.Header.Get("Content-Length") == "":
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	flush := resp.ContentLength < 0 // a streamed body: pass each piece on at once
+	flush := resp.ContentLength < 0 || mayTrail // pass each piece on at once
+	if mayTrail {
+		_ = rc.Flush() // the head now: net/http must not size a short body itself
+	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -321,6 +332,25 @@ func (g *Gateway) copyResponse(w http.ResponseWriter, resp *http.Response) {
 		}
 	}
 	for k, vv := range resp.Trailer {
-		h[http.TrailerPrefix+k] = vv
+		if declared[k] {
+			h[k] = vv
+		} else {
+			h[http.TrailerPrefix+k] = vv
+		}
 	}
 }
+
+// endingBody runs end when closed.
+type endingBody struct {
+	io.ReadCloser
+	end func()
+}
+
+func (b *endingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end()
+	return err
+}
+
+// copyBufs are the buffers of body copies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

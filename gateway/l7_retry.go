@@ -66,7 +66,7 @@ func (g *Gateway) tryCandidates(ctx context.Context, v *catalog.View, dest egres
 // try sends q to cluster once and classifies the outcome; err is set when
 // no response came back.
 func (g *Gateway) try(ctx context.Context, dest egressTarget, cluster string, q *l7Request) (*http.Response, l7route.TryResult, error) {
-	resp, err := g.roundTrip(ctx, dest, cluster, q.attempt(ctx), q.replayable)
+	resp, err := g.roundTrip(ctx, dest, cluster, q.attempt(ctx))
 	if err == nil && resp.Header.Get(unsentHeader) != "" {
 		resp.Header.Del(unsentHeader)
 		if q.replayable { // the ingress side reached no backend: try elsewhere

@@ -1,21 +1,18 @@
 package gateway
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httputil"
-	"strconv"
+	"net/netip"
 	"sync"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
-	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
 )
@@ -26,24 +23,64 @@ var errNotSent = errors.New("request not sent")
 
 func notSent(err error) error { return fmt.Errorf("%w: %w", errNotSent, err) }
 
-// tunnelRoundTrip sends req to cluster's gateway on a stream of its own
-// and returns the response; the stream ends with the response's body. A
-// replayable request travels right behind the stream header (a refusal
-// loses nothing: it is sent again elsewhere); any other waits for the OK.
-func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request, replayable bool) (*http.Response, error) {
-	var early []byte
-	if replayable {
-		var b bytes.Buffer
-		if err := req.Write(&b); err != nil {
-			return nil, notSent(fmt.Errorf("encode request: %w", err))
-		}
-		early = b.Bytes()
+// L7 streams: a stream whose header has app_protocol set carries an
+// HTTP/1.1 connection between the two gateways, for one service port:
+// the egress side keeps such streams in a pool per peer cluster (an
+// http.Transport whose connections are streams) and sends request after
+// request on each, as a keep-alive connection; the ingress side serves
+// each stream as a connection of its L7 server, which sends every request
+// to a local backend.
+
+// l7StreamIdle is how long a pooled L7 stream may idle at the egress side;
+// the ingress side allows longer (l7StreamIdle + 30 s), so the egress side
+// closes first and never sends on a stream the other side is closing.
+const l7StreamIdle = 60 * time.Second
+
+// peerTransport is the pool of L7 streams to cluster's gateways.
+func (g *Gateway) peerTransport(cluster string) *http.Transport {
+	if t, ok := g.l7Peers.Load(cluster); ok {
+		return t.(*http.Transport)
 	}
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return g.dialL7Stream(ctx, cluster, addr)
+		},
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        l7StreamIdle,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: int64(g.cfg.L7.MaxHeaderBytes),
+	}
+	actual, _ := g.l7Peers.LoadOrStore(cluster, t)
+	return actual.(*http.Transport)
+}
+
+// tunnelRoundTrip sends req to cluster's gateway over a pooled L7 stream
+// for t's service port.
+func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request) (*http.Response, error) {
+	out := req.Clone(ctx)
+	out.URL.Scheme, out.URL.Host = "http", backendHost(t.key, t.port)
+	if out.Body != nil && out.Body != http.NoBody {
+		// The transport closes the body it is given, also on a failed
+		// dial; the client's body must stay open for the next candidate.
+		out.Body = io.NopCloser(out.Body)
+	}
+	return g.peerTransport(cluster).RoundTrip(out)
+}
+
+// dialL7Stream opens an L7 stream to one of cluster's gateway instances
+// for the service port addr names (backendHost). Failures are errNotSent:
+// nothing of a request was written.
+func (g *Gateway) dialL7Stream(ctx context.Context, cluster, addr string) (net.Conn, error) {
+	key, port, err := parseBackendHost(addr)
+	if err != nil {
+		return nil, notSent(err)
+	}
+	t := egressTarget{key: key, port: port, appProtocol: l7Protocol(g.src.View(), g.cfg.Cluster, key, port)}
 	in, conn, err := g.peers.pick(ctx, cluster, false)
 	if err != nil {
 		return nil, notSent(err)
 	}
-	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, req.RemoteAddr, early)
+	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, "")
 	if err != nil {
 		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {
 			in.markDraining(conn)
@@ -51,72 +88,94 @@ func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster s
 		in.release(conn)
 		return nil, notSent(err)
 	}
-	return exchange(ctx, stream, req, early != nil, func() { in.release(conn) })
+	return newStreamConn(stream, conn.LocalAddr(), conn.RemoteAddr(), func() { in.release(conn) }), nil
 }
 
-// exchange writes req on stream (HTTP/1.1 framing; the body streams on
-// while the response is read, as gRPC streams need) and reads the
-// response; sent means it went out already (only the FIN is left). done
-// runs once the response body is closed or the exchange failed; ctx
-// ending resets the stream.
-func exchange(ctx context.Context, stream *quic.Stream, req *http.Request, sent bool, done func()) (*http.Response, error) {
-	reset := func() {
-		stream.CancelRead(tunnel.CodeFlowReset)
-		stream.CancelWrite(tunnel.CodeFlowReset)
-	}
-	stop := context.AfterFunc(ctx, reset)
-	if sent {
-		_ = stream.Close()
-	} else {
-		go func() {
-			if err := req.Write(stream); err != nil {
-				stream.CancelWrite(tunnel.CodeFlowReset)
-				return
+// l7Protocol is the appProtocol of port of key as cluster imports it
+// ("http" when the import is gone: the request still goes as HTTP/1.1).
+func l7Protocol(v *catalog.View, cluster string, key catalog.ServiceKey, port uint32) string {
+	if imp, ok := v.Import(cluster, key); ok {
+		for _, p := range imp.GetPorts() {
+			if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
+				return p.GetAppProtocol()
 			}
-			_ = stream.Close()
-		}()
+		}
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(stream), req)
-	if err != nil {
-		stop()
-		reset()
-		done()
-		return nil, fmt.Errorf("read response: %w", err)
-	}
-	var once sync.Once
-	resp.Body = &endingBody{ReadCloser: resp.Body, end: func() {
-		once.Do(func() {
-			stop()
-			stream.CancelRead(tunnel.CodeFlowReset) // a body not read to its end
-			done()
-		})
-	}}
-	return resp, nil
+	return AppProtocolHTTP
 }
 
-// endingBody runs end when closed.
-type endingBody struct {
-	io.ReadCloser
-	end func()
+// streamConn is a QUIC stream as a net.Conn: an L7 stream seen by
+// net/http. Close ends both directions and runs release once.
+type streamConn struct {
+	*quic.Stream
+	local, remote net.Addr
+	once          sync.Once
+	release       func()
 }
 
-func (b *endingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.end()
-	return err
+func newStreamConn(s *quic.Stream, local, remote net.Addr, release func()) *streamConn {
+	return &streamConn{Stream: s, local: local, remote: remote, release: release}
 }
 
-// handleIngressRequest serves a stream that carries one HTTP request: it
-// admits it as a flow is admitted, reads the request, sends it to a local
-// backend in the protocol the port says, and writes the response back.
-func (g *Gateway) handleIngressRequest(ctx context.Context, stream *quic.Stream, h *causewayv1.StreamHeader, peerID certs.ID) string {
-	v := g.src.View()
-	key := catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()}
-	if _, ref := g.checkIngress(v, h, peerID); ref != nil {
-		g.log.Debug("request stream refused", "peer", peerID.String(), "service", key.String(), "code", ref.code.String(), "err", ref.msg)
-		g.refuse(stream, ref, tunnel.CodeFlowReset)
-		return resultRefused
+func (c *streamConn) Close() error {
+	c.once.Do(func() {
+		_ = c.Stream.Close()
+		c.Stream.CancelRead(tunnel.CodeFlowReset)
+		c.release()
+	})
+	return nil
+}
+
+func (c *streamConn) LocalAddr() net.Addr  { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
+
+// l7Target is the service port an ingress L7 stream serves, in the
+// context of its requests.
+type l7Target struct {
+	key         catalog.ServiceKey
+	port        uint32
+	appProtocol string
+}
+
+type l7TargetKey struct{}
+
+// newL7Ingress is the server of the L7 streams peers open: each stream is
+// one of its connections; each request goes to a local backend of the
+// stream's service port.
+func (g *Gateway) newL7Ingress(ctx context.Context) *l7Server {
+	s := &l7Server{conns: newConnQueue(), done: make(chan struct{})}
+	s.srv = &http.Server{
+		Handler:           http.HandlerFunc(g.serveIngressRequest),
+		ReadHeaderTimeout: g.cfg.HeaderTimeout,
+		IdleTimeout:       l7StreamIdle + 30*time.Second,
+		MaxHeaderBytes:    g.cfg.L7.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if rc, ok := c.(*releasingConn); ok {
+				if t, ok := rc.Conn.(*targetConn); ok {
+					return context.WithValue(ctx, l7TargetKey{}, t.target)
+				}
+			}
+			return ctx
+		},
 	}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(s.conns)
+	}()
+	return s
+}
+
+// targetConn is an ingress L7 stream with the service port it serves.
+type targetConn struct {
+	*streamConn
+	target l7Target
+}
+
+// handleIngressStream serves a stream that carries an HTTP connection: it
+// admits it as a flow is admitted, answers OK and hands it to the L7
+// server; it returns when the stream is closed.
+func (g *Gateway) handleIngressStream(stream *quic.Stream, h *causewayv1.StreamHeader, x *causewayv1.ExportRecord) string {
 	_ = stream.SetWriteDeadline(time.Now().Add(g.cfg.HeaderTimeout))
 	if err := tunnel.WriteFrame(stream, &causewayv1.StreamResponse{Code: causewayv1.StreamCode_STREAM_CODE_OK}); err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
@@ -124,140 +183,50 @@ func (g *Gateway) handleIngressRequest(ctx context.Context, stream *quic.Stream,
 		return resultError
 	}
 	_ = stream.SetWriteDeadline(time.Time{})
-	_ = stream.SetReadDeadline(time.Now().Add(g.cfg.HeaderTimeout))
-	req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(stream, 1<<62)))
-	if err != nil {
-		writeStatus(stream, http.StatusBadRequest, "malformed request: "+err.Error(), false)
-		stream.CancelRead(tunnel.CodeProtocolError)
-		return resultError
+	key := catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()}
+	t := l7Target{key: key, port: h.GetPort(), appProtocol: exportedProtocol(x, h.GetPort(), h.GetAppProtocol())}
+	closed := make(chan struct{})
+	var remote net.Addr = &net.TCPAddr{}
+	if ap, err := netip.ParseAddrPort(h.GetSourceAddress()); err == nil {
+		remote = net.TCPAddrFromAddrPort(ap) // the original client, for logs
 	}
-	_ = stream.SetReadDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	req = req.WithContext(ctx)
-	req.RequestURI, req.URL.Scheme, req.URL.Host = "", "http", backendHost(key, h.GetPort())
-	resp, err := g.backendTransport(h.GetAppProtocol()).RoundTrip(req)
-	if err != nil {
-		g.log.Debug("backend request failed", "service", key.String(), "err", err)
-		writeStatus(stream, http.StatusBadGateway, "backend failed", errors.Is(err, errNotSent))
-		stream.CancelRead(tunnel.CodeFlowReset)
-		return resultError
-	}
-	if err := writeResponse(stream, resp); err != nil {
-		stream.CancelWrite(tunnel.CodeFlowReset)
-		stream.CancelRead(tunnel.CodeFlowReset)
-		return resultError
-	}
-	// The request's FIN may still be unread (nothing after the request
-	// matters): stop reading, so that the stream completes. Until both of
-	// its directions end, a stream counts against the peer's stream limit.
-	stream.CancelRead(tunnel.CodeFlowReset)
+	g.l7In.offer(&targetConn{streamConn: newStreamConn(stream, &net.TCPAddr{}, remote, func() {}), target: t}, func() { close(closed) })
+	<-closed
 	return resultOK
 }
 
-// writeStatus answers a request stream with a short plain-text response
-// and closes its send side; unsent marks it as a request that reached no
-// backend (unsentHeader).
-func writeStatus(stream *quic.Stream, code int, msg string, unsent bool) {
-	_ = stream.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	extra := ""
-	if unsent {
-		extra = unsentHeader + ": 1\r\n"
+// exportedProtocol is the appProtocol this cluster exports port with (the
+// backend protocol is the exporter's to say), else the header's.
+func exportedProtocol(x *causewayv1.ExportRecord, port uint32, claimed string) string {
+	for _, p := range x.GetPorts() {
+		if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
+			return p.GetAppProtocol()
+		}
 	}
-	_, _ = fmt.Fprintf(stream, "HTTP/1.1 %03d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s\n",
-		code, http.StatusText(code), extra, len(msg)+1, msg)
-	_ = stream.Close()
+	return claimed
 }
 
-// writeResponse writes resp on w in HTTP/1.1 framing and closes its body:
-// a body of known length from an HTTP/1.1 backend keeps its
-// Content-Length; any other is chunked and flushed as it arrives, then
-// followed by the trailers (gRPC's status travels there).
-func writeResponse(w io.WriteCloser, resp *http.Response) error {
-	defer resp.Body.Close()
-	bw := bufio.NewWriterSize(w, 4<<10)
-	fmt.Fprintf(bw, "HTTP/1.1 %03d %s\r\n", resp.StatusCode, http.StatusText(resp.StatusCode))
-	h := resp.Header.Clone()
-	for _, name := range hopByHop {
-		h.Del(name)
+// serveIngressRequest sends one request of an L7 stream to a local
+// backend and copies the response back. A request that reached no
+// backend (every dial failed) is answered 502 with unsentHeader, so the
+// egress side may send it to another cluster.
+func (g *Gateway) serveIngressRequest(w http.ResponseWriter, r *http.Request) {
+	t, ok := r.Context().Value(l7TargetKey{}).(l7Target)
+	if !ok {
+		http.Error(w, "not an L7 stream", http.StatusInternalServerError)
+		return
 	}
-	h.Del(unsentHeader) // only this gateway says so, never a backend
-	bodyless := resp.Request != nil && resp.Request.Method == http.MethodHead ||
-		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200
-	sized := !bodyless && resp.ContentLength >= 0 && resp.ProtoMajor == 1
-	switch {
-	case sized:
-		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-	case !bodyless:
-		h.Del("Content-Length")
-		h.Set("Transfer-Encoding", "chunked")
-	}
-	if err := h.Write(bw); err != nil {
-		return err
-	}
-	if _, err := bw.WriteString("\r\n"); err != nil {
-		return err
-	}
-	var err error
-	switch {
-	case sized:
-		err = copyFlushing(bw, nil, resp.Body)
-	case !bodyless:
-		err = writeChunked(bw, resp)
-	}
+	out := outgoingRequest(r)
+	out.URL.Scheme, out.URL.Host = "http", backendHost(t.key, t.port)
+	resp, err := g.backendTransport(t.appProtocol).RoundTrip(out)
 	if err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
-// writeChunked copies resp's body as chunks, flushing each, then the last
-// chunk and the trailers.
-func writeChunked(bw *bufio.Writer, resp *http.Response) error {
-	cw := httputil.NewChunkedWriter(bw)
-	if err := copyFlushing(cw, bw, resp.Body); err != nil {
-		return err
-	}
-	if err := cw.Close(); err != nil {
-		return err
-	}
-	if err := resp.Trailer.Write(bw); err != nil {
-		return err
-	}
-	_, err := bw.WriteString("\r\n")
-	return err
-}
-
-// copyBufs are the buffers of body copies.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// copyFlushing copies src to dst, flushing bw (if set) after each read so
-// that streamed bodies are not held back; a body of known length needs
-// no flush before its end.
-func copyFlushing(dst io.Writer, bw *bufio.Writer, src io.Reader) error {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			if bw != nil {
-				if werr := bw.Flush(); werr != nil {
-					return werr
-				}
-			}
+		g.log.Debug("backend request failed", "service", t.key.String(), "err", err)
+		if errors.Is(err, errNotSent) {
+			w.Header().Set(unsentHeader, "1")
 		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read backend response: %w", err)
-		}
+		http.Error(w, "backend failed", http.StatusBadGateway)
+		return
 	}
+	resp.Header.Del(unsentHeader) // only this gateway says so, never a backend
+	g.copyResponse(w, resp)
 }

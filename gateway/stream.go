@@ -18,11 +18,7 @@ import (
 // connection without stream credit fails at once (errStreamCredit). ctx or abandon ending (the gateway stops, the instance
 // went silent or left the catalog) cuts the attempt short. Any error means
 // no byte of the client reached a backend; a non-OK response is a *refusal.
-//
-// early, if set, is written right behind the header, before the response
-// is read: the first bytes of a request that can be sent again elsewhere
-// (a refusal loses them), which saves a round trip.
-func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cluster string, t egressTarget, source string, early []byte) (*quic.Stream, error) {
+func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cluster string, t egressTarget, source string) (*quic.Stream, error) {
 	deadline := time.Now().Add(g.cfg.HeaderTimeout)
 	stream, err := g.openStream(ctx, abandon, conn)
 	if err != nil {
@@ -59,11 +55,7 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 		DeadlineUnixMs: deadline.UnixMilli(),
 		AppProtocol:    t.appProtocol,
 	}
-	err = tunnel.WriteFrame(stream, h)
-	if err == nil && len(early) > 0 {
-		_, err = stream.Write(early)
-	}
-	if err != nil {
+	if err := tunnel.WriteFrame(stream, h); err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
 		stream.CancelWrite(tunnel.CodeProtocolError)
 		if r := overloadedRefusal(err); r != nil {
