@@ -29,7 +29,7 @@ httpRoutes:
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte("version: 1\nhttpRoutes:\n- metadata: {namespace: demo, name: r}\n  spec: {rules: [{backendRef: []}]}\n"), 0o644))
 	for file, want := range map[string]string{
-		bad: "routes: routes file " + bad + `: line 4: httpRoutes[0] (demo/r).spec.rules[0]: unknown field "backendRef"`,
+		bad:                                "routes: routes file " + bad + `: line 4: httpRoutes[0] (demo/r).spec.rules[0]: unknown field "backendRef"`,
 		filepath.Join(dir, "missing.yaml"): "routes: read routes file: open " + filepath.Join(dir, "missing.yaml"),
 	} {
 		path := writeConfig(t, gw+"routes: "+file+"\n")
