@@ -281,7 +281,7 @@ func checkNamesAgainstDev(t *testing.T, env []string, st *devenv.State) {
 
 	// explain finds the gateway's HTTP endpoint in the state file, the
 	// first cluster by default, as the other verbs.
-	r = runCLI(t, env, "explain", "demo/echo")
+	r = runCLI(t, env, "explain", "demo/echo", "--port", "8080")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "from east")
 }

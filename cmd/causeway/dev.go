@@ -42,9 +42,12 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 Every cluster gets its own loopback address (127.10.<n>.1 by default), its own
 CA and SPIFFE trust domain, a federator with a static export source, a gateway
 (QUIC, mutual TLS), a DNS shim for the clusterset zone, and demo backends:
-"echo" exported from the first two clusters, "clock" from the third.
+"echo" exported from the first two clusters, "clock" from the third, each on
+port 8080 (L4: balanced per connection) and 8081 (appProtocol http, L7:
+balanced and routed per request, by the routes of --routes if given).
 Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 		Example: `  causeway dev
+  causeway dev --routes routes.yaml
   causeway dev --clusters east:us-east:us-east-1a,west:us-west:us-west-1a --state-file /tmp/causeway.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -79,5 +82,6 @@ Ctrl-C (SIGINT) or SIGTERM stops everything.`,
 	f.IntVar(&cfg.AdminPort, "admin-port", 9090, "deprecated: use --http-port")
 	_ = f.MarkDeprecated("admin-port", "use --http-port")
 	f.IntVar(&cfg.EtcdPort, "etcd-port", 2379, "embedded etcd client port (peer port is this + 1)")
+	f.StringVar(&cfg.RoutesFile, "routes", "", "static L7 routes file (HTTPRoutes, GRPCRoutes; docs/traffic.md) every gateway loads and re-reads when it changes")
 	return cmd
 }

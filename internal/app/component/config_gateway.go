@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
+	"github.com/causeway-mesh/causeway/internal/app/routefile"
 	"github.com/causeway-mesh/causeway/internal/lib/names"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -37,6 +38,11 @@ type GatewayConfig struct {
 	// Limits of the data plane; zero fields take the gateway's defaults
 	// (gateway/README.md).
 	Limits GatewayLimits `json:"limits,omitempty"`
+	// Routes is a static routes file (HTTPRoutes and GRPCRoutes of L7
+	// ports, docs/traffic.md), re-read when it changes. It must load at
+	// start. Empty: no routes (every L7 request goes to the addressed
+	// service, in locality order).
+	Routes string `json:"routes,omitempty"`
 }
 
 // GatewayEgress is the gateway's egress mode.
@@ -166,6 +172,11 @@ func (c *GatewayConfig) validate() error {
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err
+	}
+	if c.Routes != "" {
+		if _, err := routefile.Load(c.Routes); err != nil {
+			return fmt.Errorf("routes: %w", err)
+		}
 	}
 	if err := c.gatewayConfig().Validate(); err != nil {
 		return fmt.Errorf("gateway settings: %w", err)

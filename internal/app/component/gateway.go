@@ -10,6 +10,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway"
+	"github.com/causeway-mesh/causeway/internal/app/routefile"
 	"github.com/causeway-mesh/causeway/internal/lib/admin"
 	"github.com/causeway-mesh/causeway/internal/lib/retry"
 	"github.com/causeway-mesh/causeway/internal/lib/rungroup"
@@ -94,6 +95,15 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 	}
 	gcfg := c.gatewayConfig()
 	gcfg.Logger, gcfg.Registerer = log, reg
+	if c.Routes != "" {
+		routes, err := routefile.New(routefile.Config{Path: c.Routes, Logger: log, Registerer: reg})
+		if err != nil {
+			_ = g.Stop()
+			return err
+		}
+		gcfg.Routes = routes
+		g.Go("routes file", routes.Run)
+	}
 	gw, err := gateway.New(gcfg, cat, ident.cert)
 	if err != nil {
 		_ = g.Stop()

@@ -12,9 +12,24 @@ import (
 // demoService is a service the dev clusterset exports.
 type demoService struct {
 	Namespace, Name string
-	Port            int
+	// Port is served at L4 (a TCP flow per connection), HTTPPort at L7
+	// (appProtocol http: each request balanced and routed on its own);
+	// both reach the same backend listener.
+	Port, HTTPPort int
 	// ExportedBy lists cluster indexes (0-based); -1 means every cluster.
 	ExportedBy []int
+}
+
+// demoPort is one port of a demo service.
+type demoPort struct {
+	Name        string
+	Port        int
+	AppProtocol string
+}
+
+// ports are the service's ports: "tcp" (L4), then "http" (L7).
+func (s demoService) ports() []demoPort {
+	return []demoPort{{Name: "tcp", Port: s.Port}, {Name: "http", Port: s.HTTPPort, AppProtocol: "http"}}
 }
 
 // demoServices returns echo (first two clusters) and clock (the third, or
@@ -25,8 +40,8 @@ func demoServices(n int) []demoService {
 		echo = append(echo, 1)
 	}
 	return []demoService{
-		{Namespace: "demo", Name: "echo", Port: 8080, ExportedBy: echo},
-		{Namespace: "demo", Name: "clock", Port: 8080, ExportedBy: []int{min(2, n-1)}},
+		{Namespace: "demo", Name: "echo", Port: 8080, HTTPPort: 8081, ExportedBy: echo},
+		{Namespace: "demo", Name: "clock", Port: 8080, HTTPPort: 8081, ExportedBy: []int{min(2, n-1)}},
 	}
 }
 

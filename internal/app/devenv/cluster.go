@@ -133,7 +133,8 @@ func (c *cluster) initCA() error {
 
 func (c *cluster) caDir() string { return filepath.Join(c.dir, "ca") }
 
-// writeExports writes the cluster's static exports file and returns its path.
+// writeExports writes the cluster's static exports file and returns its
+// path.
 func (c *cluster) writeExports(svcs []demoService) (string, error) {
 	f := static.File{Version: static.FormatVersion}
 	for _, s := range svcs {
@@ -141,15 +142,15 @@ func (c *cluster) writeExports(svcs []demoService) (string, error) {
 		if !ok {
 			continue
 		}
-		port := uint32(ln.Addr().(*net.TCPAddr).Port)
-		f.Services = append(f.Services, static.Service{
-			Namespace: s.Namespace, Name: s.Name,
-			Ports: []static.Port{{Name: "http", Port: uint32(s.Port), Protocol: "TCP"}},
-			Endpoints: []static.Endpoint{{
-				Address: c.ip.String(), Hostname: s.Name + "-0", Zone: c.spec.Zone,
-				TargetPorts: map[string]uint32{"http": port},
-			}},
-		})
+		backend := uint32(ln.Addr().(*net.TCPAddr).Port)
+		svc := static.Service{Namespace: s.Namespace, Name: s.Name, Endpoints: []static.Endpoint{{
+			Address: c.ip.String(), Hostname: s.Name + "-0", Zone: c.spec.Zone, TargetPorts: map[string]uint32{},
+		}}}
+		for _, p := range s.ports() { // every port to the one backend listener
+			svc.Ports = append(svc.Ports, static.Port{Name: p.Name, Port: uint32(p.Port), Protocol: "TCP", AppProtocol: p.AppProtocol})
+			svc.Endpoints[0].TargetPorts[p.Name] = backend
+		}
+		f.Services = append(f.Services, svc)
 	}
 	return c.writeYAML("exports.yaml", f, 0o644)
 }

@@ -88,7 +88,8 @@ func (c *cluster) federatorConfig(cfg Config, etcd *devEtcd, svcs []demoService)
 
 // clientConfigs writes and loads the gateway's and DNS shim's
 // configurations: each reaches the federator's listeners, verifies it
-// against the CA directory's bundle.crt and presents its join token.
+// against the CA directory's bundle.crt and presents its join token; the
+// gateway loads the routes file of --routes, if any.
 func (c *cluster) clientConfigs(cfg Config, tokens map[string]string) (*component.GatewayConfig, *component.DNSShimConfig, error) {
 	client := func(name string) component.ClientConfig {
 		return component.ClientConfig{Identity: component.Identity{Cluster: c.spec.Name, Domain: cfg.Domain},
@@ -97,7 +98,8 @@ func (c *cluster) clientConfigs(cfg Config, tokens map[string]string) (*componen
 	}
 	gwAddr := c.gw.QUIC.LocalAddr().String()
 	gwPath, err := c.writeYAML("gateway.yaml", component.GatewayConfig{ClientConfig: client("gateway"),
-		Instance: "gw-0", Listen: gwAddr, Advertise: []string{gwAddr}, HTTP: c.gw.HTTP.Addr().String()}, 0o644)
+		Instance: "gw-0", Listen: gwAddr, Advertise: []string{gwAddr}, HTTP: c.gw.HTTP.Addr().String(),
+		Routes: cfg.RoutesFile}, 0o644)
 	if err != nil {
 		return nil, nil, err
 	}

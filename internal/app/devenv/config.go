@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/internal/app/routefile"
 	"github.com/causeway-mesh/causeway/internal/lib/names"
 	"github.com/miekg/dns"
 )
@@ -50,6 +52,10 @@ type Config struct {
 	FederatorPort int // 7443; its bootstrap (Certs.Sign) port is FederatorPort+1
 	AdminPort     int // 9090: the federator's HTTP port; the gateway's is +1, the DNS shim's +2
 	EtcdPort      int // 2379 (peer port is EtcdPort+1)
+	// RoutesFile, if set, is a static routes file (docs/traffic.md) that
+	// every cluster's gateway loads (the `routes:` of its gateway.yaml) and
+	// re-reads when it changes. It must load before anything starts.
+	RoutesFile string
 	// ReadyTimeout bounds start-up. If zero, 60s.
 	ReadyTimeout time.Duration
 	// LeafLifetime of component certificates. If zero, 1h.
@@ -92,6 +98,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.RoutesFile != "" {
+		// The gateways' files name it absolutely, so that they stay
+		// valid from anywhere.
+		if abs, err := filepath.Abs(c.RoutesFile); err == nil {
+			c.RoutesFile = abs
+		}
 	}
 	return c
 }
@@ -142,6 +155,11 @@ func (c Config) Validate() error {
 	if c.EtcdPort == 65535 {
 		// The embedded etcd's peer port is the client port + 1.
 		return fmt.Errorf("%w: --etcd-port %d: at most 65534, the peer port is --etcd-port + 1", ErrBadConfig, c.EtcdPort)
+	}
+	if c.RoutesFile != "" {
+		if _, err := routefile.Load(c.RoutesFile); err != nil {
+			return fmt.Errorf("%w: --routes: %w", ErrBadConfig, err)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package devenv
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,4 +69,22 @@ func TestAddressPlan(t *testing.T) {
 	require.Equal(t, "127.20.1.1", c.clusterIP(0).String())
 	require.Equal(t, "127.20.3.128/25", c.vipRange(2).String())
 	require.False(t, c.vipRange(0).Contains(c.clusterIP(0)), "VIPs never collide with component addresses")
+}
+
+// TestValidateRoutesFile: --routes must load before anything starts, and
+// the gateways' files name it absolutely.
+func TestValidateRoutesFile(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(good, []byte("version: 1\n"), 0o644))
+	require.NoError(t, os.WriteFile(bad, []byte("version: 1\nhttpRoute: []\n"), 0o644))
+	require.NoError(t, Config{RoutesFile: good}.Validate())
+	err := Config{RoutesFile: bad}.Validate()
+	require.ErrorIs(t, err, ErrBadConfig)
+	require.ErrorContains(t, err, "--routes: routes file "+bad+`: line 2: unknown field "httpRoute"`)
+	err = Config{RoutesFile: filepath.Join(dir, "missing.yaml")}.Validate()
+	require.ErrorContains(t, err, "--routes: read routes file")
+
+	t.Chdir(dir)
+	require.Equal(t, good, Config{RoutesFile: "good.yaml"}.withDefaults().RoutesFile)
 }

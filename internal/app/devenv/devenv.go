@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -202,7 +201,7 @@ func probeFree(addr string) error {
 // buildState is the State of the running clusterset; vips are the DNS
 // shims' answers by cluster.
 func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcd *devEtcd, vips map[string]map[string]string) *State {
-	st := &State{Etcd: etcd.srv.Endpoint(), Domain: cfg.Domain, ClustersetAdmin: etcd.adminCredentials()}
+	st := &State{Etcd: etcd.srv.Endpoint(), Domain: cfg.Domain, ClustersetAdmin: etcd.adminCredentials(), RoutesFile: cfg.RoutesFile}
 	for _, c := range clusters {
 		cs := ClusterState{
 			Name: c.spec.Name, Region: c.spec.Region, Zone: c.spec.Zone,
@@ -224,6 +223,9 @@ func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcd *devEt
 	}
 	for _, s := range svcs {
 		ss := ServiceState{Namespace: s.Namespace, Name: s.Name, Port: s.Port, Backends: map[string]string{}}
+		for _, p := range s.ports() {
+			ss.Ports = append(ss.Ports, PortState{Name: p.Name, Port: p.Port, AppProtocol: p.AppProtocol})
+		}
 		for _, i := range s.ExportedBy {
 			c := clusters[i]
 			ss.ExportedBy = append(ss.ExportedBy, c.spec.Name)
@@ -232,82 +234,4 @@ func buildState(cfg Config, clusters []*cluster, svcs []demoService, etcd *devEt
 		st.Services = append(st.Services, ss)
 	}
 	return st
-}
-
-// PrintGuide writes a short tour of a running clusterset to w. bin is how
-// to run the causeway binary (its path, or "causeway" when it is on PATH);
-// if empty, "causeway".
-func PrintGuide(w io.Writer, st *State, bin string) {
-	if bin == "" {
-		bin = "causeway"
-	}
-	n := len(st.Clusters)
-	fmt.Fprintf(w, "\nCauseway dev clusterset is up: %d %s, etcd at %s\n\n", n, plural(n, "cluster", "clusters"), st.Etcd)
-	nameW, regionW := len("CLUSTER"), len("REGION")
-	for _, c := range st.Clusters {
-		nameW, regionW = max(nameW, len(c.Name)), max(regionW, len(c.Region))
-	}
-	row := func(cells ...string) {
-		fmt.Fprintf(w, "  %-*s  %-*s  %-20s  %-20s  %-20s  %s\n", nameW, cells[0], regionW, cells[1], cells[2], cells[3], cells[4], cells[5])
-	}
-	row("CLUSTER", "REGION", "DNS", "GATEWAY (udp)", "FEDERATOR API", "HTTP (federator, gateway, DNS shim)")
-	for _, c := range st.Clusters {
-		row(c.Name, c.Region, c.DNS, c.Gateway, c.Federator, httpPorts(c))
-	}
-	fmt.Fprintln(w, "\nServices:")
-	for _, s := range st.Services {
-		fmt.Fprintf(w, "  %s.%s port %d, exported by %v\n", s.Name, s.Namespace, s.Port, s.ExportedBy)
-	}
-	if len(st.Clusters) == 0 || len(st.Services) == 0 {
-		return
-	}
-	c := st.Clusters[min(1, len(st.Clusters)-1)]
-	host, port, _ := net.SplitHostPort(c.DNS)
-	fmt.Fprintf(w, "\nTry it from cluster %s:\n", c.Name)
-	for _, s := range st.Services {
-		name := s.Name + "." + s.Namespace + ".svc." + st.Domain
-		fmt.Fprintf(w, "  dig @%s -p %s +short %s\n", host, port, name)
-		fmt.Fprintf(w, "  curl -s http://%s:%d/\n", c.VIPs[s.Namespace+"/"+s.Name], s.Port)
-	}
-	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep causeway_gateway_streams_total\n", c.HTTP)
-	if st.File != "" {
-		s := st.Services[0]
-		fmt.Fprintf(w, "\nOperate it (--cluster NAME picks a cluster's federator; default %s):\n", st.Clusters[0].Name)
-		fmt.Fprintf(w, "  export %s=%s\n", "CAUSEWAY_STATE_FILE", st.File)
-		fmt.Fprintf(w, "  %[1]s clusters; %[1]s exports; %[1]s imports; %[1]s status --cluster %[2]s\n", bin, c.Name)
-		fmt.Fprintf(w, "  %s explain %s/%s --cluster %s\n", bin, s.Namespace, s.Name, c.Name)
-	}
-	fmt.Fprintf(w, "\nOr, without the state file, through %s's federator:\n", c.Name)
-	fmt.Fprintf(w, "  export CAUSEWAY_FEDERATOR=%s CAUSEWAY_CERT=%s CAUSEWAY_KEY=%s CAUSEWAY_CA=%s\n",
-		c.Federator, c.AdminCert, c.AdminKey, c.CAFile)
-	if c.Dir != "" {
-		fmt.Fprintf(w, "\nEach component runs from the files a deployment uses, e.g. %s's: %s/{federator,gateway,dnsshim}.yaml\n", c.Name, c.Dir)
-	}
-	fmt.Fprintln(w, "\nCtrl-C stops everything.")
-}
-
-// httpPorts shows a cluster's three HTTP endpoints: the federator's
-// address, then the gateway's and DNS shim's ports when they share its
-// host.
-func httpPorts(c ClusterState) string {
-	host, _, err := net.SplitHostPort(c.FederatorHTTP)
-	if err != nil {
-		return c.HTTP
-	}
-	out := c.FederatorHTTP
-	for _, a := range []string{c.HTTP, c.DNSHTTP} {
-		if h, p, err := net.SplitHostPort(a); err == nil && h == host {
-			out += ", :" + p
-		} else {
-			out += ", " + a
-		}
-	}
-	return out
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

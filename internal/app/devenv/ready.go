@@ -66,7 +66,7 @@ func (p *prober) notReady(ctx context.Context, clusters []*cluster, svcs []demoS
 			}
 		}
 		for _, s := range svcs {
-			if why := p.serves(ctx, c, s, clusters); why != "" {
+			if why := p.serves(ctx, c, s); why != "" {
 				return c.spec.Name + ": " + why
 			}
 		}
@@ -89,10 +89,9 @@ func (p *prober) readyz(ctx context.Context, addr string) string {
 	return ""
 }
 
-// serves fails unless c's DNS shim answers s's name, c's gateway has
-// every exporting cluster as a candidate, and a request to the VIP is
-// answered by one of them.
-func (p *prober) serves(ctx context.Context, c *cluster, s demoService, clusters []*cluster) string {
+// serves fails unless c's DNS shim answers s's name and every port of s
+// serves (servesPort).
+func (p *prober) serves(ctx context.Context, c *cluster, s demoService) string {
 	key := catalog.ServiceKey{Namespace: s.Namespace, Name: s.Name}
 	if p.served[c.spec.Name+" "+key.String()] {
 		return ""
@@ -101,21 +100,10 @@ func (p *prober) serves(ctx context.Context, c *cluster, s demoService, clusters
 	if err != nil {
 		return fmt.Sprintf("DNS shim: %s: %v", key, err)
 	}
-	e, err := cli.FetchExplanation(ctx, p.http, "http://"+c.gw.HTTP.Addr().String(), key, uint32(s.Port))
-	if err != nil {
-		return fmt.Sprintf("gateway: explain %s: %v", key, err)
-	}
-	candidates := 0
-	for _, ec := range e.Clusters {
-		if ec.Status == gateway.StatusCandidate {
-			candidates++
+	for _, port := range s.ports() {
+		if why := p.servesPort(ctx, c, key, vip, port, len(s.ExportedBy)); why != "" {
+			return why
 		}
-	}
-	if candidates != len(s.ExportedBy) {
-		return fmt.Sprintf("gateway: %d of %d exporting clusters of %s are candidates", candidates, len(s.ExportedBy), key)
-	}
-	if err := p.get(ctx, net.JoinHostPort(vip, strconv.Itoa(s.Port))); err != nil {
-		return fmt.Sprintf("gateway: GET through %s's VIP: %v", key, err)
 	}
 	if p.vips[c.spec.Name] == nil {
 		p.vips[c.spec.Name] = map[string]string{}
@@ -125,6 +113,30 @@ func (p *prober) serves(ctx context.Context, c *cluster, s demoService, clusters
 		p.served = map[string]bool{}
 	}
 	p.served[c.spec.Name+" "+key.String()] = true
+	return ""
+}
+
+// servesPort fails unless c's gateway has every one of the exporters of
+// key as a candidate for port, and a request to vip:port is answered: 200
+// on the L4 port; on the L7 port any answer below 500, since routes
+// (--routes) may legitimately answer 404 for "/".
+func (p *prober) servesPort(ctx context.Context, c *cluster, key catalog.ServiceKey, vip string, port demoPort, exporters int) string {
+	e, err := cli.FetchExplanation(ctx, p.http, "http://"+c.gw.HTTP.Addr().String(), key, uint32(port.Port))
+	if err != nil {
+		return fmt.Sprintf("gateway: explain %s port %d: %v", key, port.Port, err)
+	}
+	candidates := 0
+	for _, ec := range e.Clusters {
+		if ec.Status == gateway.StatusCandidate {
+			candidates++
+		}
+	}
+	if candidates != exporters {
+		return fmt.Sprintf("gateway: %d of %d exporting clusters of %s port %d are candidates", candidates, exporters, key, port.Port)
+	}
+	if err := p.get(ctx, net.JoinHostPort(vip, strconv.Itoa(port.Port)), port.AppProtocol != ""); err != nil {
+		return fmt.Sprintf("gateway: GET through %s's VIP port %d: %v", key, port.Port, err)
+	}
 	return ""
 }
 
@@ -147,8 +159,9 @@ func (p *prober) lookup(ctx context.Context, server, name string) (string, error
 	return a.A.String(), nil
 }
 
-// get fails unless GET http://addr/ answers 200.
-func (p *prober) get(ctx context.Context, addr string) error {
+// get fails unless GET http://addr/ answers 200, or with anyBelow500 any
+// status below 500.
+func (p *prober) get(ctx context.Context, addr string, anyBelow500 bool) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
 	resp, err := p.http.Do(req)
 	if err != nil {
@@ -156,7 +169,7 @@ func (p *prober) get(ctx context.Context, addr string) error {
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && (!anyBelow500 || resp.StatusCode >= 500) {
 		return fmt.Errorf("%s", resp.Status)
 	}
 	return nil

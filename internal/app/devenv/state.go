@@ -20,6 +20,9 @@ type State struct {
 	ClustersetAdmin *EtcdCredentials `json:"clustersetAdmin,omitempty"`
 	Clusters        []ClusterState   `json:"clusters"`
 	Services        []ServiceState   `json:"services"`
+	// RoutesFile is the static routes file every gateway loads (--routes),
+	// if any.
+	RoutesFile string `json:"routesFile,omitempty"`
 	// File is where the state is written; not part of the JSON.
 	File string `json:"-"`
 }
@@ -72,12 +75,35 @@ type ClusterState struct {
 
 // ServiceState describes one demo service.
 type ServiceState struct {
-	Namespace  string   `json:"namespace"`
-	Name       string   `json:"name"`
-	Port       int      `json:"port"`
-	ExportedBy []string `json:"exportedBy"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Port is the L4 port (the first of Ports).
+	Port int `json:"port"`
+	// Ports are every port of the service: "tcp" (L4) and "http"
+	// (appProtocol http, served at L7).
+	Ports      []PortState `json:"ports"`
+	ExportedBy []string    `json:"exportedBy"`
 	// Backends maps an exporting cluster to its backend's ip:port.
 	Backends map[string]string `json:"backends"`
+}
+
+// PortState is one port of a demo service.
+type PortState struct {
+	Name string `json:"name"`
+	Port int    `json:"port"`
+	// AppProtocol "http" means the port is served at L7: each request is
+	// balanced and routed on its own. Empty: L4.
+	AppProtocol string `json:"appProtocol,omitempty"`
+}
+
+// L7Port returns the service's first port served at L7, or 0.
+func (s ServiceState) L7Port() int {
+	for _, p := range s.Ports {
+		if p.AppProtocol != "" {
+			return p.Port
+		}
+	}
+	return 0
 }
 
 // checkWritable fails early, with the path in the message, when path's
