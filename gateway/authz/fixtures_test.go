@@ -2,7 +2,9 @@ package authz
 
 import (
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -61,3 +63,33 @@ func lookupOf(services map[ServiceKey][]int32) Lookup {
 }
 
 var exported = lookupOf(map[ServiceKey][]int32{cart: {8080, 9090}, stock: {8080}})
+
+// clock is a manual clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Unix(1_000_000, 0)} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// table returns a table with set applied, failing t on any problem.
+func table(t testing.TB, c *clock, set Set) *Table {
+	t.Helper()
+	tbl := NewTable(LimiterConfig{Now: c.Now})
+	st, err := tbl.Update(set, exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Errors(st); err != nil {
+		t.Fatal(err)
+	}
+	return tbl
+}
