@@ -48,7 +48,9 @@ func TestValidatePolicy(t *testing.T) {
 		{"query in path", func(p *AuthorizationPolicy) { p.Spec.Rules[0].To[0].Paths = []string{"/a?b"} }, "spec.rules[0].to[0].paths[0]", ReasonInvalid},
 		{"star in path", func(p *AuthorizationPolicy) { p.Spec.Rules[0].To[0].Paths = []string{"/a/*/b"} }, "spec.rules[0].to[0].paths[0]", ReasonInvalid},
 		{"space in path", func(p *AuthorizationPolicy) { p.Spec.Rules[0].To[0].Paths = []string{"/a b"} }, "spec.rules[0].to[0].paths[0]", ReasonInvalid},
-		{"long path", func(p *AuthorizationPolicy) { p.Spec.Rules[0].To[0].Paths = []string{"/" + strings.Repeat("a", maxPathLen)} }, "spec.rules[0].to[0].paths[0]", ReasonInvalid},
+		{"long path", func(p *AuthorizationPolicy) {
+			p.Spec.Rules[0].To[0].Paths = []string{"/" + strings.Repeat("a", maxPathLen)}
+		}, "spec.rules[0].to[0].paths[0]", ReasonInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ok()
