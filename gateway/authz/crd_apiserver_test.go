@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway-mesh/causeway/deploy/crds"
+	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,9 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
-
-	"github.com/causeway-mesh/causeway/deploy/crds"
-	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
 )
 
 var (
@@ -83,6 +83,19 @@ func TestCRDsOnAPIServer(t *testing.T) {
 	var rback RateLimitPolicy
 	require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(created.Object, &rback))
 	require.Equal(t, r.Spec, rback.Spec)
+
+	// The examples of docs/authorization.md are accepted as written.
+	_, err = cl.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	authz, limits := docObjects(t)
+	for _, p := range authz {
+		_, err := cl.Dynamic.Resource(authzGVR).Namespace("shop").Create(ctx, toUnstructured(t, p), metav1.CreateOptions{FieldValidation: "Strict"})
+		require.NoError(t, err, p.Name)
+	}
+	for _, p := range limits {
+		_, err := cl.Dynamic.Resource(limitsGVR).Namespace("shop").Create(ctx, toUnstructured(t, p), metav1.CreateOptions{FieldValidation: "Strict"})
+		require.NoError(t, err, p.Name)
+	}
 
 	for _, tc := range []struct {
 		name string

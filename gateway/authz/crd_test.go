@@ -6,11 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/causeway-mesh/causeway/deploy/crds"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
-
-	"github.com/causeway-mesh/causeway/deploy/crds"
 )
 
 // crdSchema returns the openAPIV3Schema of a CRD file.

@@ -3,9 +3,8 @@ package authz
 import (
 	"fmt"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/causeway-mesh/causeway/internal/lib/configfile"
+	"go.yaml.in/yaml/v3"
 )
 
 // StaticVersion is the static authorization file format version this

@@ -6,9 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/causeway-mesh/causeway/internal/lib/names"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Bounds on policy sizes; the CRD schemas carry the same maxItems and
