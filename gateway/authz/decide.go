@@ -8,7 +8,10 @@ import (
 type Request struct {
 	// Method is the HTTP method ("GET").
 	Method string
-	// Path is the URL path without the query ("/api/v1/items").
+	// Path is the URL path without the query ("/api/v1/items"). It must
+	// be the path the backend will act on, normalized by the caller
+	// (dot segments, repeated slashes, percent-encoding): Decide compares
+	// strings, so "/a/../admin" does not match a Deny on "/admin*".
 	Path string
 }
 
