@@ -43,6 +43,19 @@ type GatewayConfig struct {
 	// start. Empty: no routes (every L7 request goes to the addressed
 	// service, in locality order).
 	Routes string `json:"routes,omitempty"`
+	// KubernetesRoutes reads the routes from the cluster's HTTPRoute and
+	// GRPCRoute objects (Gateway API CRDs installed) and writes each
+	// route's status; exclusive with Routes.
+	KubernetesRoutes *KubernetesRoutesConfig `json:"kubernetesRoutes,omitempty"`
+}
+
+// KubernetesRoutesConfig says where a gateway reads its routes from in
+// Kubernetes.
+type KubernetesRoutesConfig struct {
+	// Kubeconfig path; empty means in-cluster.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Namespace to read routes from; empty means every namespace.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // GatewayEgress is the gateway's egress mode.
@@ -172,6 +185,9 @@ func (c *GatewayConfig) validate() error {
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err
+	}
+	if c.Routes != "" && c.KubernetesRoutes != nil {
+		return fmt.Errorf("routes and kubernetesRoutes: give one (a static file, or the cluster's HTTPRoutes and GRPCRoutes)")
 	}
 	if c.Routes != "" {
 		if _, err := routefile.Load(c.Routes); err != nil {

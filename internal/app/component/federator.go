@@ -346,17 +346,9 @@ func (c serverNameCreds) Clone() credentials.TransportCredentials {
 
 // kubeClients builds the clients of the cluster's apiserver.
 func kubeClients(kubeconfig string) (kubernetes.Interface, mcsclient.Interface, error) {
-	var (
-		rc  *rest.Config
-		err error
-	)
-	if kubeconfig == "" {
-		rc, err = rest.InClusterConfig()
-	} else {
-		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
+	rc, err := restConfig(kubeconfig)
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes client config: %w", err)
+		return nil, nil, err
 	}
 	kc, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -367,6 +359,24 @@ func kubeClients(kubeconfig string) (kubernetes.Interface, mcsclient.Interface, 
 		return nil, nil, fmt.Errorf("mcs-api client: %w", err)
 	}
 	return kc, mc, nil
+}
+
+// restConfig is the client configuration of kubeconfig, or the
+// in-cluster one when it is empty.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	var (
+		rc  *rest.Config
+		err error
+	)
+	if kubeconfig == "" {
+		rc, err = rest.InClusterConfig()
+	} else {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	return rc, nil
 }
 
 // caDirError says which configuration field names the CA directory that

@@ -10,11 +10,14 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway"
+	"github.com/causeway-mesh/causeway/gateway/kuberoutes"
 	"github.com/causeway-mesh/causeway/internal/app/routefile"
 	"github.com/causeway-mesh/causeway/internal/lib/admin"
 	"github.com/causeway-mesh/causeway/internal/lib/retry"
 	"github.com/causeway-mesh/causeway/internal/lib/rungroup"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 )
 
 // GatewayListeners are the sockets a gateway serves on; RunGatewayOn
@@ -95,14 +98,9 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 	}
 	gcfg := c.gatewayConfig()
 	gcfg.Logger, gcfg.Registerer = log, reg
-	if c.Routes != "" {
-		routes, err := routefile.New(routefile.Config{Path: c.Routes, Logger: log, Registerer: reg})
-		if err != nil {
-			_ = g.Stop()
-			return err
-		}
-		gcfg.Routes = routes
-		g.Go("routes file", routes.Run)
+	if err := c.routeSource(g, &gcfg, log, reg); err != nil {
+		_ = g.Stop()
+		return err
 	}
 	gw, err := gateway.New(gcfg, cat, ident.cert)
 	if err != nil {
@@ -182,4 +180,40 @@ func (c *GatewayConfig) gatewayConfig() gateway.Config {
 	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
 	gcfg.Tunnel.IdleTimeout = l.IdleTimeout.Duration
 	return gcfg
+}
+
+// routeSource sets gcfg's routes from the configured source (a static
+// file, or the cluster's HTTPRoutes and GRPCRoutes with their status) and
+// runs it in g.
+func (c *GatewayConfig) routeSource(g *rungroup.Group, gcfg *gateway.Config, log *slog.Logger, reg prometheus.Registerer) error {
+	switch {
+	case c.Routes != "":
+		routes, err := routefile.New(routefile.Config{Path: c.Routes, Logger: log, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		gcfg.Routes = routes
+		g.Go("routes file", routes.Run)
+	case c.KubernetesRoutes != nil:
+		rc, err := restConfig(c.KubernetesRoutes.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("kubernetesRoutes: %w", err)
+		}
+		client, err := gatewayclient.NewForConfig(rc)
+		if err != nil {
+			return fmt.Errorf("kubernetesRoutes: %w", err)
+		}
+		src, err := kuberoutes.NewSource(kuberoutes.SourceConfig{Client: client, Namespace: c.KubernetesRoutes.Namespace, Log: log})
+		if err != nil {
+			return err
+		}
+		w, err := kuberoutes.NewStatusWriter(kuberoutes.StatusConfig{Source: src, Log: log})
+		if err != nil {
+			return err
+		}
+		gcfg.Routes, gcfg.RouteStatus = src, w
+		g.Go("kubernetes routes", src.Run)
+		g.Go("route status", w.Run)
+	}
+	return nil
 }
