@@ -21,6 +21,7 @@ func (f *Federator) setExports(_ context.Context, recs []*causewayv1.ExportRecor
 	}
 	f.exportsMu.Lock()
 	f.desiredExports, f.desiredByKey = recs, byKey
+	f.desiredGen++
 	f.exportsMu.Unlock()
 	f.knownOnce.Do(func() { close(f.exportsKnown) })
 	f.kickView()
@@ -34,6 +35,15 @@ func (f *Federator) sourceExports() (byKey map[catalog.ServiceKey]*causewayv1.Ex
 	f.exportsMu.Lock()
 	defer f.exportsMu.Unlock()
 	return f.desiredByKey, f.desiredByKey != nil
+}
+
+// sourceExportsGen is sourceExports with the generation of the set: it
+// changes at every publish of the source, so callers can keep what they
+// derived from a set until it does.
+func (f *Federator) sourceExportsGen() (byKey map[catalog.ServiceKey]*causewayv1.ExportRecord, gen uint64, known bool) {
+	f.exportsMu.Lock()
+	defer f.exportsMu.Unlock()
+	return f.desiredByKey, f.desiredGen, f.desiredByKey != nil
 }
 
 // exportDrifted reports whether an upsert of one of this cluster's export
