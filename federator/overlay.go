@@ -8,6 +8,7 @@ import (
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/federator/store"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -84,11 +85,9 @@ func (f *Federator) overlayEntries(src map[catalog.ServiceKey]*causewayv1.Export
 			created = timestamppb.New(time.Now())
 		}
 		if !had || (old.src != x && !proto.Equal(old.src, x)) || (old.created != created && !proto.Equal(old.created, created)) {
-			r := proto.Clone(x).(*causewayv1.ExportRecord)
-			r.SchemaVersion, r.Created = store.SchemaVersion, created
 			old = overlayEntry{src: x, created: created, entry: &causewayv1.Entry{
 				Key:    ownExportKey(k, f.cfg.Cluster),
-				Record: &causewayv1.Entry_Export{Export: r},
+				Record: &causewayv1.Entry_Export{Export: servedExport(x, created)},
 			}}
 		}
 		old.src = x // equal content: the next comparison is by pointer
@@ -103,4 +102,23 @@ func (f *Federator) overlayEntries(src map[catalog.ServiceKey]*causewayv1.Export
 // ownExportKey is the relative key of cluster's export of k.
 func ownExportKey(k catalog.ServiceKey, cluster string) string {
 	return store.RelativeKey(store.ExportKeyOf(cluster, k.Namespace, k.Name))
+}
+
+// servedExport is the source's record x as served, with the stored schema
+// version and creation time. It is a shallow copy: its ports, endpoints
+// and zone counts are x's (neither the source nor anyone reading a view
+// modifies a published record; the store clones before it sets fields),
+// so serving the source's exports does not hold a second deep copy of
+// them.
+func servedExport(x *causewayv1.ExportRecord, created *timestamppb.Timestamp) *causewayv1.ExportRecord {
+	r := &causewayv1.ExportRecord{}
+	dst := r.ProtoReflect()
+	src := x.ProtoReflect()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	dst.SetUnknown(src.GetUnknown())
+	r.SchemaVersion, r.Created = store.SchemaVersion, created
+	return r
 }
