@@ -13,7 +13,12 @@ import (
 
 // setExports records the source's export set, rebuilds the served view
 // (this cluster's exports in it come from the source) and schedules a
-// reconcile.
+// reconcile. The reconcile is scheduled before exportsKnown is closed:
+// runExports, waiting on it at the start of a term, schedules one too and
+// then finds this one still pending, so the first publish costs one
+// export pass, not two (a second one right after the first diffed
+// against a mirror that did not show the first's writes yet, and
+// rewrote them one by one).
 func (f *Federator) setExports(_ context.Context, recs []*causewayv1.ExportRecord) error {
 	byKey := make(map[catalog.ServiceKey]*causewayv1.ExportRecord, len(recs))
 	for _, x := range recs {
@@ -21,10 +26,11 @@ func (f *Federator) setExports(_ context.Context, recs []*causewayv1.ExportRecor
 	}
 	f.exportsMu.Lock()
 	f.desiredExports, f.desiredByKey = recs, byKey
+	f.desiredGen++
 	f.exportsMu.Unlock()
-	f.knownOnce.Do(func() { close(f.exportsKnown) })
 	f.kickView()
 	f.kickExports()
+	f.knownOnce.Do(func() { close(f.exportsKnown) })
 	return nil
 }
 
@@ -34,6 +40,15 @@ func (f *Federator) sourceExports() (byKey map[catalog.ServiceKey]*causewayv1.Ex
 	f.exportsMu.Lock()
 	defer f.exportsMu.Unlock()
 	return f.desiredByKey, f.desiredByKey != nil
+}
+
+// sourceExportsGen is sourceExports with the generation of the set: it
+// changes at every publish of the source, so callers can keep what they
+// derived from a set until it does.
+func (f *Federator) sourceExportsGen() (byKey map[catalog.ServiceKey]*causewayv1.ExportRecord, gen uint64, known bool) {
+	f.exportsMu.Lock()
+	defer f.exportsMu.Unlock()
+	return f.desiredByKey, f.desiredGen, f.desiredByKey != nil
 }
 
 // exportDrifted reports whether an upsert of one of this cluster's export

@@ -43,9 +43,10 @@ type Federator struct {
 	synced     chan struct{}
 	syncedOnce sync.Once
 
-	exportsMu      sync.Mutex // guards desiredExports, desiredByKey, reconciled
+	exportsMu      sync.Mutex // guards desiredExports, desiredByKey, desiredGen, reconciled
 	desiredExports []*causewayv1.ExportRecord
 	desiredByKey   map[catalog.ServiceKey]*causewayv1.ExportRecord // nil until the source published
+	desiredGen     uint64                                          // incremented at every publish of the source
 	reconciled     map[catalog.ServiceKey]*causewayv1.ExportRecord // desired as of the last export pass
 	exportsKnown   chan struct{}                                   // closed at the source's first publish
 	servingOwn     chan struct{}                                   // closed once a view with the source's exports is published
@@ -67,8 +68,9 @@ type Federator struct {
 	bundleMu   sync.Mutex              // guards lastBundle
 	lastBundle *causewayv1.TrustBundle // the bundle record this process last published
 
-	overlayMu sync.Mutex // guards overlay
+	overlayMu sync.Mutex // guards overlay, overlaid
 	overlay   map[catalog.ServiceKey]overlayEntry
+	overlaid  overlayResult                                                   // what overlayEntries returned last, and from what
 	storedOwn atomic.Pointer[map[catalog.ServiceKey]*causewayv1.ExportRecord] // own exports in etcd, as of the last view
 
 	leader   atomic.Bool

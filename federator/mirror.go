@@ -58,18 +58,18 @@ func (f *Federator) mirrorOnce(ctx context.Context, prev map[string]*causewayv1.
 		}
 	}
 	rev := l.Revision
-	f.publishView(f.buildView(entries, rev))
+	m := &mirrorState{raw: newRawMirror(f.cfg.Cluster, entries), rev: rev, kick: make(chan struct{}, 1)}
+	f.publishView(f.buildView(m.raw, rev))
 	f.markSynced()
 	f.kickHeal()
 
-	m := &mirrorState{entries: entries, rev: rev, kick: make(chan struct{}, 1)}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { f.publishViews(wctx, m) })
 	err = f.store.Watch(wctx, rev+1, func(b store.Batch) error {
 		m.mu.Lock()
 		for _, c := range b.Changes {
-			if f.applyChange(m.entries, c) {
+			if f.applyChange(m.raw, c) {
 				m.drift = true
 			}
 		}
@@ -83,18 +83,18 @@ func (f *Federator) mirrorOnce(ctx context.Context, prev map[string]*causewayv1.
 	})
 	cancel()
 	wg.Wait()
-	return m.entries, err
+	return m.raw.entries, err
 }
 
 // mirrorState is what one mirrorOnce run shares between the watch, which
-// applies batches to entries at once, and publishViews.
+// applies batches to raw at once, and publishViews.
 type mirrorState struct {
-	mu      sync.Mutex // guards entries, rev, dirty, drift
-	entries map[string]*causewayv1.Entry
-	rev     int64
-	dirty   bool          // entries changed since the last view
-	drift   bool          // one of this cluster's exports in etcd differs from the source
-	kick    chan struct{} // cap 1: entries changed
+	mu    sync.Mutex // guards raw, rev, dirty, drift
+	raw   *rawMirror
+	rev   int64
+	dirty bool          // entries changed since the last view
+	drift bool          // one of this cluster's exports in etcd differs from the source
+	kick  chan struct{} // cap 1: entries changed
 }
 
 // publishViews publishes a view of m after changes, at most every
@@ -116,7 +116,7 @@ func (f *Federator) publishViews(ctx context.Context, m *mirrorState) {
 		m.mu.Lock()
 		var v *catalog.View
 		if m.dirty {
-			v, m.dirty = f.buildView(m.entries, m.rev), false
+			v, m.dirty = f.buildView(m.raw, m.rev), false
 		}
 		kickExports := m.drift
 		m.drift = false
@@ -139,21 +139,21 @@ func (f *Federator) publishViews(ctx context.Context, m *mirrorState) {
 	}
 }
 
-// applyChange applies one watch change to entries. A value that does not
+// applyChange applies one watch change to the mirror. A value that does not
 // decode keeps the key's last good value, except for this cluster's own
 // exports (the source decides those; absent, the export side puts them
 // back). It reports whether one of this cluster's exports in etcd now
 // differs from the source, and checks the cluster and bundle records
 // when their keys change.
-func (f *Federator) applyChange(entries map[string]*causewayv1.Entry, c store.Change) (drift bool) {
+func (f *Federator) applyChange(m *rawMirror, c store.Change) (drift bool) {
 	rel := store.RelativeKey(c.Key)
 	switch {
 	case c.Deleted:
-		delete(entries, rel)
+		m.delete(rel)
 	case c.Entry != nil:
-		entries[rel] = c.Entry
+		m.set(rel, c.Entry)
 	case c.Undecodable && f.isOwnExport(c.Key):
-		delete(entries, rel)
+		m.delete(rel)
 	}
 	kind, owner, ok := store.KeyOwner(c.Key)
 	if !ok || owner != f.cfg.Cluster {

@@ -88,12 +88,13 @@ func (t *trustKeeper) setOwn(rec *causewayv1.TrustBundle) {
 // filter replaces, in entries (a fresh map the caller owns), every
 // published bundle with what this cluster trusts of it: its own local
 // bundle for itself, the verified version for a peer, nothing for a peer
-// not trusted.
-func (t *trustKeeper) filter(entries map[string]*causewayv1.Entry) {
+// not trusted. published holds the entries of entries under the bundles
+// prefix (by relative key), so the filter costs nothing per other entry.
+func (t *trustKeeper) filter(entries, published map[string]*causewayv1.Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	seen := map[string]bool{}
-	for key, e := range entries {
+	for key, e := range published {
 		peer, ok := strings.CutPrefix(key, store.KindBundles+"/")
 		if !ok || peer == t.self {
 			continue

@@ -95,25 +95,24 @@ func (s *Store) PutImportAt(ctx context.Context, r *causewayv1.ImportRecord) (in
 	return resp.Header.Revision, nil
 }
 
-// PutImportsAt writes many imports in transactions of up to 64 and
-// returns the revision of the last write.
+// PutImportsAt writes many imports in transactions of up to 64, several
+// in flight at once, and returns the revision of the last write.
 func (s *Store) PutImportsAt(ctx context.Context, recs []*causewayv1.ImportRecord) (int64, error) {
-	var rev int64
-	for len(recs) > 0 {
-		n := min(len(recs), maxTxnOps)
-		ops := make([]clientv3.Op, 0, n)
-		for _, r := range recs[:n] {
+	var batches []txnBatch
+	for i := 0; i < len(recs); i += maxTxnOps {
+		ops := make([]clientv3.Op, 0, maxTxnOps)
+		for _, r := range recs[i:min(i+maxTxnOps, len(recs))] {
 			b, err := Encode(r)
 			if err != nil {
 				return 0, err
 			}
 			ops = append(ops, clientv3.OpPut(ImportKey(r.GetCluster(), r.GetNamespace(), r.GetName()), string(b)))
 		}
-		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			return 0, fmt.Errorf("put %d imports: %w", n, err)
-		}
-		rev, recs = resp.Header.Revision, recs[n:]
+		batches = append(batches, txnBatch{ops: ops})
+	}
+	rev, _, err := s.commitBatches(ctx, batches) // no comparisons: none fails
+	if err != nil {
+		return 0, fmt.Errorf("put %d imports: %w", len(recs), err)
 	}
 	return rev, nil
 }

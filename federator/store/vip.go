@@ -338,31 +338,31 @@ func (r VIPRanges) String() string {
 }
 
 // PutReservedImportsAt is PutImportsAt for imports whose addresses are
-// clusterset IPs this Store reserved: each transaction also requires every
-// address's reservation to be the one the Store holds for that import's
-// service, unchanged. Otherwise nothing of the batch is written, the
+// clusterset IPs this Store reserved: each transaction (several are in
+// flight at once) also requires every address's reservation to be the one
+// the Store holds for that import's service, unchanged. Otherwise nothing
+// of that transaction is written, the rest may or may not be, the
 // reservation cache is dropped and the error wraps ErrVIPNotReserved: an
 // import is never written with an address reserved by another service, or
 // by none.
 func (s *Store) PutReservedImportsAt(ctx context.Context, cluster string, recs []*causewayv1.ImportRecord) (int64, error) {
-	var rev int64
-	for len(recs) > 0 {
-		n := min(len(recs), maxTxnOps)
-		cmps, ops, err := s.reservedImportOps(cluster, recs[:n])
+	var batches []txnBatch
+	for i := 0; i < len(recs); i += maxTxnOps {
+		cmps, ops, err := s.reservedImportOps(cluster, recs[i:min(i+maxTxnOps, len(recs))])
 		if err != nil {
 			return 0, err
 		}
-		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-		if err != nil {
-			return 0, fmt.Errorf("put %d imports: %w", n, err)
-		}
-		if !resp.Succeeded {
-			s.vipMu.Lock()
-			delete(s.vips, cluster)
-			s.vipMu.Unlock()
-			return 0, fmt.Errorf("put %d imports of %s: a reservation changed: %w", n, cluster, ErrVIPNotReserved)
-		}
-		rev, recs = resp.Header.Revision, recs[n:]
+		batches = append(batches, txnBatch{cmps: cmps, ops: ops})
+	}
+	rev, failed, err := s.commitBatches(ctx, batches)
+	if err != nil {
+		return 0, fmt.Errorf("put %d imports of %s: %w", len(recs), cluster, err)
+	}
+	if failed >= 0 {
+		s.vipMu.Lock()
+		delete(s.vips, cluster)
+		s.vipMu.Unlock()
+		return 0, fmt.Errorf("put %d imports of %s: a reservation changed: %w", len(batches[failed].ops), cluster, ErrVIPNotReserved)
 	}
 	return rev, nil
 }
