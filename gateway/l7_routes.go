@@ -39,7 +39,9 @@ func (g *Gateway) runRoutes(ctx context.Context) {
 		g.metrics.l7.routes.WithLabelValues("invalid").Set(float64(invalid))
 		if msg := strings.Join(msgs, "; "); msg != last {
 			if msg != "" {
-				g.log.Error("invalid routes (their last good version, if any, keeps serving)", "errors", msg)
+				// Warn: a route naming a service not imported yet (at start,
+				// before the catalog has it) becomes valid once it is.
+				g.log.Warn("invalid routes (their last good version, if any, keeps serving)", "errors", msg)
 			} else {
 				g.log.Info("routes valid", "routes", valid)
 			}
