@@ -72,6 +72,7 @@ type pcluster struct {
 	kube               *kubetest.Cluster
 	relay              *udpRelay // in front of the gateway when the spec asks for one
 	wantRelay          bool
+	kubeRoutes         bool // the gateway reads HTTPRoutes and GRPCRoutes from kube
 
 	backendsMu sync.Mutex
 	backends   map[string]*http.Server // by service name
@@ -127,6 +128,9 @@ type pclusterSpec struct {
 	// ServiceExports and writes imports there (no static exports), and
 	// the gateway listens on egress ports.
 	kube *kubetest.Cluster
+	// kubeRoutes, with kube, gives the gateway `kubernetesRoutes`: its L7
+	// routes are kube's HTTPRoutes and GRPCRoutes (their CRDs installed).
+	kubeRoutes bool
 }
 
 // pset is a process-level clusterset.
@@ -165,7 +169,7 @@ func startPSetIn(t *testing.T, l *netLayout, etcdMembers int, specs []pclusterSp
 			dir:      filepath.Join(t.TempDir(), sp.name),
 			backends: map[string]*http.Server{}, backendLn: map[string]net.Listener{},
 			fedReplicas: max(sp.fedReplicas, 1), leafLifetime: sp.leafLifetime, kube: sp.kube,
-			wantRelay: sp.relay,
+			wantRelay: sp.relay, kubeRoutes: sp.kubeRoutes && sp.kube != nil,
 		}
 		if c.leafLifetime == "" {
 			c.leafLifetime = "1h"
@@ -393,12 +397,17 @@ shutdownGrace: 2s
 }
 
 // egressConfig puts a Kubernetes cluster's gateway in ports mode on the
-// cluster's address (the derived Services' ClusterIPs are not local).
+// cluster's address (the derived Services' ClusterIPs are not local),
+// with its routes from the cluster's apiserver when the spec says so.
 func (c *pcluster) egressConfig() string {
 	if c.kube == nil {
 		return ""
 	}
-	return fmt.Sprintf("egress: {mode: ports, bind: %q}\n", c.ip)
+	cfg := fmt.Sprintf("egress: {mode: ports, bind: %q}\n", c.ip)
+	if c.kubeRoutes {
+		cfg += fmt.Sprintf("kubernetesRoutes: {kubeconfig: %q}\n", c.kube.Kubeconfig)
+	}
+	return cfg
 }
 
 // restartGateway starts the gateway again with the same configuration.
