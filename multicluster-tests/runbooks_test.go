@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/internal/app/devenv"
+	"github.com/stretchr/testify/require"
 )
 
 // runbookOrder is the order the test executes docs/runbooks in, all
@@ -26,6 +27,7 @@ import (
 var runbookOrder = []string{
 	"add-cluster.md",
 	"failover.md",
+	"canary-shift.md",
 	"etcd-outage.md",
 	"rotate-certificates.md",
 	"remove-cluster.md",
@@ -75,7 +77,9 @@ func TestRunbooks(t *testing.T) {
 
 	work := t.TempDir()
 	stateFile := filepath.Join(work, "state.json")
-	p := startDev(t, "--net", runbookDevNet, "--state-file", stateFile)
+	routesFile := filepath.Join(work, "routes.yaml") // canary-shift.md edits it
+	require.NoError(t, os.WriteFile(routesFile, []byte("version: 1\n"), 0o644))
+	p := startDev(t, "--net", runbookDevNet, "--state-file", stateFile, "--routes", routesFile)
 	st := p.waitState(t, stateFile, 90*time.Second)
 	relay := startRunbookRelay(t, runbookEtcdRelay, st.Etcd)
 
