@@ -49,13 +49,7 @@ func (g *Gateway) backendTransport(p string) http.RoundTripper {
 
 // localRoundTrip sends req to one of this cluster's backends of t.
 func (g *Gateway) localRoundTrip(ctx context.Context, t egressTarget, req *http.Request) (*http.Response, error) {
-	out := req.Clone(ctx)
-	out.URL.Scheme, out.URL.Host = "http", backendHost(t.key, t.port)
-	if out.Body != nil && out.Body != http.NoBody {
-		// The transport closes the body it is given, also on a failed
-		// dial; the client's body must stay open for the next candidate.
-		out.Body = io.NopCloser(out.Body)
-	}
+	out := toBackend(ctx, req, t)
 	g.localOpen.Add(1)
 	resp, err := g.backendTransport(t.appProtocol).RoundTrip(out)
 	if err != nil {
@@ -64,6 +58,21 @@ func (g *Gateway) localRoundTrip(ctx context.Context, t egressTarget, req *http.
 	}
 	resp.Body = &endingBody{ReadCloser: resp.Body, end: func() { g.localOpen.Add(-1) }}
 	return resp, nil
+}
+
+// toBackend is req addressed to t's service port (backendHost), under
+// ctx: a shallow copy (req's header is not modified by transports).
+func toBackend(ctx context.Context, req *http.Request, t egressTarget) *http.Request {
+	out := req.WithContext(ctx)
+	u := *req.URL
+	u.Scheme, u.Host = "http", backendHost(t.key, t.port)
+	out.URL = &u
+	if out.Body != nil && out.Body != http.NoBody {
+		// The transport closes the body it is given, also on a failed
+		// dial; the client's body must stay open for the next candidate.
+		out.Body = io.NopCloser(out.Body)
+	}
+	return out
 }
 
 // backendHost names a service port as the host of a backend request: the

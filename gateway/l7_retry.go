@@ -147,7 +147,7 @@ func (g *Gateway) budget(key catalog.ServiceKey) *l7route.Budget {
 // and l7route.Unlimited leave it unbounded.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d <= 0 || d == l7route.Unlimited {
-		return context.WithCancel(ctx)
+		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -57,14 +56,7 @@ func (g *Gateway) peerTransport(cluster string) *http.Transport {
 // tunnelRoundTrip sends req to cluster's gateway over a pooled L7 stream
 // for t's service port.
 func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request) (*http.Response, error) {
-	out := req.Clone(ctx)
-	out.URL.Scheme, out.URL.Host = "http", backendHost(t.key, t.port)
-	if out.Body != nil && out.Body != http.NoBody {
-		// The transport closes the body it is given, also on a failed
-		// dial; the client's body must stay open for the next candidate.
-		out.Body = io.NopCloser(out.Body)
-	}
-	return g.peerTransport(cluster).RoundTrip(out)
+	return g.peerTransport(cluster).RoundTrip(toBackend(ctx, req, t))
 }
 
 // dialL7Stream opens an L7 stream to one of cluster's gateway instances
