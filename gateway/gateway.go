@@ -50,6 +50,7 @@ type Gateway struct {
 	routes    *l7route.Table    // L7 routes, when Config.Routes is set (l7_routes.go)
 	budgets   sync.Map          // catalog.ServiceKey → *l7route.Budget: retry budgets
 	l7Peers   sync.Map          // peer cluster → *http.Transport: pooled L7 streams (l7_tunnel.go)
+	l7Loads   sync.Map          // peer cluster → *l7Load: its L7 streams and requests
 	l7In      *l7Server         // serves the L7 streams peers open
 	dialLogs  dialLogs          // rate limits logs of failed backend dials (dialerr.go)
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -50,13 +51,15 @@ func (g *Gateway) backendTransport(p string) http.RoundTripper {
 // localRoundTrip sends req to one of this cluster's backends of t.
 func (g *Gateway) localRoundTrip(ctx context.Context, t egressTarget, req *http.Request) (*http.Response, error) {
 	out := toBackend(ctx, req, t)
-	g.localOpen.Add(1)
+	load := g.l7LoadOf(g.cfg.Cluster)
+	load.active.Add(1)
 	resp, err := g.backendTransport(t.appProtocol).RoundTrip(out)
 	if err != nil {
-		g.localOpen.Add(-1)
+		load.active.Add(-1)
 		return nil, err
 	}
-	resp.Body = &endingBody{ReadCloser: resp.Body, end: func() { g.localOpen.Add(-1) }}
+	var once sync.Once
+	resp.Body = &endingBody{ReadCloser: resp.Body, end: func() { once.Do(func() { load.active.Add(-1) }) }}
 	return resp, nil
 }
 

@@ -22,7 +22,7 @@ import (
 // or nil with the cluster last tried and the status to answer.
 func (g *Gateway) tryCandidates(ctx context.Context, v *catalog.View, dest egressTarget, sel *l7route.Selection,
 	q *l7Request, service string) (*http.Response, string, int) {
-	clusters := usableClusters(g.selector().Candidates(v, g.cfg.Cluster, dest.key, dest.port), sel.Target.Cluster)
+	clusters := usableClusters(g.l7Selector().Candidates(v, g.cfg.Cluster, dest.key, dest.port), sel.Target.Cluster)
 	if len(clusters) == 0 {
 		return nil, labelOther, http.StatusServiceUnavailable
 	}
@@ -131,6 +131,21 @@ func usableClusters(cands []Candidate, pinned string) []string {
 		out = append(out, c.Cluster)
 	}
 	return out
+}
+
+// l7Selector orders the candidates of a request by the requests in flight
+// to each cluster (long-lived, mostly idle L4 flows are another unit of
+// load and would pin every request to the cluster without one).
+func (g *Gateway) l7Selector() Selector {
+	return Selector{Load: g.l7Requests, EjectedUntil: g.outliers.ejectedUntil}
+}
+
+// l7Requests is the L7 requests in flight to cluster.
+func (g *Gateway) l7Requests(cluster string) int {
+	if l, ok := g.l7Loads.Load(cluster); ok {
+		return int(l.(*l7Load).active.Load())
+	}
+	return 0
 }
 
 // budget is dest's retry budget, shared by the gateway's requests to it.

@@ -84,7 +84,7 @@ func l7Fixture(t *testing.T, app string, east, west http.Handler) (*egressFixtur
 // north are spread over both exporting clusters (L4 would pin them all to
 // the cluster the connection landed on).
 func TestL7BalancesEachRequest(t *testing.T) {
-	_, addr := l7Fixture(t, AppProtocolHTTP, clusterTag("east"), clusterTag("west"))
+	f, addr := l7Fixture(t, AppProtocolHTTP, clusterTag("east"), clusterTag("west"))
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	counts := map[string]int{}
@@ -113,6 +113,12 @@ func TestL7BalancesEachRequest(t *testing.T) {
 	require.Equal(t, 1, newConns, "one client connection")
 	require.GreaterOrEqual(t, counts["east"], n*3/10, "counts %v", counts)
 	require.GreaterOrEqual(t, counts["west"], n*3/10, "counts %v", counts)
+	// Idle pooled L7 streams are no load: balancing sees requests only
+	// (it once counted pooled streams, and the cluster with one stream
+	// more got no request at all).
+	north := f.gw("north/gw-0")
+	require.Zero(t, north.openStreams("east"))
+	require.Zero(t, north.openStreams("west"))
 }
 
 // TestL7StreamsEndAfterEachRequest: each request's stream completes in

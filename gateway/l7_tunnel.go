@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
@@ -56,7 +57,42 @@ func (g *Gateway) peerTransport(cluster string) *http.Transport {
 // tunnelRoundTrip sends req to cluster's gateway over a pooled L7 stream
 // for t's service port.
 func (g *Gateway) tunnelRoundTrip(ctx context.Context, t egressTarget, cluster string, req *http.Request) (*http.Response, error) {
-	return g.peerTransport(cluster).RoundTrip(toBackend(ctx, req, t))
+	load := g.l7LoadOf(cluster)
+	load.active.Add(1)
+	resp, err := g.peerTransport(cluster).RoundTrip(toBackend(ctx, req, t))
+	if err != nil {
+		load.active.Add(-1)
+		return nil, err
+	}
+	var once sync.Once
+	resp.Body = &endingBody{ReadCloser: resp.Body, end: func() { once.Do(func() { load.active.Add(-1) }) }}
+	return resp, nil
+}
+
+// l7Load counts a peer cluster's L7 streams and the requests on them.
+// A pooled stream is an open stream of the peer (it holds its instance),
+// but balancing must see requests, not idle streams: the load of a
+// cluster is its open streams minus its L7 streams plus its L7 requests.
+type l7Load struct {
+	streams, active atomic.Int64
+}
+
+func (g *Gateway) l7LoadOf(cluster string) *l7Load {
+	if l, ok := g.l7Loads.Load(cluster); ok {
+		return l.(*l7Load)
+	}
+	l, _ := g.l7Loads.LoadOrStore(cluster, &l7Load{})
+	return l.(*l7Load)
+}
+
+// l7Adjust is what cluster's L7 traffic adds to its open streams for
+// balancing (see l7Load).
+func (g *Gateway) l7Adjust(cluster string) int {
+	l, ok := g.l7Loads.Load(cluster)
+	if !ok {
+		return 0
+	}
+	return int(l.(*l7Load).active.Load() - l.(*l7Load).streams.Load())
 }
 
 // dialL7Stream opens an L7 stream to one of cluster's gateway instances
@@ -80,7 +116,12 @@ func (g *Gateway) dialL7Stream(ctx context.Context, cluster, addr string) (net.C
 		in.release(conn)
 		return nil, notSent(err)
 	}
-	return newStreamConn(stream, conn.LocalAddr(), conn.RemoteAddr(), func() { in.release(conn) }), nil
+	load := g.l7LoadOf(cluster)
+	load.streams.Add(1)
+	return newStreamConn(stream, conn.LocalAddr(), conn.RemoteAddr(), func() {
+		load.streams.Add(-1)
+		in.release(conn)
+	}), nil
 }
 
 // l7Protocol is the appProtocol of port of key as cluster imports it

@@ -162,5 +162,5 @@ func (g *Gateway) openStreams(cluster string) int {
 	if p == nil {
 		return 0
 	}
-	return int(p.open.Load())
+	return max(int(p.open.Load())+g.l7Adjust(cluster), 0)
 }

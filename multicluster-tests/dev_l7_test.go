@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 )
 
 // l7Routes is TestDevL7's routes file (the static format of
@@ -146,6 +150,13 @@ func TestDevL7(t *testing.T) {
 	require.Equal(t, int64(1), l4Dials.Load())
 	require.Len(t, counts, 1, "an L4 connection is pinned to one cluster: %v", counts)
 
+	// gRPC (port 50051, appProtocol grpc): unary calls over one h2c
+	// connection are balanced per call too.
+	grpcCounts := grpcClusters(t, net.JoinHostPort(vip, "50051"), 400)
+	t.Logf("400 gRPC calls over one connection: %v", grpcCounts)
+	require.GreaterOrEqual(t, grpcCounts["east"], 160, "east's share: %v", grpcCounts)
+	require.GreaterOrEqual(t, grpcCounts["west"], 160, "west's share: %v", grpcCounts)
+
 	// Editing the file changes the split within seconds: all to west.
 	require.NoError(t, os.WriteFile(routes, []byte(l7Routes(0, 1)), 0o644))
 	require.Eventually(t, func() bool {
@@ -153,4 +164,26 @@ func TestDevL7(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond, "the new weights did not take effect")
 	require.Regexp(t, `(?m)^causeway_gateway_requests_total\{code_class="2xx",destination_cluster="west",route="demo/echo-l7",service="demo/echo"\} [1-9]`,
 		httpText(t, metrics))
+}
+
+// grpcClusters makes n gRPC health checks over one connection to addr and
+// counts the clusters that answered (header metadata x-cluster).
+func grpcClusters(t *testing.T, addr string, n int) map[string]int {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	counts := map[string]int{}
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var md metadata.MD
+		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&md))
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.GetStatus())
+		require.Len(t, md.Get("x-cluster"), 1)
+		counts[md.Get("x-cluster")[0]]++
+	}
+	return counts
 }

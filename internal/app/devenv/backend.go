@@ -6,16 +6,23 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 )
 
 // demoService is a service the dev clusterset exports.
 type demoService struct {
 	Namespace, Name string
 	// Port is served at L4 (a TCP flow per connection), HTTPPort at L7
-	// (appProtocol http: each request balanced and routed on its own);
-	// both reach the same backend listener.
-	Port, HTTPPort int
+	// (appProtocol http: each request balanced and routed on its own),
+	// GRPCPort at L7 for gRPC over h2c (appProtocol grpc); all reach the
+	// same backend listener.
+	Port, HTTPPort, GRPCPort int
 	// ExportedBy lists cluster indexes (0-based); -1 means every cluster.
 	ExportedBy []int
 }
@@ -27,9 +34,10 @@ type demoPort struct {
 	AppProtocol string
 }
 
-// ports are the service's ports: "tcp" (L4), then "http" (L7).
+// ports are the service's ports: "tcp" (L4), then "http" and "grpc" (L7).
 func (s demoService) ports() []demoPort {
-	return []demoPort{{Name: "tcp", Port: s.Port}, {Name: "http", Port: s.HTTPPort, AppProtocol: "http"}}
+	return []demoPort{{Name: "tcp", Port: s.Port}, {Name: "http", Port: s.HTTPPort, AppProtocol: "http"},
+		{Name: "grpc", Port: s.GRPCPort, AppProtocol: "grpc"}}
 }
 
 // demoServices returns echo (first two clusters) and clock (the third, or
@@ -40,14 +48,25 @@ func demoServices(n int) []demoService {
 		echo = append(echo, 1)
 	}
 	return []demoService{
-		{Namespace: "demo", Name: "echo", Port: 8080, HTTPPort: 8081, ExportedBy: echo},
-		{Namespace: "demo", Name: "clock", Port: 8080, HTTPPort: 8081, ExportedBy: []int{min(2, n-1)}},
+		{Namespace: "demo", Name: "echo", Port: 8080, HTTPPort: 8081, GRPCPort: 50051, ExportedBy: echo},
+		{Namespace: "demo", Name: "clock", Port: 8080, HTTPPort: 8081, GRPCPort: 50051, ExportedBy: []int{min(2, n-1)}},
 	}
 }
 
-// backendHandler answers every request with JSON naming cluster and service.
+// backendHandler answers every HTTP request with JSON naming cluster and
+// service, and gRPC calls (HTTP/2) with the gRPC health service, naming
+// the cluster in the response header metadata "x-cluster".
 func backendHandler(cluster string, svc demoService) http.Handler {
+	gs := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		_ = grpc.SetHeader(ctx, metadata.Pairs("x-cluster", cluster, "x-service", svc.Name))
+		return h(ctx, req)
+	}))
+	healthpb.RegisterHealthServer(gs, health.NewServer())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
 		body := map[string]any{
 			"cluster":   cluster,
 			"service":   svc.Name,
@@ -66,7 +85,10 @@ func backendHandler(cluster string, svc demoService) http.Handler {
 
 // serveBackend serves h on ln until ctx ends.
 func serveBackend(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true) // gRPC, and h2c clients
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, Protocols: &protos}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
