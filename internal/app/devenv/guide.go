@@ -107,7 +107,11 @@ func portsText(s ServiceState) string {
 			parts[i] = fmt.Sprintf("%d (%s, L7)", p.Port, p.AppProtocol)
 		}
 	}
-	return plural(len(parts), "port ", "ports ") + strings.Join(parts, " and ")
+	list := parts[len(parts)-1]
+	if len(parts) > 1 {
+		list = strings.Join(parts[:len(parts)-1], ", ") + " and " + list
+	}
+	return plural(len(parts), "port ", "ports ") + list
 }
 
 // httpPorts shows a cluster's three HTTP endpoints: the federator's
