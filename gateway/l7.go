@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +154,7 @@ func (g *Gateway) serveRequest(w http.ResponseWriter, r *http.Request, t egressT
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 	}
+	normalizePath(r.URL)
 	sel, err := g.selectRoute(t, r)
 	route := routeLabel(sel)
 	switch {
@@ -242,6 +245,27 @@ func (g *Gateway) roundTrip(ctx context.Context, t egressTarget, cluster string,
 		return g.localRoundTrip(ctx, t, req)
 	}
 	return g.tunnelRoundTrip(ctx, t, cluster, req)
+}
+
+// normalizePath removes dot segments and repeated slashes from u's path
+// (RFC 3986 5.2.4), keeping a trailing slash, so that routes match the
+// path the backend will serve: "/a/../admin" is "/admin" for both. A
+// changed path is forwarded decoded (RawPath dropped).
+func normalizePath(u *url.URL) {
+	p := u.Path
+	if p == "" || !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if !strings.HasPrefix(clean, "/") {
+		clean = "/" + clean
+	}
+	if clean != p {
+		u.Path, u.RawPath = clean, ""
+	}
 }
 
 // hopByHop are the headers of one connection (RFC 9110 §7.6.1), never

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -253,4 +254,23 @@ func TestL7BadInput(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+}
+
+func TestNormalizePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/":               "/",
+		"/a/b":            "/a/b",
+		"/a/../admin":     "/admin",
+		"/a/./b/":         "/a/b/",
+		"//a///b":         "/a/b",
+		"/../../etc":      "/etc",
+		"/a/b/..":         "/a",
+		"/.well-known/x":  "/.well-known/x",
+		"/a/%2E%2E/admin": "/admin",
+	} {
+		u, err := url.ParseRequestURI(in)
+		require.NoError(t, err)
+		normalizePath(u)
+		require.Equal(t, want, u.Path, "path %q", in)
+	}
 }
