@@ -58,10 +58,14 @@ func (h *errorLog) lines() []string {
 	return append([]string(nil), h.errors...)
 }
 
-// writeFile writes body to path.
+// writeFile replaces path with body at once (a temporary file renamed
+// over it), as editors do: a check never sees half a file, which would be
+// a bad version of its own.
 func writeFile(t testing.TB, path, body string) {
 	t.Helper()
-	require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(body), 0o644))
+	require.NoError(t, os.Rename(tmp, path))
 }
 
 // runSource starts s.Run and stops it at cleanup. It returns a function
