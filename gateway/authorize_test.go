@@ -53,22 +53,63 @@ func authzFixture(t *testing.T, app, policy string, backend string) (*egressFixt
 		f.exportApp("west", backend, app)
 		f.importApp("east", app)
 	}
+	f.sources = map[string]authz.SourceResolver{"east": eastSources(t)}
+	f.authorization = map[string]Authorizer{"west": authzTable(t, "west", policy)}
+	f.start()
+	return f, f.vip("east/gw-0", egressVIP)
+}
+
+// eastSources is east's resolver: authzCart is shop/cart, authzOther
+// shop/other.
+func eastSources(t *testing.T) authz.SourceResolver {
+	t.Helper()
 	res, err := authz.NewStaticResolver("east", domain, []authz.Identity{
 		{CIDR: authzCart + "/32", Namespace: "shop", ServiceAccount: "cart"},
 		{CIDR: authzOther + "/32", Namespace: "shop", ServiceAccount: "other"},
 	})
 	require.NoError(t, err)
-	st, err := authz.ParseStatic([]byte(policy), "west", domain)
+	return res
+}
+
+// authzTable is cluster's table of the static file policy, on a fixed
+// clock (buckets never refill).
+func authzTable(t *testing.T, cluster, policy string) *authz.Table {
+	t.Helper()
+	st, err := authz.ParseStatic([]byte(policy), cluster, domain)
 	require.NoError(t, err)
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) // fixed: buckets never refill
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	table := authz.NewTable(authz.LimiterConfig{Now: func() time.Time { return now }})
 	statuses, err := table.Update(st.Set, nil)
 	require.NoError(t, err)
 	require.NoError(t, authz.Errors(statuses))
-	f.sources = map[string]authz.SourceResolver{"east": res}
-	f.authorization = map[string]Authorizer{"west": table}
+	return table
+}
+
+// TestAuthzRefusalIsFinal: a flow refused FORBIDDEN by one exporting
+// cluster is reset, not tried on the other one (docs/protocol.md): each
+// denied flow is decided exactly once over both clusters.
+func TestAuthzRefusalIsFinal(t *testing.T) {
+	f := newEgressFixture(t,
+		egressClusterSpec{name: "west", region: "r2", zone: "z2", instances: 1},
+		egressClusterSpec{name: "north", region: "r3", zone: "z3", instances: 1},
+		egressClusterSpec{name: "east", region: "r1", zone: "z1", instances: 1})
+	f.export("west", egressTaggedEcho(t, "west"))
+	f.export("north", egressTaggedEcho(t, "north"))
+	f.importTo("east")
+	f.sources = map[string]authz.SourceResolver{"east": eastSources(t)}
+	f.authorization = map[string]Authorizer{"west": authzTable(t, "west", authzPolicy), "north": authzTable(t, "north", authzPolicy)}
 	f.start()
-	return f, f.vip("east/gw-0", egressVIP)
+	addr := f.vip("east/gw-0", egressVIP)
+	const n = 6
+	for range n {
+		got, _ := flowFrom(authzOther, addr, "hi")
+		require.Empty(t, got)
+	}
+	west, north := f.gw("west/gw-0"), f.gw("north/gw-0")
+	require.Equal(t, n, decisions(west, authzDenied)+decisions(north, authzDenied))
+	got, err := flowFrom(authzCart, addr, "hi")
+	require.NoError(t, err)
+	require.Contains(t, []string{"west hi", "north hi"}, got)
 }
 
 // decisions reads west's causeway_gateway_authz_decisions_total for
