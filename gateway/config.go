@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/causeway-mesh/causeway/gateway/authz"
 	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/causeway-mesh/causeway/internal/lib/names"
@@ -26,6 +27,15 @@ type Config struct {
 	// RouteStatus, if set, receives the outcome of every validation of
 	// Routes (Kubernetes: the routes' status conditions).
 	RouteStatus RouteStatusSink
+	// Sources maps the address of each egress client to its workload
+	// identity, which the gateway sends with the flow (StreamHeader
+	// source_identity) or request (SourceIdentityHeader). If nil, every
+	// client is the cluster's anonymous identity.
+	Sources authz.SourceResolver
+	// Authorization supplies the policies and rate limits ingress enforces
+	// before it dials a backend (docs/authorization.md). If nil, every flow
+	// and request is allowed; claimed identities are checked all the same.
+	Authorization Authorizer
 	// Tunnel holds the QUIC settings.
 	Tunnel tunnel.Config
 	// EgressMode is where egress listens: EgressAddresses (default) or

@@ -362,6 +362,11 @@ func (g *Gateway) handleEgress(ctx context.Context, client *net.TCPConn, t egres
 			return
 		case attemptNextInstance:
 			continue // same cluster, another gateway instance
+		case attemptRefused:
+			g.metrics.streams.inc("egress", service, peerLabel(v, cand.Cluster), resultRefused)
+			_ = client.SetLinger(0)
+			_ = client.Close()
+			return
 		}
 		i++
 	}
@@ -378,6 +383,7 @@ const (
 	attemptCarried      attemptResult = iota // the flow was carried (and has ended)
 	attemptNextCluster                       // refused: try the next candidate
 	attemptNextInstance                      // the instance is draining: try the cluster again
+	attemptRefused                           // refused by authorization: reset the client, try no other cluster
 )
 
 // egressTo tries to carry the flow to cluster. Once a backend connection
@@ -407,12 +413,16 @@ func (g *Gateway) egressTo(ctx context.Context, client *net.TCPConn, v *catalog.
 	// A stream still waiting for its response gives up when the instance
 	// goes silent or leaves the catalog: nothing reached a backend yet, so
 	// the flow moves on at once instead of waiting for the idle timeout.
-	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, client.RemoteAddr().String())
+	src := flowSource{addr: client.RemoteAddr().String(), identity: g.sourceIdentity(sourceAddr(client))}
+	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, src)
 	if err != nil {
 		res = attemptNextCluster
-		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {
+		switch {
+		case refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING:
 			in.markDraining(conn)
 			res = attemptNextInstance
+		case isFinalRefusal(err):
+			res = attemptRefused
 		}
 		g.attemptFailed(cluster, t, err)
 		return res, 0, 0

@@ -16,6 +16,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/gateway/authz"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -125,6 +126,10 @@ type egressFixture struct {
 	l7     L7Config
 	// maxStreams, if set, caps the concurrent streams a peer may open.
 	maxStreams int64
+	// sources and authorization, if set before start, are the identity
+	// resolver and policies of each cluster's gateways.
+	sources       map[string]authz.SourceResolver
+	authorization map[string]Authorizer
 }
 
 // newEgressFixture creates the clusters' CAs and catalog records; start
@@ -209,6 +214,7 @@ func (f *egressFixture) start() {
 		require.NoError(f.t, err)
 		cfg := Config{Cluster: in.cluster, ShutdownGrace: 100 * time.Millisecond, Logger: log, Clock: f.clock, Routes: f.routes, L7: f.l7}
 		cfg.Tunnel.MaxIncomingStreams = f.maxStreams
+		cfg.Sources, cfg.Authorization = f.sources[in.cluster], f.authorization[in.cluster]
 		gw, err := New(cfg, f.feed, certs.NewStaticSource(cert))
 		require.NoError(f.t, err)
 		ctx, cancel := context.WithCancel(context.Background())

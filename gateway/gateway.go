@@ -18,6 +18,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
+	"github.com/causeway-mesh/causeway/internal/lib/logbackoff"
 	"github.com/quic-go/quic-go"
 )
 
@@ -54,9 +55,10 @@ type Gateway struct {
 	l7In      *l7Server         // serves the L7 streams peers open
 	dialLogs  dialLogs          // rate limits logs of failed backend dials (dialerr.go)
 
-	sources   sourceLimiter // egress flows per client address (limits.go)
-	peerCaps  *peerCaps     // ingress connections, streams and header memory per peer cluster
-	limitLogs limitLogs     // rate limits logs of limit refusals
+	sources   sourceLimiter      // egress flows per client address (limits.go)
+	peerCaps  *peerCaps          // ingress connections, streams and header memory per peer cluster
+	limitLogs limitLogs          // rate limits logs of limit refusals
+	claimLogs logbackoff.Limiter // rate limits logs of refused source identities (authorize.go)
 
 	drainingMu sync.RWMutex // guards draining
 	draining   bool
@@ -190,6 +192,7 @@ func (g *Gateway) forgetStale(ctx context.Context) {
 		changed := g.src.Changed()
 		v := g.src.View()
 		g.metrics.streams.forget(v)
+		g.metrics.decisions.forget(v)
 		local := func(k catalog.ServiceKey) bool { _, ok := v.Export(k, g.cfg.Cluster); return ok }
 		g.endpoints.forget(local)
 		g.dialLogs.forget(local)

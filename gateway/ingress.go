@@ -10,6 +10,7 @@ import (
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
 	"github.com/causeway-mesh/causeway/certs"
+	"github.com/causeway-mesh/causeway/gateway/authz"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
 )
@@ -61,14 +62,14 @@ func (g *Gateway) handleIngress(ctx context.Context, stream *quic.Stream, peer s
 	v := g.src.View()
 	service = serviceLabel(v, catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()})
 	if h.GetAppProtocol() != "" {
-		x, ref := g.checkIngress(v, h, peerID)
+		x, _, ref := g.checkIngress(v, h, peerID)
 		if ref != nil {
 			result = resultRefused
 			g.log.Debug("L7 stream refused", "peer", peerID.String(), "service", service, "code", ref.code.String(), "err", ref.msg)
 			g.refuse(stream, ref, tunnel.CodeFlowReset)
 			return
 		}
-		result = g.handleIngressStream(stream, h, x)
+		result = g.handleIngressStream(stream, h, x, peerID)
 		fm.duration.Observe(time.Since(start).Seconds())
 		return
 	}
@@ -121,11 +122,14 @@ func (g *Gateway) refuse(stream *quic.Stream, r *refusal, code quic.StreamErrorC
 	stream.CancelRead(code)
 }
 
-// admitIngress checks a stream header (checkIngress) and dials a ready
-// local endpoint.
+// admitIngress checks a stream header (checkIngress), authorizes the flow
+// (authorizeFlow) and dials a ready local endpoint.
 func (g *Gateway) admitIngress(ctx context.Context, v *catalog.View, h *causewayv1.StreamHeader, peerID certs.ID) (*net.TCPConn, *refusal) {
-	x, ref := g.checkIngress(v, h, peerID)
+	x, p, ref := g.checkIngress(v, h, peerID)
 	if ref != nil {
+		return nil, ref
+	}
+	if ref := g.authorizeFlow(v, h, p); ref != nil {
 		return nil, ref
 	}
 	conn, err := g.dialLocal(ctx, x, h.GetPort())
@@ -141,23 +145,27 @@ func (g *Gateway) admitIngress(ctx context.Context, v *catalog.View, h *causeway
 
 // checkIngress checks a stream header against the peer identity, the
 // gateway's state and the catalog v, and returns this cluster's export of
-// the service.
-func (g *Gateway) checkIngress(v *catalog.View, h *causewayv1.StreamHeader, peerID certs.ID) (*causewayv1.ExportRecord, *refusal) {
+// the service and the source principal (checkClaim).
+func (g *Gateway) checkIngress(v *catalog.View, h *causewayv1.StreamHeader, peerID certs.ID) (*causewayv1.ExportRecord, authz.Principal, *refusal) {
 	src, ok := v.Cluster(h.GetSourceCluster())
 	if !ok || src.GetTrustDomain() != peerID.TrustDomain {
-		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_FORBIDDEN,
+		return nil, authz.Principal{}, &refusal{causewayv1.StreamCode_STREAM_CODE_FORBIDDEN,
 			"source cluster " + h.GetSourceCluster() + " does not match peer identity " + peerID.String()}
 	}
+	p, ref := g.checkClaim(v, h, peerID.TrustDomain)
+	if ref != nil {
+		return nil, p, ref
+	}
 	if g.isDraining() {
-		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_DRAINING, "gateway " + g.cfg.Cluster + " is draining"}
+		return nil, p, &refusal{causewayv1.StreamCode_STREAM_CODE_DRAINING, "gateway " + g.cfg.Cluster + " is draining"}
 	}
 	key := catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()}
 	x, ok := v.Export(key, g.cfg.Cluster)
 	if !ok {
 		if len(v.Exports(key)) == 0 {
-			return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_UNKNOWN_SERVICE, key.String() + " is not exported anywhere"}
+			return nil, p, &refusal{causewayv1.StreamCode_STREAM_CODE_UNKNOWN_SERVICE, key.String() + " is not exported anywhere"}
 		}
-		return nil, &refusal{causewayv1.StreamCode_STREAM_CODE_NOT_EXPORTED, key.String() + " is not exported by " + g.cfg.Cluster}
+		return nil, p, &refusal{causewayv1.StreamCode_STREAM_CODE_NOT_EXPORTED, key.String() + " is not exported by " + g.cfg.Cluster}
 	}
-	return x, nil
+	return x, p, nil
 }

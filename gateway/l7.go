@@ -171,6 +171,12 @@ func (g *Gateway) serveRequest(w http.ResponseWriter, r *http.Request, t egressT
 		return
 	}
 	sel.EditRequest(q.out.Header)
+	// Only this gateway says who the client is: not the client, not a
+	// route's header filter.
+	q.out.Header.Del(SourceIdentityHeader)
+	if id := g.requestIdentity(r.RemoteAddr); id != "" {
+		q.out.Header.Set(SourceIdentityHeader, id)
+	}
 	ctx, cancel := withTimeout(r.Context(), sel.Timeouts().Request)
 	defer cancel()
 	dest := egressTarget{key: catalog.ServiceKey{Namespace: sel.Target.Service.Namespace, Name: sel.Target.Service.Name},

@@ -51,6 +51,10 @@ func (g *Gateway) backendTransport(p string) http.RoundTripper {
 // localRoundTrip sends req to one of this cluster's backends of t.
 func (g *Gateway) localRoundTrip(ctx context.Context, t egressTarget, req *http.Request) (*http.Response, error) {
 	out := toBackend(ctx, req, t)
+	if _, ok := out.Header[SourceIdentityHeader]; ok { // for peers only: backends never see it
+		out.Header = out.Header.Clone()
+		out.Header.Del(SourceIdentityHeader)
+	}
 	load := g.l7LoadOf(g.cfg.Cluster)
 	load.active.Add(1)
 	resp, err := g.backendTransport(t.appProtocol).RoundTrip(out)

@@ -13,6 +13,7 @@ import (
 
 	causewayv1 "github.com/causeway-mesh/causeway/api/causeway/v1"
 	"github.com/causeway-mesh/causeway/catalog"
+	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
 	"github.com/quic-go/quic-go"
 )
@@ -108,7 +109,7 @@ func (g *Gateway) dialL7Stream(ctx context.Context, cluster, addr string) (net.C
 	if err != nil {
 		return nil, notSent(err)
 	}
-	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, "")
+	stream, err := g.openStreamOn(ctx, in.abandoned(conn), conn, cluster, t, flowSource{})
 	if err != nil {
 		if refusalCode(err) == causewayv1.StreamCode_STREAM_CODE_DRAINING {
 			in.markDraining(conn)
@@ -168,6 +169,11 @@ type l7Target struct {
 	key         catalog.ServiceKey
 	port        uint32
 	appProtocol string
+	// peerTD is the trust domain of the peer connection: the only one
+	// its requests may claim identities in.
+	peerTD string
+	// serviceLabel and peerLabel label the stream's decisions.
+	serviceLabel, peerLabel string
 }
 
 type l7TargetKey struct{}
@@ -208,7 +214,7 @@ type targetConn struct {
 // handleIngressStream serves a stream that carries an HTTP connection: it
 // admits it as a flow is admitted, answers OK and hands it to the L7
 // server; it returns when the stream is closed.
-func (g *Gateway) handleIngressStream(stream *quic.Stream, h *causewayv1.StreamHeader, x *causewayv1.ExportRecord) string {
+func (g *Gateway) handleIngressStream(stream *quic.Stream, h *causewayv1.StreamHeader, x *causewayv1.ExportRecord, peerID certs.ID) string {
 	_ = stream.SetWriteDeadline(time.Now().Add(g.cfg.HeaderTimeout))
 	if err := tunnel.WriteFrame(stream, &causewayv1.StreamResponse{Code: causewayv1.StreamCode_STREAM_CODE_OK}); err != nil {
 		stream.CancelRead(tunnel.CodeProtocolError)
@@ -217,7 +223,9 @@ func (g *Gateway) handleIngressStream(stream *quic.Stream, h *causewayv1.StreamH
 	}
 	_ = stream.SetWriteDeadline(time.Time{})
 	key := catalog.ServiceKey{Namespace: h.GetNamespace(), Name: h.GetService()}
-	t := l7Target{key: key, port: h.GetPort(), appProtocol: exportedProtocol(x, h.GetPort(), h.GetAppProtocol())}
+	v := g.src.View()
+	t := l7Target{key: key, port: h.GetPort(), appProtocol: exportedProtocol(x, h.GetPort(), h.GetAppProtocol()),
+		peerTD: peerID.TrustDomain, serviceLabel: serviceLabel(v, key), peerLabel: peerLabel(v, h.GetSourceCluster())}
 	closed := make(chan struct{})
 	var remote net.Addr = &net.TCPAddr{}
 	if ap, err := netip.ParseAddrPort(h.GetSourceAddress()); err == nil {
@@ -247,6 +255,12 @@ func (g *Gateway) serveIngressRequest(w http.ResponseWriter, r *http.Request) {
 	t, ok := r.Context().Value(l7TargetKey{}).(l7Target)
 	if !ok {
 		http.Error(w, "not an L7 stream", http.StatusInternalServerError)
+		return
+	}
+	// The path policies see is the path the backend gets: normalized here,
+	// whatever the peer did.
+	normalizePath(r.URL)
+	if !g.authorizeRequest(w, r, t) {
 		return
 	}
 	out := outgoingRequest(r)

@@ -36,6 +36,9 @@ type metrics struct {
 	// (dialerr.go); the detail is logged here, never sent to a peer.
 	dialErrors *prometheus.CounterVec
 
+	// decisions counts ingress authorization outcomes (authorize.go).
+	decisions *decisionCounter
+
 	egress, ingress flowMetrics // the direction series, looked up once
 
 	l7 l7Metrics // requests of L7 ports
@@ -104,12 +107,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.dialErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 		Name: "backend_dial_errors_total", Help: "Failed dials of local backend endpoints, by reason: refused, timeout, unreachable, other. Peers get only the code DIAL_FAILED; the detail is logged."},
 		[]string{"reason"})
+	m.decisions = &decisionCounter{vec: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "authz_decisions_total", Help: "Ingress authorization outcomes of flows and L7 requests by service (namespace/name, \"other\" outside the catalog), " +
+			"source cluster and result: allowed, denied (by policy or default), rate_limited, bad_identity (a source identity the peer may not claim)."},
+		[]string{"service", "source_cluster", "result"})}
 	m.handshakes.WithLabelValues("server", "rejected")
 	m.egress, m.ingress = m.flowMetrics("egress"), m.flowMetrics("ingress")
 	m.l7 = newL7Metrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.ejections, m.ejected, m.replaced, m.listeners, m.listenErrors, m.limitRefusals, m.dialErrors)
-		reg.MustRegister(m.streams.vec, m.active, m.bytes, m.handshakes, m.retries, m.duration)
+		reg.MustRegister(m.streams.vec, m.decisions.vec, m.active, m.bytes, m.handshakes, m.retries, m.duration)
 	}
 	return m
 }
@@ -236,4 +243,46 @@ func (c *rttCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) forgetPeerCluster(cluster string) {
 	m.ejections.DeleteLabelValues(cluster)
 	m.ejected.DeleteLabelValues(cluster)
+}
+
+// decisionCounter is causeway_gateway_authz_decisions_total; like
+// streamCounter it remembers its series (one map lookup per decision) and
+// forgets those of services and clusters that left the catalog.
+type decisionCounter struct {
+	vec *prometheus.CounterVec
+
+	mu     sync.Mutex // guards series
+	series map[decisionSeries]prometheus.Counter
+}
+
+// decisionSeries is the label values of one authz_decisions_total series.
+type decisionSeries struct{ service, source, result string }
+
+// inc counts one decision. service and source must come from serviceLabel
+// and peerLabel (or be labelOther).
+func (d *decisionCounter) inc(service, source, result string) {
+	k := decisionSeries{service, source, result}
+	d.mu.Lock()
+	c, ok := d.series[k]
+	if !ok {
+		if d.series == nil {
+			d.series = map[decisionSeries]prometheus.Counter{}
+		}
+		c = d.vec.WithLabelValues(service, source, result)
+		d.series[k] = c
+	}
+	d.mu.Unlock()
+	c.Inc()
+}
+
+// forget deletes the series of services and source clusters that left v.
+func (d *decisionCounter) forget(v *catalog.View) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := range d.series {
+		if !keepService(v, k.service) || !keepPeer(v, k.source) {
+			d.vec.DeleteLabelValues(k.service, k.source, k.result)
+			delete(d.series, k)
+		}
+	}
 }

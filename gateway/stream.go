@@ -18,7 +18,7 @@ import (
 // connection without stream credit fails at once (errStreamCredit). ctx or abandon ending (the gateway stops, the instance
 // went silent or left the catalog) cuts the attempt short. Any error means
 // no byte of the client reached a backend; a non-OK response is a *refusal.
-func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cluster string, t egressTarget, source string) (*quic.Stream, error) {
+func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cluster string, t egressTarget, src flowSource) (*quic.Stream, error) {
 	deadline := time.Now().Add(g.cfg.HeaderTimeout)
 	stream, err := g.openStream(ctx, abandon, conn)
 	if err != nil {
@@ -51,7 +51,8 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 		Port:           t.port,
 		Protocol:       causewayv1.Protocol_PROTOCOL_TCP,
 		SourceCluster:  g.cfg.Cluster,
-		SourceAddress:  source,
+		SourceAddress:  src.addr,
+		SourceIdentity: src.identity,
 		DeadlineUnixMs: deadline.UnixMilli(),
 		AppProtocol:    t.appProtocol,
 	}
@@ -88,6 +89,12 @@ func (g *Gateway) openStreamOn(ctx, abandon context.Context, conn *quic.Conn, cl
 	}
 	_ = stream.SetDeadline(time.Time{})
 	return stream, nil
+}
+
+// flowSource is the client of a flow as the stream header names it.
+type flowSource struct {
+	addr     string // ip:port, for logs; empty on L7 streams
+	identity string // the client's SPIFFE ID (sourceIdentity); empty: anonymous
 }
 
 // errStreamCredit says the peer connection's stream credit is used up:

@@ -38,7 +38,7 @@ func TestEgressResponseDeadline(t *testing.T) {
 	east := f.clusters["east"].gw
 	target := egressTarget{key: catalog.ServiceKey{Namespace: "demo", Name: "echo"}, port: 8080}
 	start := time.Now()
-	s, err := east.openStreamOn(ctx, context.Background(), conn, "west", target, "127.0.0.1:1")
+	s, err := east.openStreamOn(ctx, context.Background(), conn, "west", target, flowSource{addr: "127.0.0.1:1"})
 	took := time.Since(start)
 	require.Nil(t, s)
 	require.Error(t, err)

@@ -103,6 +103,9 @@ func (r *StaticResolver) Resolve(addr netip.Addr) Principal {
 	return r.anonymous
 }
 
+// Len is the number of address ranges r maps.
+func (r *StaticResolver) Len() int { return len(r.byRange) }
+
 // Anonymous returns the identity of addresses in no range.
 func (r *StaticResolver) Anonymous() Principal { return r.anonymous }
 

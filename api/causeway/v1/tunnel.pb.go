@@ -36,21 +36,24 @@ const (
 	StreamCode_STREAM_CODE_DRAINING        StreamCode = 7
 	StreamCode_STREAM_CODE_BAD_HEADER      StreamCode = 8
 	StreamCode_STREAM_CODE_DIAL_FAILED     StreamCode = 9
+	// The source principal is over a RateLimitPolicy of the service.
+	StreamCode_STREAM_CODE_RATE_LIMITED StreamCode = 10
 )
 
 // Enum value maps for StreamCode.
 var (
 	StreamCode_name = map[int32]string{
-		0: "STREAM_CODE_UNSPECIFIED",
-		1: "STREAM_CODE_OK",
-		2: "STREAM_CODE_UNKNOWN_SERVICE",
-		3: "STREAM_CODE_NOT_EXPORTED",
-		4: "STREAM_CODE_NO_ENDPOINTS",
-		5: "STREAM_CODE_FORBIDDEN",
-		6: "STREAM_CODE_OVERLOADED",
-		7: "STREAM_CODE_DRAINING",
-		8: "STREAM_CODE_BAD_HEADER",
-		9: "STREAM_CODE_DIAL_FAILED",
+		0:  "STREAM_CODE_UNSPECIFIED",
+		1:  "STREAM_CODE_OK",
+		2:  "STREAM_CODE_UNKNOWN_SERVICE",
+		3:  "STREAM_CODE_NOT_EXPORTED",
+		4:  "STREAM_CODE_NO_ENDPOINTS",
+		5:  "STREAM_CODE_FORBIDDEN",
+		6:  "STREAM_CODE_OVERLOADED",
+		7:  "STREAM_CODE_DRAINING",
+		8:  "STREAM_CODE_BAD_HEADER",
+		9:  "STREAM_CODE_DIAL_FAILED",
+		10: "STREAM_CODE_RATE_LIMITED",
 	}
 	StreamCode_value = map[string]int32{
 		"STREAM_CODE_UNSPECIFIED":     0,
@@ -63,6 +66,7 @@ var (
 		"STREAM_CODE_DRAINING":        7,
 		"STREAM_CODE_BAD_HEADER":      8,
 		"STREAM_CODE_DIAL_FAILED":     9,
+		"STREAM_CODE_RATE_LIMITED":    10,
 	}
 )
 
@@ -116,9 +120,17 @@ type StreamHeader struct {
 	// framing with a chunked body when its length is unknown (so trailers
 	// cross too); the ingress side speaks HTTP/1.1 or h2c to the backend as
 	// app_protocol says (docs/protocol.md).
-	AppProtocol   string `protobuf:"bytes,10,opt,name=app_protocol,json=appProtocol,proto3" json:"app_protocol,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AppProtocol string `protobuf:"bytes,10,opt,name=app_protocol,json=appProtocol,proto3" json:"app_protocol,omitempty"`
+	// source_identity is the SPIFFE ID of the client workload,
+	// "spiffe://<cluster>.<domain>/ns/<namespace>/sa/<serviceAccount>" or
+	// "spiffe://<cluster>.<domain>/anonymous"; empty means the source
+	// cluster's anonymous identity. The ingress gateway accepts it only in
+	// the trust domain of the peer connection (FORBIDDEN otherwise). On an
+	// L7 stream it is empty: the identity travels per request in the
+	// Causeway-Source-Identity header (docs/protocol.md).
+	SourceIdentity string `protobuf:"bytes,11,opt,name=source_identity,json=sourceIdentity,proto3" json:"source_identity,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StreamHeader) Reset() {
@@ -221,6 +233,13 @@ func (x *StreamHeader) GetAppProtocol() string {
 	return ""
 }
 
+func (x *StreamHeader) GetSourceIdentity() string {
+	if x != nil {
+		return x.SourceIdentity
+	}
+	return ""
+}
+
 // StreamResponse is the ingress gateway's answer, written length-prefixed
 // before any payload byte.
 type StreamResponse struct {
@@ -279,7 +298,7 @@ var File_api_causeway_v1_tunnel_proto protoreflect.FileDescriptor
 
 const file_api_causeway_v1_tunnel_proto_rawDesc = "" +
 	"\n" +
-	"\x1capi/causeway/v1/tunnel.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"\xe4\x02\n" +
+	"\x1capi/causeway/v1/tunnel.proto\x12\vcauseway.v1\x1a\x1dapi/causeway/v1/records.proto\"\x8d\x03\n" +
 	"\fStreamHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x18\n" +
@@ -291,10 +310,11 @@ const file_api_causeway_v1_tunnel_proto_rawDesc = "" +
 	"\vtraceparent\x18\b \x01(\tR\vtraceparent\x12(\n" +
 	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMs\x12!\n" +
 	"\fapp_protocol\x18\n" +
-	" \x01(\tR\vappProtocol\"W\n" +
+	" \x01(\tR\vappProtocol\x12'\n" +
+	"\x0fsource_identity\x18\v \x01(\tR\x0esourceIdentity\"W\n" +
 	"\x0eStreamResponse\x12+\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x17.causeway.v1.StreamCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*\xa4\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*\xc2\x02\n" +
 	"\n" +
 	"StreamCode\x12\x1b\n" +
 	"\x17STREAM_CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
@@ -306,7 +326,9 @@ const file_api_causeway_v1_tunnel_proto_rawDesc = "" +
 	"\x16STREAM_CODE_OVERLOADED\x10\x06\x12\x18\n" +
 	"\x14STREAM_CODE_DRAINING\x10\a\x12\x1a\n" +
 	"\x16STREAM_CODE_BAD_HEADER\x10\b\x12\x1b\n" +
-	"\x17STREAM_CODE_DIAL_FAILED\x10\tB>Z<github.com/causeway-mesh/causeway/api/causeway/v1;causewayv1b\x06proto3"
+	"\x17STREAM_CODE_DIAL_FAILED\x10\t\x12\x1c\n" +
+	"\x18STREAM_CODE_RATE_LIMITED\x10\n" +
+	"B>Z<github.com/causeway-mesh/causeway/api/causeway/v1;causewayv1b\x06proto3"
 
 var (
 	file_api_causeway_v1_tunnel_proto_rawDescOnce sync.Once

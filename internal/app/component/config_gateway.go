@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway/tunnel"
+	"github.com/causeway-mesh/causeway/internal/app/authzfile"
 	"github.com/causeway-mesh/causeway/internal/app/routefile"
 	"github.com/causeway-mesh/causeway/internal/lib/names"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,6 +48,14 @@ type GatewayConfig struct {
 	// GRPCRoute objects (Gateway API CRDs installed) and writes each
 	// route's status; exclusive with Routes.
 	KubernetesRoutes *KubernetesRoutesConfig `json:"kubernetesRoutes,omitempty"`
+	// Authorization is a static authorization file (identities of local
+	// client address ranges, AuthorizationPolicies, RateLimitPolicies,
+	// default action; docs/authorization.md), re-read when it changes. It
+	// must load at start. Its identities name this cluster's egress
+	// clients; its policies are enforced by this gateway's ingress. Empty:
+	// every client is the cluster's anonymous identity and every flow is
+	// allowed.
+	Authorization string `json:"authorization,omitempty"`
 }
 
 // KubernetesRoutesConfig says where a gateway reads its routes from in
@@ -192,6 +201,11 @@ func (c *GatewayConfig) validate() error {
 	if c.Routes != "" {
 		if _, err := routefile.Load(c.Routes); err != nil {
 			return fmt.Errorf("routes: %w", err)
+		}
+	}
+	if c.Authorization != "" {
+		if _, err := authzfile.Load(c.Authorization, c.Cluster, c.Domain); err != nil {
+			return fmt.Errorf("authorization: %w", err)
 		}
 	}
 	if err := c.gatewayConfig().Validate(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/causeway-mesh/causeway/certs"
 	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/gateway/kuberoutes"
+	"github.com/causeway-mesh/causeway/internal/app/authzfile"
 	"github.com/causeway-mesh/causeway/internal/app/routefile"
 	"github.com/causeway-mesh/causeway/internal/lib/admin"
 	"github.com/causeway-mesh/causeway/internal/lib/retry"
@@ -102,6 +103,10 @@ func RunGatewayOn(ctx context.Context, c *GatewayConfig, log *slog.Logger, ls Ga
 		_ = g.Stop()
 		return err
 	}
+	if err := c.authorization(g, &gcfg, log, reg); err != nil {
+		_ = g.Stop()
+		return err
+	}
 	gw, err := gateway.New(gcfg, cat, ident.cert)
 	if err != nil {
 		_ = g.Stop()
@@ -180,6 +185,22 @@ func (c *GatewayConfig) gatewayConfig() gateway.Config {
 	gcfg.Tunnel.KeepAlivePeriod = l.KeepAlivePeriod.Duration
 	gcfg.Tunnel.IdleTimeout = l.IdleTimeout.Duration
 	return gcfg
+}
+
+// authorization sets gcfg's source identities and policies from the
+// static authorization file, if any, and follows its changes in g.
+func (c *GatewayConfig) authorization(g *rungroup.Group, gcfg *gateway.Config, log *slog.Logger, reg prometheus.Registerer) error {
+	if c.Authorization == "" {
+		return nil
+	}
+	src, err := authzfile.New(authzfile.Config{Path: c.Authorization, Cluster: c.Cluster, Domain: c.Domain,
+		Logger: log, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("authorization: %w", err)
+	}
+	gcfg.Sources, gcfg.Authorization = src, src
+	g.Go("authorization file", src.Run)
+	return nil
 }
 
 // routeSource sets gcfg's routes from the configured source (a static
