@@ -2,19 +2,17 @@ package authzfile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/gateway/authz"
+	"github.com/causeway-mesh/causeway/internal/lib/filewatch"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -44,16 +42,11 @@ type Config struct {
 // follows its changes (Run). Its methods are safe for concurrent use.
 type Source struct {
 	path, cluster, domain string
-	interval              time.Duration
 	log                   *slog.Logger
 	metrics               *metrics
 	table                 *authz.Table
 	resolver              atomic.Pointer[authz.StaticResolver]
-
-	afterCheck func() // test hook: called after every periodic check
-
-	mu  sync.Mutex        // guards sum and the order of updates
-	sum [sha256.Size]byte // content hash of the version enforced
+	watch                 filewatch.Watcher // owned by New, then by Run
 }
 
 var (
@@ -64,19 +57,11 @@ var (
 // Load reads and validates the authorization file at path once for cluster
 // in domain. Errors name the file.
 func Load(path, cluster, domain string) (*authz.Static, error) {
-	st, _, err := load(path, cluster, domain)
-	return st, err
-}
-
-// load is Load that also returns the content hash.
-func load(path, cluster, domain string) (*authz.Static, [sha256.Size]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, [sha256.Size]byte{}, fmt.Errorf("read authorization file: %w", err)
+		return nil, fmt.Errorf("read authorization file: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	st, err := parse(path, data, cluster, domain)
-	return st, sum, err
+	return parse(path, data, cluster, domain)
 }
 
 func parse(path string, data []byte, cluster, domain string) (*authz.Static, error) {
@@ -93,11 +78,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("authorization file: path required")
 	}
-	s := &Source{path: cfg.Path, cluster: cfg.Cluster, domain: cfg.Domain, interval: cfg.Interval,
-		log: cfg.Logger, table: authz.NewTable(cfg.Limiter)}
-	if s.interval <= 0 {
-		s.interval = DefaultInterval
-	}
+	s := &Source{path: cfg.Path, cluster: cfg.Cluster, domain: cfg.Domain, log: cfg.Logger, table: authz.NewTable(cfg.Limiter)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -105,21 +86,24 @@ func New(cfg Config) (*Source, error) {
 	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	st, sum, err := load(s.path, s.cluster, s.domain)
-	if err != nil {
-		return nil, err
+	s.watch = filewatch.Watcher{Path: cfg.Path, What: "authorization file", Interval: cfg.Interval, Apply: s.apply,
+		Rejected: s.rejected, Recovered: s.recovered}
+	if s.watch.Interval <= 0 {
+		s.watch.Interval = DefaultInterval
 	}
-	if err := s.apply(st, sum); err != nil {
+	if err := s.watch.Load(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// apply enforces a parsed version. ParseStatic validated every entry, so
-// the table takes all of them.
-func (s *Source) apply(st *authz.Static, sum [sha256.Size]byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// apply enforces a changed content of the file, if it validates.
+// ParseStatic validated every entry, so the table takes all of them.
+func (s *Source) apply(data []byte) error {
+	st, err := parse(s.path, data, s.cluster, s.domain)
+	if err != nil {
+		return err
+	}
 	statuses, err := s.table.Update(st.Set, nil)
 	if err == nil {
 		err = authz.Errors(statuses)
@@ -128,7 +112,6 @@ func (s *Source) apply(st *authz.Static, sum [sha256.Size]byte) error {
 		return fmt.Errorf("authorization file %s: %w", s.path, err)
 	}
 	s.resolver.Store(st.Resolver)
-	s.sum = sum
 	s.metrics.loaded(st)
 	s.log.Info("authorization file loaded", "path", s.path, "default_action", string(s.table.Snapshot().DefaultAction()),
 		"identities", st.Resolver.Len(), "policies", len(st.Set.Policies), "rate_limits", len(st.Set.RateLimits))
@@ -147,58 +130,15 @@ func (s *Source) Resolve(addr netip.Addr) authz.Principal { return s.resolver.Lo
 // logged and counted once (again only when the content, or the read
 // error, changes), and the last good version stays enforced. It returns
 // nil when ctx ends.
-func (s *Source) Run(ctx context.Context) error {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	lastBad := "" // the rejected version last reported: content hash or read error
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		key, err := s.check()
-		if s.afterCheck != nil {
-			s.afterCheck()
-		}
-		switch {
-		case err == nil:
-			if lastBad != "" {
-				s.metrics.rejected.Set(0)
-				s.log.Info("authorization file valid again", "path", s.path)
-			}
-			lastBad = ""
-			continue
-		case key == lastBad:
-			continue // reported already
-		}
-		lastBad = key
-		s.metrics.rejected.Set(1)
-		s.metrics.reloads.WithLabelValues(resultRejected).Inc()
-		s.log.Error("authorization file not reloaded; the last good version stays enforced", "path", s.path, "err", err)
-	}
+func (s *Source) Run(ctx context.Context) error { return s.watch.Run(ctx) }
+
+func (s *Source) rejected(err error) {
+	s.metrics.rejected.Set(1)
+	s.metrics.reloads.WithLabelValues(resultRejected).Inc()
+	s.log.Error("authorization file not reloaded; the last good version stays enforced", "path", s.path, "err", err)
 }
 
-// check reads the file and enforces a new good version. For a bad version
-// it returns the error and a key that identifies the version.
-func (s *Source) check() (badKey string, err error) {
-	data, err := os.ReadFile(s.path)
-	if err != nil {
-		return "read:" + err.Error(), fmt.Errorf("read authorization file: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	s.mu.Lock()
-	same := sum == s.sum
-	s.mu.Unlock()
-	if same {
-		return "", nil
-	}
-	st, err := parse(s.path, data, s.cluster, s.domain)
-	if err == nil {
-		err = s.apply(st, sum)
-	}
-	if err != nil {
-		return "content:" + hex.EncodeToString(sum[:]), err
-	}
-	return "", nil
+func (s *Source) recovered() {
+	s.metrics.rejected.Set(0)
+	s.log.Info("authorization file valid again", "path", s.path)
 }

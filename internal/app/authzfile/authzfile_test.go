@@ -51,7 +51,7 @@ func principal(t testing.TB, cluster, sa string) authz.Principal {
 func runSource(t *testing.T, s *Source) (waitChecks func(n int64)) {
 	t.Helper()
 	var checks atomic.Int64
-	s.afterCheck = func() { checks.Add(1) }
+	s.watch.Checked = func() { checks.Add(1) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()

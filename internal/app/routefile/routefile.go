@@ -2,8 +2,6 @@ package routefile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/gateway"
 	"github.com/causeway-mesh/causeway/gateway/l7route"
+	"github.com/causeway-mesh/causeway/internal/lib/filewatch"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -35,20 +34,16 @@ type Config struct {
 // Source serves the routes of a static routes file and follows its
 // changes (Run). Its methods are safe for concurrent use.
 type Source struct {
-	path     string
-	interval time.Duration
-	log      *slog.Logger
-	metrics  *metrics
+	path    string
+	log     *slog.Logger
+	metrics *metrics
+	watch   filewatch.Watcher // owned by New, then by Run
 
-	afterCheck func() // test hook: called after every periodic check
-
-	mu sync.Mutex // guards routes, changed and sum
+	mu sync.Mutex // guards routes and changed
 	// routes are the last good version's; never replaced by a bad one.
 	routes []*l7route.Route
 	// changed is closed (and replaced) when routes change.
 	changed chan struct{}
-	// sum is the content hash of the version routes came from.
-	sum [sha256.Size]byte
 }
 
 var _ gateway.RouteSource = (*Source)(nil)
@@ -56,19 +51,11 @@ var _ gateway.RouteSource = (*Source)(nil)
 // Load reads and parses the routes file at path once (no reference
 // checks). Errors name the file.
 func Load(path string) ([]*l7route.Route, error) {
-	routes, _, err := load(path)
-	return routes, err
-}
-
-// load is Load that also returns the content hash.
-func load(path string) ([]*l7route.Route, [sha256.Size]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, [sha256.Size]byte{}, fmt.Errorf("read routes file: %w", err)
+		return nil, fmt.Errorf("read routes file: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	routes, err := parse(path, data)
-	return routes, sum, err
+	return parse(path, data)
 }
 
 func parse(path string, data []byte) ([]*l7route.Route, error) {
@@ -85,10 +72,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("routes file: path required")
 	}
-	s := &Source{path: cfg.Path, interval: cfg.Interval, log: cfg.Logger, changed: make(chan struct{})}
-	if s.interval <= 0 {
-		s.interval = DefaultInterval
-	}
+	s := &Source{path: cfg.Path, log: cfg.Logger, changed: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -96,12 +80,14 @@ func New(cfg Config) (*Source, error) {
 	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
-	if s.routes, s.sum, err = load(s.path); err != nil {
+	s.watch = filewatch.Watcher{Path: cfg.Path, What: "routes file", Interval: cfg.Interval, Apply: s.apply,
+		Rejected: s.rejected, Recovered: s.recovered}
+	if s.watch.Interval <= 0 {
+		s.watch.Interval = DefaultInterval
+	}
+	if err := s.watch.Load(); err != nil {
 		return nil, err
 	}
-	s.metrics.reloads.WithLabelValues(resultLoaded).Inc()
-	s.metrics.routes.Set(float64(len(s.routes)))
-	s.log.Info("routes file loaded", "path", s.path, "routes", len(s.routes))
 	return s, nil
 }
 
@@ -125,64 +111,33 @@ func (s *Source) Changed() <-chan struct{} {
 // logged and counted once (again only when the content, or the read
 // error, changes), and the last good routes keep serving. It returns nil
 // when ctx ends.
-func (s *Source) Run(ctx context.Context) error {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	lastBad := "" // the rejected version last reported: content hash or read error
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		key, err := s.check()
-		if s.afterCheck != nil {
-			s.afterCheck()
-		}
-		switch {
-		case err == nil:
-			if lastBad != "" {
-				s.metrics.rejected.Set(0)
-				s.log.Info("routes file valid again", "path", s.path, "routes", len(s.Routes()))
-			}
-			lastBad = ""
-			continue
-		case key == lastBad:
-			continue // reported already
-		}
-		lastBad = key
-		s.metrics.rejected.Set(1)
-		s.metrics.reloads.WithLabelValues(resultRejected).Inc()
-		s.log.Error("routes file not reloaded; the last good routes keep serving",
-			"path", s.path, "serving_routes", len(s.Routes()), "err", err)
-	}
-}
+func (s *Source) Run(ctx context.Context) error { return s.watch.Run(ctx) }
 
-// check reads the file and publishes a new good version. For a bad
-// version it returns the error and a key that identifies the version.
-func (s *Source) check() (badKey string, err error) {
-	data, err := os.ReadFile(s.path)
-	if err != nil {
-		return "read:" + err.Error(), fmt.Errorf("read routes file: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	s.mu.Lock()
-	same := sum == s.sum
-	s.mu.Unlock()
-	if same {
-		return "", nil
-	}
+// apply publishes a changed content of the file, if it parses.
+func (s *Source) apply(data []byte) error {
 	routes, err := parse(s.path, data)
 	if err != nil {
-		return "content:" + hex.EncodeToString(sum[:]), err
+		return err
 	}
 	s.mu.Lock()
-	s.routes, s.sum = routes, sum
+	s.routes = routes
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	s.metrics.reloads.WithLabelValues(resultLoaded).Inc()
 	s.metrics.routes.Set(float64(len(routes)))
 	s.log.Info("routes file loaded", "path", s.path, "routes", len(routes))
-	return "", nil
+	return nil
+}
+
+func (s *Source) rejected(err error) {
+	s.metrics.rejected.Set(1)
+	s.metrics.reloads.WithLabelValues(resultRejected).Inc()
+	s.log.Error("routes file not reloaded; the last good routes keep serving",
+		"path", s.path, "serving_routes", len(s.Routes()), "err", err)
+}
+
+func (s *Source) recovered() {
+	s.metrics.rejected.Set(0)
+	s.log.Info("routes file valid again", "path", s.path, "routes", len(s.Routes()))
 }

@@ -73,7 +73,7 @@ func writeFile(t testing.TB, path, body string) {
 func runSource(t *testing.T, s *Source) (waitChecks func(n int64)) {
 	t.Helper()
 	var checks atomic.Int64
-	s.afterCheck = func() { checks.Add(1) }
+	s.watch.Checked = func() { checks.Add(1) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
