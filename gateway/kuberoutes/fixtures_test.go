@@ -10,6 +10,7 @@ import (
 
 	"github.com/causeway-mesh/causeway/gateway/l7route"
 	"github.com/causeway-mesh/causeway/internal/testenv/kubetest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -215,20 +216,13 @@ func (e *env) waitAccepted(t *testing.T, name string, ref gatewayv1.ParentRefere
 	return hr
 }
 
-// waitFor polls cond until it returns nil, failing t after d.
+// waitFor polls cond until it returns nil, failing t after d with cond's
+// last error.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", d, what, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.NoError(c, cond())
+	}, d, 20*time.Millisecond, "waiting for %s", what)
 }
 
 // waitChanged fails t unless ch is closed within d.
