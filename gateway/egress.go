@@ -81,7 +81,6 @@ func (g *Gateway) runEgress(ctx context.Context, listen ListenFunc) error {
 		if !g.openWanted(ctx, ls, want, listen, now) {
 			return nil
 		}
-		g.setEgressAddrs(ls.open)
 		g.metrics.listeners.WithLabelValues("open").Set(float64(len(ls.open)))
 		g.metrics.listeners.WithLabelValues("failed").Set(float64(len(ls.failed)))
 		stopRetry()
@@ -459,21 +458,4 @@ func isClusterFailure(err error) bool {
 // selector orders candidates with this gateway's load and ejections.
 func (g *Gateway) selector() Selector {
 	return Selector{Load: g.openStreams, EjectedUntil: g.outliers.ejectedUntil}
-}
-
-func (g *Gateway) setEgressAddrs(ls map[string]*egressListener) {
-	addrs := make(map[string]bool, len(ls))
-	for a := range ls {
-		addrs[a] = true
-	}
-	g.egressMu.Lock()
-	g.egressAddrs = addrs
-	g.egressMu.Unlock()
-}
-
-// Serving reports whether an egress listener is open on addr (ip:port).
-func (g *Gateway) Serving(addr string) bool {
-	g.egressMu.Lock()
-	defer g.egressMu.Unlock()
-	return g.egressAddrs[addr]
 }

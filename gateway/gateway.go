@@ -64,9 +64,6 @@ type Gateway struct {
 	draining   bool
 
 	ready chan struct{} // closed after the first egress sync
-
-	egressMu    sync.Mutex // guards egressAddrs
-	egressAddrs map[string]bool
 }
 
 // New returns a gateway presenting cert (its SPIFFE gateway identity).
