@@ -118,13 +118,8 @@ func (g *Gateway) Explain(key catalog.ServiceKey, port uint32) (Explanation, err
 		t := v.StaleSince.UTC()
 		e.CatalogStaleSince = &t
 	}
-	if imp, ok := v.Import(g.cfg.Cluster, key); ok {
-		for _, p := range imp.GetPorts() {
-			if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
-				e.AppProtocol = p.GetAppProtocol()
-			}
-		}
-	}
+	imp, _ := v.Import(g.cfg.Cluster, key)
+	e.AppProtocol = portL7Protocol(imp.GetPorts(), port)
 	if e.AppProtocol != "" && g.routes != nil {
 		e.Routes = g.routes.Snapshot().Explain(l7route.ServiceKey{Namespace: key.Namespace, Name: key.Name}, int32(port))
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,14 +129,19 @@ func (g *Gateway) dialL7Stream(ctx context.Context, cluster, addr string) (net.C
 // l7Protocol is the appProtocol of port of key as cluster imports it
 // ("http" when the import is gone: the request still goes as HTTP/1.1).
 func l7Protocol(v *catalog.View, cluster string, key catalog.ServiceKey, port uint32) string {
-	if imp, ok := v.Import(cluster, key); ok {
-		for _, p := range imp.GetPorts() {
-			if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
-				return p.GetAppProtocol()
-			}
+	imp, _ := v.Import(cluster, key)
+	return cmp.Or(portL7Protocol(imp.GetPorts(), port), AppProtocolHTTP)
+}
+
+// portL7Protocol is the L7 appProtocol of port among ports, or "" when it
+// is served at L4 (or not there).
+func portL7Protocol(ports []*causewayv1.ServicePort, port uint32) string {
+	for _, p := range ports {
+		if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
+			return p.GetAppProtocol()
 		}
 	}
-	return AppProtocolHTTP
+	return ""
 }
 
 // streamConn is a QUIC stream as a net.Conn: an L7 stream seen by
@@ -239,12 +245,7 @@ func (g *Gateway) handleIngressStream(stream *quic.Stream, h *causewayv1.StreamH
 // exportedProtocol is the appProtocol this cluster exports port with (the
 // backend protocol is the exporter's to say), else the header's.
 func exportedProtocol(x *causewayv1.ExportRecord, port uint32, claimed string) string {
-	for _, p := range x.GetPorts() {
-		if p.GetPort() == port && IsL7(p.GetAppProtocol()) {
-			return p.GetAppProtocol()
-		}
-	}
-	return claimed
+	return cmp.Or(portL7Protocol(x.GetPorts(), port), claimed)
 }
 
 // serveIngressRequest sends one request of an L7 stream to a local
